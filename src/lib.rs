@@ -1,0 +1,30 @@
+//! tracecast: a single-threaded `mio` daemon that ingests trace events, stores them in an
+//! append-only log, and fans them out to many WebSocket subscribers.
+//!
+//! The crate is laid out by layer. Everything except [`server`] is a pure core: bytes or
+//! values in, bytes or decisions out, testable without a socket. [`server`] is the thin
+//! shell that owns the `mio::Poll`, the sockets and the clock, and calls into the cores.
+//!
+//! - [`http`], [`ws`]: the two wire codecs on the one port (request heads, frames).
+//! - [`protocol`]: client messages in, server messages out (JSON and binary).
+//! - [`ingest`]: validation and sequencing of published events.
+//! - [`hub`]: subscriptions, agent filters, per-turn batching, encode-once fan-out.
+//! - [`store`]: where accepted events live (memory ring, durable log) and the reads on them.
+//! - [`auth`], [`limits`]: credentials, scopes and rate limits.
+//! - [`config`], [`metrics`], [`cli`]: operating the daemon.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod event;
+pub mod http;
+pub mod hub;
+pub mod ingest;
+pub mod limits;
+pub mod metrics;
+pub mod protocol;
+pub mod server;
+pub mod store;
+pub mod timetravel;
+pub mod ws;

@@ -1,0 +1,1 @@
+//! A bounded in-memory ring per session behind [`super::Store`]. (in progress)

@@ -1,0 +1,125 @@
+//! Where accepted events live, and the reads the protocol makes on them.
+//!
+//! [`Store`] is the one interface the server talks to. Two implementations sit behind it:
+//! [`memory::MemoryStore`], a bounded ring per session (tests, `--ephemeral`), and the
+//! durable segmented log in [`log`]. The server assigns nothing itself: `append` hands out
+//! `seq`s, so the counter lives with the data that must survive a restart.
+
+pub mod memory;
+
+use crate::event::EventRef;
+use std::sync::Arc;
+
+/// What `session_info` reports about a session.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SessionSummary {
+    pub id: Arc<str>,
+    pub event_count: u64,
+    pub agent_count: u64,
+    pub first_timestamp: Option<i64>,
+    pub last_timestamp: Option<i64>,
+    pub last_seq: Option<u64>,
+}
+
+/// An event validated at ingest but not yet sequenced: everything except `seq`.
+///
+/// `json_tail` is the producer's object serialized *without* its opening brace and
+/// without `seq` (e.g. `"type":"X","sessionId":"s",…}`), so `append` can write
+/// `{"seq":N,` in front of it and obtain the delivered bytes in a single copy.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub timestamp: i64,
+    pub session: Arc<str>,
+    pub agent: Option<Arc<str>>,
+    pub kind: Arc<str>,
+    pub json_tail: Vec<u8>,
+}
+
+/// The result of a successful append: the seq range given to the batch, in order.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub events: Vec<EventRef>,
+}
+
+impl Appended {
+    pub fn first_seq(&self) -> Option<u64> {
+        self.events.first().map(|e| e.seq)
+    }
+    pub fn last_seq(&self) -> Option<u64> {
+        self.events.last().map(|e| e.seq)
+    }
+}
+
+/// Errors of the storage layer.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The disk said no (write, fsync, read).
+    Io(std::io::Error),
+    /// A record failed its checksum or framing where it must not.
+    Corrupt { file: String, offset: u64, reason: String },
+    /// The read asked for something the store cannot answer (unknown session, …).
+    NotFound(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Io(e) => write!(f, "storage I/O error: {e}"),
+            StoreError::Corrupt { file, offset, reason } => {
+                write!(f, "corrupt record in {file} at offset {offset}: {reason}")
+            }
+            StoreError::NotFound(what) => write!(f, "not found: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Io(e)
+    }
+}
+
+/// The storage interface the loop uses. All calls are made from the loop thread and must
+/// not block for long: appends buffer, reads cost what they return.
+pub trait Store {
+    /// Sequences and stores a whole batch, or nothing. Seqs are contiguous within a batch.
+    fn append(&mut self, batch: Vec<Pending>) -> Result<Appended, StoreError>;
+    /// The next seq `append` will hand out.
+    fn next_seq(&self) -> u64;
+    /// Summary of one session, `None` when the store has never seen it.
+    fn session(&self, id: &str) -> Option<SessionSummary>;
+    /// Every known session.
+    fn sessions(&self) -> Vec<SessionSummary>;
+    /// The last `n` events of a session, oldest first.
+    fn recent(&self, session: &str, n: usize) -> Vec<EventRef>;
+    /// Events of a session with `seq > after`, oldest first, at most `limit`.
+    /// Gaps left by retention are found by comparing with [`Store::first_seq`].
+    fn after_seq(&self, session: &str, after: u64, limit: usize) -> Result<Vec<EventRef>, StoreError>;
+    /// Events of a session with `start <= timestamp <= end`, ordered by seq, skipping
+    /// the first `offset` matches, at most `limit`.
+    fn time_range(
+        &self,
+        session: &str,
+        start: i64,
+        end: i64,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<EventRef>, StoreError>;
+    /// How many events of a session have `start <= timestamp <= end`.
+    fn count_time_range(&self, session: &str, start: i64, end: i64) -> u64;
+    /// The oldest seq still held for a session (after retention), if any.
+    fn first_seq(&self, session: &str) -> Option<u64>;
+    /// The session's state as of `at` (epoch ms) and its last ≤`traces` events at or
+    /// before that instant (SPEC §6). See [`crate::timetravel`].
+    fn state_at(
+        &self,
+        session: &str,
+        at: i64,
+        traces: usize,
+    ) -> Result<(crate::timetravel::SessionState, Vec<EventRef>), StoreError>;
+    /// Makes appended data durable (for `fsync = always` before acks, and at shutdown).
+    fn sync(&mut self) -> Result<(), StoreError>;
+}
