@@ -1,0 +1,4 @@
+//! Fuzz body for the http_head parser. (in progress)
+
+/// Feeds arbitrary bytes to the parser; must never panic.
+pub fn run(_data: &[u8]) {}
