@@ -1462,9 +1462,11 @@ mod tests {
 
     #[test]
     fn schema_matches_the_struct() {
-        let mut c = Config::default();
-        c.stale_timeout_ms = Some(1);
-        c.pin_core = Some(1);
+        let c = Config {
+            stale_timeout_ms: Some(1),
+            pin_core: Some(1),
+            ..Config::default()
+        };
         let table = toml::Table::try_from(&c).expect("serializes");
         let mut paths = Vec::new();
         for (k, v) in &table {
@@ -1564,7 +1566,8 @@ mod tests {
 
     #[test]
     fn messages_name_key_value_and_expectation() {
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
             ("[rate_limit]\nwindow_ms = 1\n\nmax_msgs = 3\n", &[], "config: unknown key \"rate_limit.max_msgs\" (line 4)"),
             ("nope = 1\n", &[], "config: unknown key \"nope\" (line 1)"),
             ("[[auth.api_keys]]\nkey = \"k\"\nperms = []\n", &[], "config: unknown key \"auth.api_keys[0].perms\" (line 3)"),
