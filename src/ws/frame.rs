@@ -442,3 +442,204 @@ fn control(opcode: OpCode, payload: &[u8]) -> Bytes {
     let end = payload.len().min(MAX_CONTROL_PAYLOAD);
     encode_frame(opcode, false, payload.get(..end).unwrap_or_default())
 }
+
+/// Builds client (masked) frames for tests, with a chosen length encoding.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::apply_mask;
+
+    /// Length forms a client may pick (non-minimal ones are protocol errors).
+    #[derive(Clone, Copy)]
+    pub enum Len {
+        Minimal,
+        Force16,
+        Force64,
+    }
+
+    pub const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+    /// A masked frame: `b0` is FIN/RSV/opcode as on the wire.
+    pub fn client_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
+        client_frame_len(b0, payload, Len::Minimal)
+    }
+
+    pub fn client_frame_len(b0: u8, payload: &[u8], len: Len) -> Vec<u8> {
+        let n = payload.len();
+        let mut out = vec![b0];
+        match len {
+            Len::Minimal if n < 126 => out.push(0x80 | n as u8),
+            Len::Minimal if n <= 0xFFFF => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            Len::Force16 => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            _ => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&MASK);
+        let mut p = payload.to_vec();
+        apply_mask(&mut p, MASK);
+        out.extend_from_slice(&p);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{client_frame, client_frame_len, Len};
+    use super::*;
+
+    const MAX: usize = 1 << 20;
+
+    fn parse(buf: &[u8], deflate: bool) -> Result<Status<FrameHeader>, u16> {
+        parse_header(buf, &FrameRules::server(deflate, MAX)).map_err(|e| e.close_code)
+    }
+
+    fn code(buf: &[u8], deflate: bool) -> Option<u16> {
+        parse(buf, deflate).err()
+    }
+
+    #[test]
+    fn header_rules_table() {
+        let long = vec![b'x'; 200];
+        let cases: &[(&str, Vec<u8>, bool, Option<u16>)] = &[
+            ("masked text", client_frame(0x81, b"hi"), false, None),
+            ("unmasked text", vec![0x81, 0x02, b'h', b'i'], false, Some(1002)),
+            ("rsv1 without deflate", client_frame(0xC1, b"x"), false, Some(1002)),
+            ("rsv1 text with deflate", client_frame(0xC1, b"x"), true, None),
+            ("rsv1 binary with deflate", client_frame(0xC2, b"x"), true, None),
+            ("rsv1 continuation", client_frame(0xC0, b"x"), true, Some(1002)),
+            ("rsv1 ping", client_frame(0xC9, b"x"), true, Some(1002)),
+            ("rsv2", client_frame(0xA1, b"x"), true, Some(1002)),
+            ("rsv3", client_frame(0x91, b"x"), true, Some(1002)),
+            ("control 125", client_frame(0x89, &long[..125]), false, None),
+            ("control 126", client_frame(0x89, &long[..126]), false, Some(1002)),
+            ("close 126", client_frame(0x88, &long[..126]), false, Some(1002)),
+            ("fragmented ping", client_frame(0x09, b""), false, Some(1002)),
+            ("fragmented close", client_frame(0x08, b""), false, Some(1002)),
+            ("unfinished text ok", client_frame(0x01, b"a"), false, None),
+            ("16-bit for 125", client_frame_len(0x82, &long[..125], Len::Force16), false, Some(1002)),
+            ("16-bit for 126", client_frame_len(0x82, &long[..126], Len::Force16), false, None),
+            ("64-bit for 200", client_frame_len(0x82, &long, Len::Force64), false, Some(1002)),
+        ];
+        for (name, frame, deflate, want) in cases {
+            assert_eq!(code(frame, *deflate), *want, "{name}");
+        }
+        for op in [3u8, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF] {
+            assert_eq!(code(&client_frame(0x80 | op, b""), false), Some(1002), "opcode {op:#x}");
+        }
+        for op in [0u8, 1, 2, 8, 9, 0xA] {
+            let b0 = if op == 0 { 0x80 } else { 0x80 | op };
+            assert_eq!(code(&client_frame(b0, b""), false), None, "opcode {op:#x}");
+        }
+    }
+
+    #[test]
+    fn sixty_four_bit_lengths() {
+        let mut f = vec![0x82, 0x80 | 127];
+        f.extend_from_slice(&(1u64 << 63).to_be_bytes());
+        assert_eq!(code(&f, false), Some(1002));
+        let mut f = vec![0x82, 0x80 | 127];
+        f.extend_from_slice(&0x1_0000u64.to_be_bytes());
+        f.extend_from_slice(&[0; 4]);
+        match parse(&f, false) {
+            Ok(Status::Complete(h)) => {
+                assert_eq!((h.payload_len, h.header_len), (0x1_0000, 14));
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut f = vec![0x82, 0x80 | 127];
+        f.extend_from_slice(&((MAX as u64) + 1).to_be_bytes());
+        assert_eq!(code(&f, false), Some(1009));
+    }
+
+    #[test]
+    fn too_big_is_1009_before_the_payload() {
+        let rules = FrameRules::server(false, 100);
+        let f = client_frame(0x82, &[0; 101]);
+        assert_eq!(parse_header(&f[..8], &rules).unwrap_err().close_code, 1009);
+        assert!(parse_header(&client_frame(0x82, &[0; 100]), &rules).is_ok());
+    }
+
+    #[test]
+    fn partial_at_every_prefix() {
+        let f = client_frame_len(0x82, &[7; 300], Len::Minimal);
+        for cut in 0..8 {
+            assert_eq!(parse(&f[..cut], false), Ok(Status::Partial), "cut {cut}");
+        }
+        match parse(&f[..8], false) {
+            Ok(Status::Complete(h)) => {
+                assert!(h.fin && h.masked && !h.rsv1);
+                assert_eq!(h.opcode, OpCode::Binary);
+                assert_eq!((h.payload_len, h.header_len, h.frame_len()), (300, 8, 308));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A bad first byte is refused before the rest arrives.
+        assert_eq!(code(&[0x83, 0x80], false), Some(1002));
+    }
+
+    #[test]
+    fn mask_round_trip_all_lengths() {
+        for n in 0..40 {
+            let data: Vec<u8> = (0..n as u8).collect();
+            let mut d = data.clone();
+            apply_mask(&mut d, [1, 2, 3, 4]);
+            for (i, (a, b)) in d.iter().zip(&data).enumerate() {
+                assert_eq!(*a, b ^ [1, 2, 3, 4][i % 4]);
+            }
+            apply_mask(&mut d, [1, 2, 3, 4]);
+            assert_eq!(d, data);
+        }
+    }
+
+    #[test]
+    fn framebuf_header_forms() {
+        for (n, hlen) in [(0usize, 2usize), (125, 2), (126, 4), (65_535, 4), (65_536, 10), (12_000, 4)] {
+            let mut fb = FrameBuf::with_capacity(n);
+            fb.payload_mut().extend_from_slice(&vec![9; n]);
+            let ptr = fb.payload().as_ptr();
+            let bytes = fb.finish(OpCode::Binary, false);
+            assert_eq!(bytes.len(), n + hlen, "len {n}");
+            // Zero copy: the payload did not move.
+            assert_eq!(bytes[hlen..].as_ptr(), ptr);
+            let rules = FrameRules { deflate: false, max_payload: MAX, require_mask: false };
+            match parse_header(&bytes, &rules) {
+                Ok(Status::Complete(h)) => {
+                    assert_eq!((h.payload_len, h.header_len, h.fin), (n, hlen, true));
+                    assert!(!h.masked);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn framebuf_write_and_rsv1() {
+        use std::io::Write as _;
+        let mut fb = FrameBuf::new();
+        write!(fb.payload_mut(), "{{\"a\":{}}}", 1).unwrap();
+        fb.payload_mut().push(b' ');
+        fb.payload_mut().truncate(7);
+        assert_eq!(fb.payload(), b"{\"a\":1}");
+        let b = fb.finish(OpCode::Text, true);
+        assert_eq!(&b[..], b"\xC1\x07{\"a\":1}");
+    }
+
+    #[test]
+    fn control_frame_helpers() {
+        assert_eq!(&close_frame(1000, "")[..], &[0x88, 0x02, 0x03, 0xE8]);
+        let long = "é".repeat(100);
+        let c = close_frame(1001, &long);
+        assert!(c.len() - 2 <= 125);
+        assert!(std::str::from_utf8(&c[4..]).is_ok());
+        assert_eq!(&ping_frame(b"p")[..], &[0x89, 0x01, b'p']);
+        assert_eq!(pong_frame(&[0; 300]).len(), 127);
+        assert_eq!(&encode_frame(OpCode::Text, false, b"hi")[..], b"\x81\x02hi");
+    }
+}

@@ -326,3 +326,292 @@ fn parse_close(payload: &[u8]) -> Result<(Option<u16>, &str), WsError> {
 fn close_code_allowed(code: u16) -> bool {
     matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
+
+/// Owned copies of messages, and a driver that feeds a reader like a connection does.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Message, MessageReader};
+    use crate::ws::WsError;
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Ev {
+        Text(Vec<u8>),
+        Binary(Vec<u8>),
+        Ping(Vec<u8>),
+        Pong(Vec<u8>),
+        Close(Option<u16>, String),
+    }
+
+    impl From<Message<'_>> for Ev {
+        fn from(m: Message<'_>) -> Ev {
+            match m {
+                Message::Text(t) => Ev::Text(t.to_vec()),
+                Message::Binary(b) => Ev::Binary(b.to_vec()),
+                Message::Ping(p) => Ev::Ping(p.to_vec()),
+                Message::Pong(p) => Ev::Pong(p.to_vec()),
+                Message::Close { code, reason } => Ev::Close(code, reason.to_owned()),
+            }
+        }
+    }
+
+    /// Appends `input` to the connection buffer in pieces of the given sizes (cycled),
+    /// reading after each piece; stops at the first error.
+    pub fn drive(reader: &mut MessageReader, input: &[u8], splits: &[usize]) -> (Vec<Ev>, Option<WsError>) {
+        let mut buf: Vec<u8> = Vec::new();
+        let mut events = Vec::new();
+        let mut fed = 0;
+        let mut sizes = splits.iter().copied().filter(|s| *s > 0).cycle();
+        while fed < input.len() {
+            let n = sizes.next().unwrap_or(input.len()).min(input.len() - fed);
+            buf.extend_from_slice(input.get(fed..fed + n).unwrap_or_default());
+            fed += n;
+            loop {
+                match reader.read(&mut buf) {
+                    Err(e) => return (events, Some(e)),
+                    Ok(r) => {
+                        let consumed = r.consumed;
+                        let done = r.message.is_none();
+                        if let Some(m) = r.message {
+                            events.push(Ev::from(m));
+                        }
+                        buf.drain(..consumed.min(buf.len()));
+                        if done {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        (events, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{drive, Ev};
+    use super::*;
+    use crate::ws::deflate::compress;
+    use crate::ws::frame::testing::client_frame;
+
+    const MAX: usize = 1000;
+
+    fn run(input: &[u8], deflate: bool, max: usize) -> (Vec<Ev>, Option<u16>) {
+        let mut whole = MessageReader::new(max, deflate);
+        let (ev, err) = drive(&mut whole, input, &[]);
+        let code = err.map(|e| e.close_code);
+        // Any split of the same bytes must give the same answer.
+        for splits in [&[1usize][..], &[3, 7], &[2, 1, 13]] {
+            let mut r = MessageReader::new(max, deflate);
+            let (ev2, err2) = drive(&mut r, input, splits);
+            assert_eq!((&ev2, err2.map(|e| e.close_code)), (&ev, code), "splits {splits:?}");
+        }
+        (ev, code)
+    }
+
+    fn cat(frames: &[Vec<u8>]) -> Vec<u8> {
+        frames.concat()
+    }
+
+    fn text(s: &[u8]) -> Ev {
+        Ev::Text(s.to_vec())
+    }
+
+    #[test]
+    fn message_rules_table() {
+        let bad_utf8 = b"caf\xc3".to_vec();
+        let euro = "€".as_bytes(); // e2 82 ac
+        let cases: Vec<(&str, Vec<u8>, Vec<Ev>, Option<u16>)> = vec![
+            ("single text", client_frame(0x81, b"hello"), vec![text(b"hello")], None),
+            ("single binary", client_frame(0x82, &[0, 255]), vec![Ev::Binary(vec![0, 255])], None),
+            ("empty text", client_frame(0x81, b""), vec![text(b"")], None),
+            (
+                "fragmented text",
+                cat(&[client_frame(0x01, b"he"), client_frame(0x00, b"ll"), client_frame(0x80, b"o")]),
+                vec![text(b"hello")],
+                None,
+            ),
+            (
+                "ping between fragments",
+                cat(&[client_frame(0x01, b"he"), client_frame(0x89, b"p"), client_frame(0x80, b"y")]),
+                vec![Ev::Ping(b"p".to_vec()), text(b"hey")],
+                None,
+            ),
+            (
+                "pong and close between fragments",
+                cat(&[client_frame(0x02, b"a"), client_frame(0x8A, b""), client_frame(0x88, &[3, 232])]),
+                vec![Ev::Pong(vec![]), Ev::Close(Some(1000), String::new())],
+                None,
+            ),
+            (
+                "utf8 char split across fragments",
+                cat(&[client_frame(0x01, &euro[..1]), client_frame(0x00, &euro[1..2]), client_frame(0x80, &euro[2..])]),
+                vec![text(euro)],
+                None,
+            ),
+            ("invalid utf8 single", client_frame(0x81, b"\xff"), vec![], Some(1007)),
+            ("truncated utf8 single", client_frame(0x81, &bad_utf8), vec![], Some(1007)),
+            (
+                "invalid utf8 in first fragment fails fast",
+                cat(&[client_frame(0x01, b"a\xffb")]),
+                vec![],
+                Some(1007),
+            ),
+            (
+                "utf8 left incomplete at the end",
+                cat(&[client_frame(0x01, b"caf"), client_frame(0x80, b"\xc3")]),
+                vec![],
+                Some(1007),
+            ),
+            (
+                "binary is not utf8 checked",
+                cat(&[client_frame(0x02, b"\xff"), client_frame(0x80, b"\xfe")]),
+                vec![Ev::Binary(vec![0xff, 0xfe])],
+                None,
+            ),
+            ("continuation without start", client_frame(0x80, b"x"), vec![], Some(1002)),
+            (
+                "new text inside fragmented",
+                cat(&[client_frame(0x01, b"a"), client_frame(0x81, b"b")]),
+                vec![],
+                Some(1002),
+            ),
+            (
+                "new binary inside fragmented",
+                cat(&[client_frame(0x01, b"a"), client_frame(0x02, b"b")]),
+                vec![],
+                Some(1002),
+            ),
+            ("fragmented ping", client_frame(0x09, b""), vec![], Some(1002)),
+            ("close empty", client_frame(0x88, b""), vec![Ev::Close(None, String::new())], None),
+            ("close one byte", client_frame(0x88, &[3]), vec![], Some(1002)),
+            (
+                "close with reason",
+                client_frame(0x88, b"\x0f\xa0bye"),
+                vec![Ev::Close(Some(4000), "bye".into())],
+                None,
+            ),
+            ("close bad reason utf8", client_frame(0x88, b"\x03\xe8\xff"), vec![], Some(1007)),
+            ("text over max", client_frame(0x81, &[b'a'; MAX + 1]), vec![], Some(1009)),
+            ("text at max", client_frame(0x82, &[1; MAX]), vec![Ev::Binary(vec![1; MAX])], None),
+            (
+                "max across fragments",
+                cat(&[client_frame(0x02, &[0; 600]), client_frame(0x80, &[0; 401])]),
+                vec![],
+                Some(1009),
+            ),
+            (
+                "two messages in one buffer",
+                cat(&[client_frame(0x81, b"a"), client_frame(0x81, b"b")]),
+                vec![text(b"a"), text(b"b")],
+                None,
+            ),
+            ("unmasked", vec![0x81, 0x01, b'a'], vec![], Some(1002)),
+            ("rsv1 without deflate", client_frame(0xC1, b"a"), vec![], Some(1002)),
+        ];
+        for (name, input, want_ev, want_code) in cases {
+            let (ev, code) = run(&input, false, MAX);
+            assert_eq!((ev, code), (want_ev, want_code), "{name}");
+        }
+    }
+
+    #[test]
+    fn close_codes() {
+        for (c, ok) in [
+            (999u16, false),
+            (1000, true),
+            (1003, true),
+            (1004, false),
+            (1005, false),
+            (1006, false),
+            (1007, true),
+            (1011, true),
+            (1014, true),
+            (1015, false),
+            (1016, false),
+            (2999, false),
+            (3000, true),
+            (4999, true),
+            (5000, false),
+            (0, false),
+        ] {
+            let (_, code) = run(&client_frame(0x88, &c.to_be_bytes()), false, MAX);
+            assert_eq!(code.is_none(), ok, "close code {c}");
+        }
+    }
+
+    #[test]
+    fn compressed_messages() {
+        let body = br#"{"type":"subscribe_session","sessionId":"s1"}"#.repeat(5);
+        let z = compress(&body, 6);
+        let (ev, code) = run(&client_frame(0xC1, &z), true, MAX);
+        assert_eq!((ev, code), (vec![text(&body)], None));
+
+        // Fragmented compressed: RSV1 on the first frame only, control in between.
+        let (a, b) = z.split_at(z.len() / 2);
+        let input = cat(&[client_frame(0x41, a), client_frame(0x89, b"x"), client_frame(0x80, b)]);
+        let (ev, code) = run(&input, true, MAX);
+        assert_eq!((ev, code), (vec![Ev::Ping(b"x".to_vec()), text(&body)], None));
+
+        // RSV1 on a continuation is a protocol error even with deflate.
+        let input = cat(&[client_frame(0x41, a), client_frame(0xC0, b)]);
+        assert_eq!(run(&input, true, MAX).1, Some(1002));
+
+        // Inflated size bounded by max_message_size.
+        let big = vec![b'a'; MAX + 1];
+        assert_eq!(run(&client_frame(0xC2, &compress(&big, 9)), true, MAX).1, Some(1009));
+
+        // Compressed text that inflates to invalid UTF-8.
+        assert_eq!(run(&client_frame(0xC1, &compress(b"\xff\xfe", 6)), true, MAX).1, Some(1007));
+
+        // Garbage deflate data.
+        assert_eq!(run(&client_frame(0xC2, &[0xff, 0xff]), true, MAX).1, Some(1007));
+
+        // Uncompressed messages still work on a deflate connection, and the RFC example.
+        let input = cat(&[client_frame(0x81, b"plain"), client_frame(0xC1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])]);
+        assert_eq!(run(&input, true, MAX), (vec![text(b"plain"), text(b"Hello")], None));
+    }
+
+    #[test]
+    fn single_frame_is_a_slice_of_the_callers_buffer() {
+        let mut buf = client_frame(0x81, br#"{"a":1}"#);
+        buf.extend_from_slice(&client_frame(0x81, b"next")[..3]);
+        let range = buf.as_ptr_range();
+        let mut r = MessageReader::new(MAX, false);
+        let read = r.read(&mut buf).unwrap();
+        assert_eq!(read.consumed, 6 + 7);
+        match read.message {
+            Some(Message::Text(t)) => {
+                assert_eq!(t, br#"{"a":1}"#);
+                assert!(range.contains(&t.as_ptr()));
+                t[0] = b'['; // mutable in place, as simd-json needs
+            }
+            other => panic!("{other:?}"),
+        }
+        let read = r.read(&mut buf[13..]).unwrap();
+        assert_eq!(read, Read { consumed: 0, message: None });
+    }
+
+    #[test]
+    fn fragments_are_consumed_as_they_arrive() {
+        let mut buf = cat(&[client_frame(0x01, b"ab"), client_frame(0x00, b"cd")]);
+        let len = buf.len();
+        let mut r = MessageReader::new(MAX, false);
+        let read = r.read(&mut buf).unwrap();
+        assert_eq!(read, Read { consumed: len, message: None });
+        assert!(r.in_message());
+        let mut last = client_frame(0x80, b"e");
+        let read = r.read(&mut last).unwrap();
+        assert_eq!(read.message, Some(Message::Text(&mut b"abcde".to_vec())));
+        assert!(!r.in_message());
+    }
+
+    #[test]
+    fn internal_buffers_are_reused_and_bounded() {
+        let mut r = MessageReader::new(1 << 20, false);
+        let big = cat(&[client_frame(0x02, &vec![1; 200_000]), client_frame(0x80, b"")]);
+        assert_eq!(drive(&mut r, &big, &[]).0.len(), 1);
+        let small = cat(&[client_frame(0x02, b"a"), client_frame(0x80, b"b")]);
+        assert_eq!(drive(&mut r, &small, &[]).0, vec![Ev::Binary(b"ab".to_vec())]);
+        assert!(r.assembly.capacity() <= RETAIN_CAPACITY);
+    }
+}
