@@ -214,3 +214,57 @@ impl ChunkedDecoder {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_in_pieces(input: &[u8], piece: usize, max: usize) -> Result<(Vec<u8>, usize), u16> {
+        let mut d = ChunkedDecoder::new(max);
+        let mut offset = 0;
+        while offset < input.len() {
+            let end = (offset + piece).min(input.len());
+            match d.feed(&input[offset..end]).map_err(|e| e.status())? {
+                ChunkedStatus::Complete { consumed } => return Ok((d.take_body(), offset + consumed)),
+                ChunkedStatus::Partial => offset = end,
+            }
+        }
+        Err(0) // incomplete
+    }
+
+    #[test]
+    fn chunked_table() {
+        let cases: &[(&str, &[u8], Result<(&[u8], usize), u16>)] = &[
+            ("simple", b"5\r\nhello\r\n0\r\n\r\n", Ok((b"hello", 15))),
+            ("two chunks", b"2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n", Ok((b"hello", 20))),
+            ("hex upper", b"A\r\n0123456789\r\n0\r\n\r\n", Ok((b"0123456789", 20))),
+            ("extension", b"5;name=val\r\nhello\r\n0\r\n\r\n", Ok((b"hello", 24))),
+            ("trailers", b"1\r\nx\r\n0\r\nX-T: 1\r\n\r\n", Ok((b"x", 19))),
+            ("pipelined rest", b"1\r\nx\r\n0\r\n\r\nGET /", Ok((b"x", 11))),
+            ("empty body", b"0\r\n\r\n", Ok((b"", 5))),
+            ("no size", b"\r\n", Err(400)),
+            ("bad size", b"g\r\n", Err(400)),
+            ("bare lf", b"1\nx", Err(400)),
+            ("data not crlf", b"1\r\nxy\r\n", Err(400)),
+            ("over max", b"11\r\n", Err(413)),
+            ("overflow", b"ffffffffffffffffffff\r\n", Err(413)),
+            ("incomplete", b"5\r\nhel", Err(0)),
+        ];
+        for (name, input, want) in cases {
+            for piece in [1, 2, 5, 1000] {
+                let got = decode_in_pieces(input, piece, 16);
+                let want = want.map(|(b, n)| (b.to_vec(), n));
+                assert_eq!(got, want, "{name} piece {piece}");
+            }
+        }
+        let mut long = b"1;".to_vec();
+        long.extend(vec![b'a'; MAX_LINE]);
+        assert_eq!(decode_in_pieces(&long, 100, 16), Err(400));
+    }
+
+    #[test]
+    fn body_limit_across_chunks() {
+        assert_eq!(decode_in_pieces(b"8\r\n12345678\r\n9\r\n", 3, 16), Err(413));
+        assert!(decode_in_pieces(b"8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n", 3, 16).is_ok());
+    }
+}

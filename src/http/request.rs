@@ -231,3 +231,114 @@ fn hex_val(b: u8) -> Option<u8> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn complete(head: &str) -> Request {
+        match parse_head(head.as_bytes(), 4096) {
+            Ok(Status::Complete(r)) => r,
+            other => panic!("{other:?}: {head:?}"),
+        }
+    }
+
+    fn status(head: &str, max: usize) -> Result<bool, u16> {
+        match parse_head(head.as_bytes(), max) {
+            Ok(Status::Complete(_)) => Ok(true),
+            Ok(Status::Partial) => Ok(false),
+            Err(e) => Err(e.status()),
+        }
+    }
+
+    #[test]
+    fn parses_a_full_head() {
+        let raw = "POST /ingest?x=1&y=%20z HTTP/1.1\r\nHost: h\r\nX-API-Key: k\r\nContent-Length: 5\r\n\r\nhello";
+        let r = complete(raw);
+        assert_eq!(r.method, Method::Post);
+        assert_eq!((r.path.as_str(), r.query.as_str()), ("/ingest", "x=1&y=%20z"));
+        assert_eq!(r.head_len, raw.len() - 5);
+        assert_eq!(r.content_length, Some(5));
+        assert!(!r.chunked);
+        assert_eq!(r.header("x-api-key"), Some("k"));
+        assert_eq!(r.header("X-Api-KEY"), Some("k"));
+        assert_eq!(r.headers[1].0, "x-api-key");
+        assert_eq!(r.query_param("y").as_deref(), Some(" z"));
+        assert!(r.keep_alive());
+    }
+
+    #[test]
+    fn partial_and_limits_table() {
+        let full = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+        for cut in 0..full.len() {
+            assert_eq!(status(&full[..cut], 4096), Ok(false), "cut {cut}");
+        }
+        let cases: &[(&str, &str, usize, Result<bool, u16>)] = &[
+            ("complete", full, 4096, Ok(true)),
+            ("exactly max", full, full.len(), Ok(true)),
+            ("over max", full, full.len() - 1, Err(431)),
+            ("partial under max", "GET / HTTP/1.1\r\nHost: h\r\n", 100, Ok(false)),
+            ("partial over max", "GET / HTTP/1.1\r\nX: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 20, Err(431)),
+            ("bad request line", "GET\r\n\r\n", 4096, Err(400)),
+            ("garbage", "\x00\x01\x02\r\n\r\n", 4096, Err(400)),
+            ("bad version", "GET / HTTP/2.0\r\nHost: h\r\n\r\n", 4096, Err(400)),
+            ("absolute target", "GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\n", 4096, Err(400)),
+            ("missing host 1.1", "GET / HTTP/1.1\r\n\r\n", 4096, Err(400)),
+            ("no host 1.0 ok", "GET / HTTP/1.0\r\n\r\n", 4096, Ok(true)),
+            ("bad header name", "GET / HTTP/1.1\r\nHo st: h\r\n\r\n", 4096, Err(400)),
+            ("cl ok", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n", 4096, Ok(true)),
+            ("cl repeated same", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n", 4096, Ok(true)),
+            ("cl list same", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3, 3\r\n\r\n", 4096, Ok(true)),
+            ("cl conflict", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 4096, Err(400)),
+            ("cl negative", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n", 4096, Err(400)),
+            ("cl plus sign", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +1\r\n\r\n", 4096, Err(400)),
+            ("cl huge", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n", 4096, Err(413)),
+            ("chunked", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", 4096, Ok(true)),
+            ("gzip", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 4096, Err(501)),
+            ("te and cl", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 4096, Err(400)),
+        ];
+        for (name, head, max, want) in cases {
+            assert_eq!(status(head, *max), *want, "{name}");
+        }
+        let many: String = (0..MAX_HEADERS + 1).map(|i| format!("X-{i}: v\r\n")).collect();
+        assert_eq!(status(&format!("GET / HTTP/1.1\r\nHost: h\r\n{many}\r\n"), 1 << 20), Err(431));
+    }
+
+    #[test]
+    fn upgrade_and_keep_alive() {
+        let r = complete("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, UPGRADE\r\nUpgrade: WebSocket\r\n\r\n");
+        assert!(r.is_upgrade());
+        assert_eq!(r.method, Method::Get);
+        let r = complete("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgraded\r\nUpgrade: websocket\r\n\r\n");
+        assert!(!r.is_upgrade());
+        let r = complete("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n");
+        assert!(!r.is_upgrade());
+        assert!(!complete("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").keep_alive());
+        assert!(!complete("GET / HTTP/1.0\r\n\r\n").keep_alive());
+        assert!(complete("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive());
+        assert_eq!(complete("HEAD / HTTP/1.1\r\nHost: h\r\n\r\n").method, Method::Head);
+        assert_eq!(complete("DELETE / HTTP/1.1\r\nHost: h\r\n\r\n").method, Method::Other);
+    }
+
+    #[test]
+    fn query_params() {
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            ("token=abc&format=binary", "format", Some("binary")),
+            ("token=abc&format=binary", "token", Some("abc")),
+            ("a=1&a=2", "a", Some("1")),
+            ("a", "a", Some("")),
+            ("a=", "a", Some("")),
+            ("", "a", None),
+            ("b=1", "a", None),
+            ("t=a%2Bb+c", "t", Some("a+b c")),
+            ("t=%zz%4", "t", Some("%zz%4")),
+            ("t=%ff", "t", Some("\u{fffd}")),
+            ("%74oken=x", "token", Some("x")),
+            ("t=%C3%A9", "t", Some("é")),
+            ("t=a=b", "t", Some("a=b")),
+        ];
+        for (q, name, want) in cases {
+            assert_eq!(query_param(q, name).as_deref(), *want, "{q} {name}");
+        }
+    }
+}

@@ -213,3 +213,160 @@ fn window_bits(v: &str) -> Option<u8> {
     }
     v.parse::<u8>().ok().filter(|n| (8..=15).contains(n))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{parse_head, Status};
+
+    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+    fn req(extra: &str, target: &str) -> Request {
+        let head = format!(
+            "GET {target} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n{extra}\r\n"
+        );
+        match parse_head(head.as_bytes(), 8192) {
+            Ok(Status::Complete(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn ok_req(extra: &str) -> Request {
+        req(&format!("Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {KEY}\r\n{extra}"), "/ws")
+    }
+
+    const ALL: HandshakeOptions = HandshakeOptions { allow_binary: true, deflate: true };
+
+    fn text(u: &Upgrade) -> String {
+        String::from_utf8(u.response.clone()).unwrap()
+    }
+
+    #[test]
+    fn rfc6455_sample_accept_key() {
+        let u = negotiate(&ok_req(""), &ALL).unwrap();
+        let t = text(&u);
+        assert!(t.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{t}");
+        assert!(t.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+        assert!(!t.contains("Content-Length"));
+        assert!(!t.contains("Sec-WebSocket-Protocol"));
+        assert!(!t.contains("Sec-WebSocket-Extensions"));
+        assert!(t.ends_with("\r\n\r\n"));
+        assert_eq!((u.format, u.deflate), (WireFormat::Json, false));
+    }
+
+    #[test]
+    fn refusals() {
+        let cases: &[(&str, Request, u16)] = &[
+            ("no version", req(&format!("Sec-WebSocket-Key: {KEY}\r\n"), "/"), 426),
+            ("version 8", req(&format!("Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: {KEY}\r\n"), "/"), 426),
+            ("no key", req("Sec-WebSocket-Version: 13\r\n", "/"), 400),
+            ("short key", req("Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: AAAA\r\n", "/"), 400),
+            ("bad base64", req("Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: !!!!!!!!!!!!!!!!!!!!!!!!\r\n", "/"), 400),
+        ];
+        for (name, r, status) in cases {
+            let e = negotiate(r, &ALL).unwrap_err();
+            assert_eq!(e.status(), *status, "{name}");
+        }
+        let e = negotiate(&req("Sec-WebSocket-Version: 9\r\n", "/"), &ALL).unwrap_err();
+        let bytes = String::from_utf8(e.to_response().to_bytes()).unwrap();
+        assert!(bytes.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
+        assert!(bytes.contains("Sec-WebSocket-Version: 13\r\n"));
+
+        let mut post = ok_req("");
+        post.method = Method::Post;
+        assert_eq!(negotiate(&post, &ALL).unwrap_err(), HandshakeError::NotGet);
+        let plain = match parse_head(b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n", 1024) {
+            Ok(Status::Complete(r)) => r,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(negotiate(&plain, &ALL).unwrap_err().status(), 426);
+    }
+
+    #[test]
+    fn subprotocol_choice() {
+        let no_bin = HandshakeOptions { allow_binary: false, deflate: true };
+        let cases: &[(&str, &str, HandshakeOptions, WireFormat, Option<&str>)] = &[
+            ("", "/ws", ALL, WireFormat::Json, None),
+            ("Sec-WebSocket-Protocol: tracecast.bin\r\n", "/ws", ALL, WireFormat::Binary, Some("tracecast.bin")),
+            ("Sec-WebSocket-Protocol: tracecast.json, tracecast.bin\r\n", "/ws", ALL, WireFormat::Json, Some("tracecast.json")),
+            ("Sec-WebSocket-Protocol: other, tracecast.bin\r\n", "/ws", ALL, WireFormat::Binary, Some("tracecast.bin")),
+            ("Sec-WebSocket-Protocol: tracecast.bin\r\n", "/ws", no_bin, WireFormat::Json, None),
+            ("Sec-WebSocket-Protocol: tracecast.bin, tracecast.json\r\n", "/ws", no_bin, WireFormat::Json, Some("tracecast.json")),
+            ("Sec-WebSocket-Protocol: chat\r\n", "/ws", ALL, WireFormat::Json, None),
+            ("", "/ws?format=binary", ALL, WireFormat::Binary, None),
+            ("", "/ws?token=a&format=binary", no_bin, WireFormat::Json, None),
+            ("Sec-WebSocket-Protocol: tracecast.json\r\n", "/ws?format=binary", ALL, WireFormat::Json, Some("tracecast.json")),
+        ];
+        for (hdr, target, opts, format, echoed) in cases {
+            let r = req(&format!("Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {KEY}\r\n{hdr}"), target);
+            let u = negotiate(&r, opts).unwrap();
+            assert_eq!(u.format, *format, "{hdr} {target}");
+            let t = text(&u);
+            match echoed {
+                Some(p) => assert!(t.contains(&format!("Sec-WebSocket-Protocol: {p}\r\n")), "{t}"),
+                None => assert!(!t.contains("Sec-WebSocket-Protocol"), "{t}"),
+            }
+        }
+    }
+
+    #[test]
+    fn deflate_offers() {
+        let base = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+        let cases: &[(&str, Option<String>)] = &[
+            ("permessage-deflate", Some(base.into())),
+            ("permessage-deflate; client_max_window_bits", Some(base.into())),
+            ("permessage-deflate; client_max_window_bits=10", Some(base.into())),
+            ("permessage-deflate; client_max_window_bits=\"12\"", Some(base.into())),
+            ("permessage-deflate; server_no_context_takeover; client_no_context_takeover", Some(base.into())),
+            ("permessage-deflate; server_max_window_bits=15", Some(format!("{base}; server_max_window_bits=15"))),
+            ("permessage-deflate; server_max_window_bits=10", None),
+            ("permessage-deflate; server_max_window_bits=10, permessage-deflate", Some(base.into())),
+            ("permessage-deflate; server_max_window_bits", None),
+            ("permessage-deflate; client_max_window_bits=16", None),
+            ("permessage-deflate; client_max_window_bits=08", None),
+            ("permessage-deflate; server_no_context_takeover=1", None),
+            ("permessage-deflate; client_no_context_takeover; client_no_context_takeover", None),
+            ("permessage-deflate; mystery", None),
+            ("x-webkit-deflate-frame", None),
+            ("foo, permessage-deflate; client_max_window_bits", Some(base.into())),
+        ];
+        for (offer, want) in cases {
+            let u = negotiate(&ok_req(&format!("Sec-WebSocket-Extensions: {offer}\r\n")), &ALL).unwrap();
+            assert_eq!(u.deflate, want.is_some(), "{offer}");
+            let t = text(&u);
+            match want {
+                Some(w) => assert!(t.contains(&format!("Sec-WebSocket-Extensions: {w}\r\n")), "{offer}: {t}"),
+                None => assert!(!t.contains("Sec-WebSocket-Extensions"), "{offer}: {t}"),
+            }
+        }
+        let off = HandshakeOptions { allow_binary: true, deflate: false };
+        let u = negotiate(&ok_req("Sec-WebSocket-Extensions: permessage-deflate\r\n"), &off).unwrap();
+        assert!(!u.deflate);
+    }
+
+    #[test]
+    fn tungstenite_client_accepts_our_answer() {
+        use tungstenite::client::IntoClientRequest as _;
+        use tungstenite::handshake::client::generate_key;
+        let key = generate_key();
+        let mut request = "ws://localhost/ws".into_client_request().unwrap();
+        request.headers_mut().insert("Sec-WebSocket-Protocol", "tracecast.json".parse().unwrap());
+        // Re-render the request head the way a client sends it.
+        let mut head = format!("GET /ws HTTP/1.1\r\nHost: localhost\r\nSec-WebSocket-Key: {key}\r\n");
+        for (n, v) in request.headers() {
+            if n != "sec-websocket-key" && n != "host" {
+                head.push_str(&format!("{}: {}\r\n", n, v.to_str().unwrap()));
+            }
+        }
+        head.push_str("\r\n");
+        let r = match parse_head(head.as_bytes(), 8192) {
+            Ok(Status::Complete(r)) => r,
+            other => panic!("{other:?} {head}"),
+        };
+        let u = negotiate(&r, &ALL).unwrap();
+        let t = text(&u);
+        let want = tungstenite::handshake::derive_accept_key(key.as_bytes());
+        assert!(t.contains(&want));
+        assert!(t.contains("Sec-WebSocket-Protocol: tracecast.json\r\n"));
+    }
+}
