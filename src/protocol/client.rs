@@ -143,7 +143,10 @@ fn request_id(v: BorrowedValue<'_>) -> Result<RequestId, ProtocolError> {
     match v {
         BorrowedValue::String(s) => Ok(RequestId::Str(s.as_ref().into())),
         BorrowedValue::Static(StaticNode::I64(n)) => Ok(RequestId::Int(n)),
-        BorrowedValue::Static(StaticNode::U64(n)) => Ok(RequestId::UInt(n)),
+        BorrowedValue::Static(StaticNode::U64(n)) => {
+            // simd-json reads non-negative integers as u64; keep one spelling per value.
+            Ok(i64::try_from(n).map_or(RequestId::UInt(n), RequestId::Int))
+        }
         BorrowedValue::Static(StaticNode::F64(n)) => Ok(RequestId::Float(n)),
         _ => Err(invalid("requestId", "must be a string or a number")),
     }
@@ -342,5 +345,118 @@ fn publish_events<'a>(
             Err(invalid("event", "is required (or \"events\": [...])"))
         }
         (Some(_), _) => Err(invalid("events", "must be an array of event objects")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<String, ProtocolError> {
+        let mut buf = s.as_bytes().to_vec();
+        let mut buffers = simd_json::Buffers::default();
+        parse_client_message(&mut buf, &mut buffers).map(|p| format!("{:?} {:?}", p.request_id, p.msg))
+    }
+
+    #[test]
+    fn every_message_type_parses() {
+        let cases = [
+            (r#"{"type":"auth","token":"abc"}"#, r#"None Auth { token: "abc" }"#),
+            (
+                r#"{"type":"subscribe_session","sessionId":"s1","requestId":"r1"}"#,
+                r#"Some(Str("r1")) SubscribeSession { session_id: "s1", since_seq: None }"#,
+            ),
+            (
+                r#"{"sinceSeq":42,"sessionId":"s1","type":"subscribe_session","requestId":7}"#,
+                r#"Some(Int(7)) SubscribeSession { session_id: "s1", since_seq: Some(42) }"#,
+            ),
+            (r#"{"type":"unsubscribe_session","sessionId":"s"}"#, r#"None UnsubscribeSession { session_id: "s" }"#),
+            (r#"{"type":"filter_agents","agentIds":["a","b"]}"#, r#"None FilterAgents { agent_ids: ["a", "b"] }"#),
+            (r#"{"type":"filter_agents","agentIds":[]}"#, r#"None FilterAgents { agent_ids: [] }"#),
+            (
+                r#"{"type":"request_history","timeRange":{"start":1,"end":2.5},"limit":10,"offset":20,"sessionId":"s","requestId":1.5}"#,
+                r#"Some(Float(1.5)) RequestHistory { start: 1, end: 2, session_id: Some("s"), limit: Some(10), offset: 20 }"#,
+            ),
+            (
+                r#"{"type":"request_history","timeRange":{"start":1,"end":2}}"#,
+                r#"None RequestHistory { start: 1, end: 2, session_id: None, limit: None, offset: 0 }"#,
+            ),
+            (r#"{"type":"time_travel","timestamp":123}"#, r#"None TimeTravel { timestamp: 123, session_id: None }"#),
+            (
+                r#"{"type":"set_breakpoint","traceId":"bp","condition":"type == \"X\""}"#,
+                r#"None SetBreakpoint { trace_id: "bp", condition: Some("type == \"X\"") }"#,
+            ),
+            (r#"{"type":"set_breakpoint","traceId":"bp"}"#, r#"None SetBreakpoint { trace_id: "bp", condition: None }"#),
+            (r#"{"type":"remove_breakpoint","traceId":"bp"}"#, r#"None RemoveBreakpoint { trace_id: "bp" }"#),
+            (r#"{"type":"resume"}"#, "None Resume"),
+            (r#"{"type":"step"}"#, "None Step"),
+            (r#"{"type":"heartbeat","requestId":null}"#, "None Heartbeat"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse(input).unwrap_or_else(|e| panic!("{input}: {e}")), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn publish_single_and_many() {
+        let mut buf = br#"{"type":"publish","event":{"type":"T","sessionId":"s"}}"#.to_vec();
+        let mut b = simd_json::Buffers::default();
+        let p = parse_client_message(&mut buf, &mut b).unwrap();
+        assert!(matches!(&p.msg, ClientMessage::Publish { events } if events.len() == 1));
+        assert_eq!(p.msg.type_name(), "publish");
+        let mut buf = br#"{"type":"publish","events":[{"type":"T"},{"type":"U"},3]}"#.to_vec();
+        let p = parse_client_message(&mut buf, &mut b).unwrap();
+        assert!(matches!(&p.msg, ClientMessage::Publish { events } if events.len() == 3));
+    }
+
+    #[test]
+    fn bad_messages_name_the_field() {
+        use ErrorCode::*;
+        let cases = [
+            ("not json", InvalidMessage, "malformed"),
+            ("[1,2]", InvalidMessage, "object"),
+            ("", InvalidMessage, "malformed"),
+            (r#"{"token":"x"}"#, InvalidRequest, "\"type\""),
+            (r#"{"type":5}"#, InvalidRequest, "\"type\""),
+            (r#"{"type":"dance"}"#, UnknownMessageType, "\"dance\""),
+            (r#"{"type":"auth"}"#, InvalidRequest, "\"token\""),
+            (r#"{"type":"auth","token":1}"#, InvalidRequest, "\"token\""),
+            (r#"{"type":"subscribe_session"}"#, InvalidRequest, "\"sessionId\""),
+            (r#"{"type":"subscribe_session","sessionId":""}"#, InvalidRequest, "\"sessionId\""),
+            (r#"{"type":"subscribe_session","sessionId":"s","sinceSeq":-1}"#, InvalidRequest, "\"sinceSeq\""),
+            (r#"{"type":"subscribe_session","sessionId":"s","sinceSeq":"5"}"#, InvalidRequest, "\"sinceSeq\""),
+            (r#"{"type":"unsubscribe_session","sessionId":3}"#, InvalidRequest, "\"sessionId\""),
+            (r#"{"type":"filter_agents"}"#, InvalidRequest, "\"agentIds\""),
+            (r#"{"type":"filter_agents","agentIds":[1]}"#, InvalidRequest, "\"agentIds\""),
+            (r#"{"type":"request_history"}"#, InvalidRequest, "\"timeRange\""),
+            (r#"{"type":"request_history","timeRange":[1,2]}"#, InvalidRequest, "\"timeRange\""),
+            (r#"{"type":"request_history","timeRange":{"end":2}}"#, InvalidRequest, "\"timeRange.start\""),
+            (r#"{"type":"request_history","timeRange":{"start":1,"end":"x"}}"#, InvalidRequest, "\"timeRange.end\""),
+            (r#"{"type":"request_history","timeRange":{"start":3,"end":2}}"#, InvalidRequest, "\"timeRange\""),
+            (r#"{"type":"request_history","timeRange":{"start":1,"end":2},"limit":-5}"#, InvalidRequest, "\"limit\""),
+            (r#"{"type":"request_history","timeRange":{"start":1,"end":2},"offset":0.5}"#, InvalidRequest, "\"offset\""),
+            (r#"{"type":"request_history","timeRange":{"start":1,"end":2},"sessionId":4}"#, InvalidRequest, "\"sessionId\""),
+            (r#"{"type":"time_travel"}"#, InvalidRequest, "\"timestamp\""),
+            (r#"{"type":"time_travel","timestamp":"yesterday"}"#, InvalidRequest, "\"timestamp\""),
+            (r#"{"type":"set_breakpoint"}"#, InvalidRequest, "\"traceId\""),
+            (r#"{"type":"set_breakpoint","traceId":"b","condition":5}"#, InvalidRequest, "\"condition\""),
+            (r#"{"type":"remove_breakpoint","traceId":[]}"#, InvalidRequest, "\"traceId\""),
+            (r#"{"type":"publish"}"#, InvalidRequest, "\"event\""),
+            (r#"{"type":"publish","events":{}}"#, InvalidRequest, "\"events\""),
+            (r#"{"type":"heartbeat","requestId":true}"#, InvalidRequest, "\"requestId\""),
+        ];
+        for (input, code, needle) in cases {
+            let e = parse(input).expect_err(input);
+            assert_eq!(e.code, code, "{input}: {e}");
+            assert!(e.message.contains(needle), "{input}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn errors_keep_the_request_id() {
+        let e = parse(r#"{"type":"auth","requestId":"abc"}"#).unwrap_err();
+        assert_eq!(e.request_id, Some(RequestId::from("abc")));
+        let e = parse(r#"{"type":"nope","requestId":12}"#).unwrap_err();
+        assert_eq!(e.request_id, Some(RequestId::Int(12)));
     }
 }

@@ -102,7 +102,9 @@ impl fmt::Display for ErrorCode {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RequestId {
     Str(Box<str>),
+    /// Any integer that fits an `i64`.
     Int(i64),
+    /// Integers above `i64::MAX`.
     UInt(u64),
     Float(f64),
 }

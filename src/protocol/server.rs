@@ -436,3 +436,71 @@ pub fn encode_error(
 pub fn encode_protocol_error(out: &mut Vec<u8>, err: &ProtocolError, timestamp: i64) {
     encode_error(out, err.code, &err.message, None, timestamp, err.request_id.as_ref());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::batch::tests::ev;
+    use serde_json::{json, Value};
+
+    fn v(out: &[u8]) -> Value {
+        serde_json::from_slice(out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(out)))
+    }
+
+    #[test]
+    fn every_message_is_valid_json_with_its_fields() {
+        let rid = RequestId::from("r\"1");
+        let rid = Some(&rid);
+        let e1 = ev(1, r#"{"seq":1,"type":"A"}"#);
+        let e2 = ev(2, r#"{"seq":2,"type":"B"}"#);
+        let m = ClientMetrics { queue_bytes: 10, latency_ms: Some(1.25), ..Default::default() };
+        let mut out = Vec::new();
+        let info = ServerInfo {
+            version: "0.1.0",
+            capabilities: &["history", "time_travel"],
+            max_message_size: 1 << 20,
+            batch_size: 50,
+            max_event_bytes: 65536,
+            auth_required: false,
+            binary_available: true,
+            binary_active: false,
+        };
+        let summary = SessionSummary { id: "s".into(), event_count: 2, agent_count: 1, first_timestamp: Some(5), last_timestamp: None, last_seq: Some(2) };
+        let chunk = HistoryChunk { session: "s", start: 1, end: 9, current: 1, total_chunks: 2, is_last: false, total: 150 };
+        let auth = AuthOutcome { authenticated: true, subject: Some("me"), permissions: Some(&["read"]), expires_at: Some(99), message: None };
+        type Case<'a> = (Box<dyn Fn(&mut Vec<u8>) + 'a>, Value);
+        let cases: Vec<Case> = vec![
+            (Box::new(|o| encode_connection(o, "c1", &info, 5)), json!({"type":"connection","clientId":"c1","serverInfo":{"version":"0.1.0","capabilities":["history","time_travel"],"limits":{"maxMessageSize":1048576,"batchSize":50,"maxEventBytes":65536},"auth":{"required":false},"binaryProtocol":{"available":true,"active":false,"subprotocol":"tracecast.bin","version":1}},"timestamp":5})),
+            (Box::new(|o| encode_auth_response(o, &auth, rid)), json!({"type":"auth_response","authenticated":true,"subject":"me","permissions":["read"],"expiresAt":99,"requestId":"r\"1"})),
+            (Box::new(|o| encode_session_info(o, &summary, None)), json!({"type":"session_info","session":{"id":"s","eventCount":2,"agentCount":1,"firstTimestamp":5,"lastTimestamp":null,"lastSeq":2}})),
+            (Box::new(|o| encode_initial_traces(o, "s", [&e1, &e2], rid)), json!({"type":"initial_traces","sessionId":"s","traces":[{"seq":1,"type":"A"},{"seq":2,"type":"B"}],"requestId":"r\"1"})),
+            (Box::new(|o| encode_unsubscribed(o, "s", None)), json!({"type":"unsubscribed","sessionId":"s"})),
+            (Box::new(|o| encode_filter_applied(o, &["a", "b"], None)), json!({"type":"filter_applied","agentIds":["a","b"]})),
+            (Box::new(|o| encode_publish_ack(o, 2, 10, 11, rid)), json!({"type":"publish_ack","count":2,"firstSeq":10,"lastSeq":11,"requestId":"r\"1"})),
+            (Box::new(|o| encode_heartbeat_response(o, 3, &m, None)), json!({"type":"heartbeat_response","timestamp":3,"clientMetrics":{"queueBytes":10,"queueFrames":0,"dropped":0,"latencyMs":1.25,"rateLimited":0,"messagesIn":0,"messagesOut":0}})),
+            (Box::new(|o| encode_heartbeat(o, 3, &ClientMetrics::default())), json!({"type":"heartbeat","timestamp":3,"metrics":{"queueBytes":0,"queueFrames":0,"dropped":0,"latencyMs":null,"rateLimited":0,"messagesIn":0,"messagesOut":0}})),
+            (Box::new(|o| encode_events_dropped(o, "s", 3, 4, 6, Some("retention"))), json!({"type":"events_dropped","sessionId":"s","count":3,"fromSeq":4,"toSeq":6,"reason":"retention"})),
+            (Box::new(|o| encode_historical_data(o, &chunk, [&e1], rid)), json!({"type":"historical_data","sessionId":"s","timeRange":{"start":1,"end":9},"traces":[{"seq":1,"type":"A"}],"chunkInfo":{"current":1,"total":2,"isLast":false},"total":150,"requestId":"r\"1"})),
+            (Box::new(|o| encode_time_travel_state(o, "s", 8, br#"{"eventCount":1}"#, [&e1], None)), json!({"type":"time_travel_state","timestamp":8,"sessionId":"s","state":{"eventCount":1},"traces":[{"seq":1,"type":"A"}]})),
+            (Box::new(|o| encode_breakpoint_set(o, "bp", "a == 1", None)), json!({"type":"breakpoint_set","traceId":"bp","condition":"a == 1"})),
+            (Box::new(|o| encode_breakpoint_removed(o, "bp", Some(&RequestId::Int(4)))), json!({"type":"breakpoint_removed","traceId":"bp","requestId":4})),
+            (Box::new(|o| encode_breakpoint_hit(o, "bp", &e2)), json!({"type":"breakpoint_hit","traceId":"bp","sessionId":"s","event":{"seq":2,"type":"B"}})),
+            (Box::new(|o| encode_system_event(o, "shutdown", br#"{"reconnect":true}"#, 9)), json!({"type":"system_event","event":"shutdown","data":{"reconnect":true},"timestamp":9})),
+            (Box::new(|o| encode_error(o, ErrorCode::RateLimitExceeded, "slow down", Some(250), 9, rid)), json!({"type":"error","error":{"code":"rate_limit_exceeded","message":"slow down","retryAfterMs":250},"timestamp":9,"requestId":"r\"1"})),
+            (Box::new(|o| encode_protocol_error(o, &ProtocolError { code: ErrorCode::InvalidRequest, message: "field \"x\"\n".into(), request_id: Some(RequestId::UInt(u64::MAX)) }, 1)), json!({"type":"error","error":{"code":"invalid_request","message":"field \"x\"\n"},"timestamp":1,"requestId":u64::MAX})),
+        ];
+        for (f, want) in cases {
+            out.clear();
+            f(&mut out);
+            assert_eq!(v(&out), want);
+        }
+    }
+
+    #[test]
+    fn error_codes_spelled_as_in_the_spec() {
+        let all: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        for want in ["invalid_message", "invalid_request", "unknown_message_type", "not_authenticated", "forbidden", "rate_limit_exceeded", "no_session", "message_too_large", "history_error", "time_travel_error", "invalid_condition", "internal_error", "storage_error"] {
+            assert!(all.contains(&want), "{want}");
+        }
+    }
+}
