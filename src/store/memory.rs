@@ -1,1 +1,296 @@
-//! A bounded in-memory ring per session behind [`super::Store`]. (in progress)
+//! A bounded in-memory ring per session behind [`super::Store`].
+//!
+//! Used by tests and by `storage.persist = false`: the last `memory_events_per_session`
+//! events of each session, with the same seq/time index and time-travel checkpoints as
+//! the durable log, so both stores answer every read the same way. Nothing survives a
+//! restart, seqs included. Events pushed out of a ring count as retention for
+//! [`super::Store::first_seq`].
+
+use super::index::{Entry, SeqTimeIndex};
+use super::{delivered_json, Appended, Pending, SessionSummary, Store, StoreError};
+use crate::config::StorageConfig;
+use crate::event::{Event, EventRef};
+use crate::timetravel::{Checkpoints, EventFacts, SessionState};
+use bytes::Bytes;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+impl Entry for EventRef {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn ts(&self) -> i64 {
+        self.timestamp
+    }
+}
+
+struct Session {
+    id: Arc<str>,
+    idx: SeqTimeIndex<EventRef>,
+    tt: Checkpoints,
+    agents: HashSet<Arc<str>>,
+}
+
+impl Session {
+    fn summary(&self) -> SessionSummary {
+        SessionSummary {
+            id: self.id.clone(),
+            event_count: self.idx.len() as u64,
+            agent_count: self.agents.len() as u64,
+            first_timestamp: self.idx.front().map(|e| e.timestamp),
+            last_timestamp: self.idx.max_ts(),
+            last_seq: self.idx.back().map(|e| e.seq),
+        }
+    }
+}
+
+/// The in-memory store.
+pub struct MemoryStore {
+    next_seq: u64,
+    per_session: usize,
+    checkpoint_every: u64,
+    sessions: HashMap<Arc<str>, Session>,
+}
+
+impl MemoryStore {
+    pub fn new(config: &StorageConfig) -> Self {
+        MemoryStore {
+            next_seq: 1,
+            per_session: config.memory_events_per_session.max(1),
+            checkpoint_every: config.checkpoint_every,
+            sessions: HashMap::new(),
+        }
+    }
+}
+
+impl Store for MemoryStore {
+    fn append(&mut self, batch: Vec<Pending>) -> Result<Appended, StoreError> {
+        // Nothing here can fail, so the whole batch always lands.
+        let mut events = Vec::with_capacity(batch.len());
+        for p in batch {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let json = Bytes::from(delivered_json(seq, &p.json_tail));
+            let ev: EventRef = Arc::new(Event {
+                seq,
+                timestamp: p.timestamp,
+                session: p.session,
+                agent: p.agent,
+                kind: p.kind,
+                json,
+            });
+            let every = self.checkpoint_every;
+            let s = self
+                .sessions
+                .entry(ev.session.clone())
+                .or_insert_with(|| Session {
+                    id: ev.session.clone(),
+                    idx: SeqTimeIndex::default(),
+                    tt: Checkpoints::new(every),
+                    agents: HashSet::new(),
+                });
+            if let Some(a) = &ev.agent {
+                if !s.agents.contains(a) {
+                    s.agents.insert(a.clone());
+                }
+            }
+            let pos = s.idx.end();
+            s.tt.push(pos, &EventFacts::of(&ev));
+            s.idx.push(ev.clone());
+            while s.idx.len() > self.per_session {
+                s.idx.pop_front();
+            }
+            s.tt.trim(s.idx.base());
+            events.push(ev);
+        }
+        Ok(Appended { events })
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    fn session(&self, id: &str) -> Option<SessionSummary> {
+        self.sessions.get(id).map(Session::summary)
+    }
+
+    fn sessions(&self) -> Vec<SessionSummary> {
+        self.sessions.values().map(Session::summary).collect()
+    }
+
+    fn recent(&self, session: &str, n: usize) -> Vec<EventRef> {
+        let Some(s) = self.sessions.get(session) else {
+            return Vec::new();
+        };
+        let from = s.idx.end().saturating_sub(n as u64).max(s.idx.base());
+        (from..s.idx.end())
+            .filter_map(|p| s.idx.at(p).cloned())
+            .collect()
+    }
+
+    fn after_seq(
+        &self,
+        session: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRef>, StoreError> {
+        let Some(s) = self.sessions.get(session) else {
+            return Ok(Vec::new());
+        };
+        let from = s.idx.pos_after_seq(after);
+        let to = from.saturating_add(limit as u64).min(s.idx.end());
+        Ok((from..to).filter_map(|p| s.idx.at(p).cloned()).collect())
+    }
+
+    fn time_range(
+        &self,
+        session: &str,
+        start: i64,
+        end: i64,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<EventRef>, StoreError> {
+        let Some(s) = self.sessions.get(session) else {
+            return Ok(Vec::new());
+        };
+        Ok(s.idx
+            .time_range(start, end, offset, limit)
+            .into_iter()
+            .filter_map(|p| s.idx.at(p).cloned())
+            .collect())
+    }
+
+    fn count_time_range(&self, session: &str, start: i64, end: i64) -> u64 {
+        self.sessions
+            .get(session)
+            .map_or(0, |s| s.idx.count_time_range(start, end))
+    }
+
+    fn first_seq(&self, session: &str) -> Option<u64> {
+        self.sessions
+            .get(session)
+            .and_then(|s| s.idx.front())
+            .map(|e| e.seq)
+    }
+
+    fn state_at(
+        &self,
+        session: &str,
+        at: i64,
+        traces: usize,
+    ) -> Result<(SessionState, Vec<EventRef>), StoreError> {
+        let s = self
+            .sessions
+            .get(session)
+            .ok_or_else(|| StoreError::NotFound(format!("session {session}")))?;
+        let (mut state, from) = s.tt.start_for(at, s.idx.base());
+        let upper = s.idx.upper_for_ts(at);
+        let mut scratch = Vec::new();
+        for p in from..upper {
+            if let Some(e) = s.idx.at(p).filter(|e| e.timestamp <= at) {
+                state.apply_facts(&EventFacts::of(e), &mut scratch);
+            }
+        }
+        let recent = s
+            .idx
+            .last_le(at, upper, traces)
+            .into_iter()
+            .filter_map(|p| s.idx.at(p).cloned())
+            .collect();
+        Ok((state, recent))
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn pending(
+        session: &str,
+        ts: i64,
+        agent: Option<&str>,
+        kind: &str,
+        extra: &str,
+    ) -> Pending {
+        let mut tail =
+            format!("\"type\":\"{kind}\",\"sessionId\":\"{session}\",\"timestamp\":{ts}");
+        if let Some(a) = agent {
+            tail.push_str(&format!(",\"agentId\":\"{a}\""));
+        }
+        tail.push_str(extra);
+        tail.push('}');
+        Pending {
+            timestamp: ts,
+            session: Arc::from(session),
+            agent: agent.map(Arc::from),
+            kind: Arc::from(kind),
+            json_tail: tail.into_bytes(),
+        }
+    }
+
+    #[test]
+    fn ring_bounds_and_reads() {
+        let cfg = StorageConfig {
+            memory_events_per_session: 10,
+            checkpoint_every: 4,
+            ..StorageConfig::default()
+        };
+        let mut st = MemoryStore::new(&cfg);
+        let batch: Vec<_> = (0..25)
+            .map(|i| pending(if i % 2 == 0 { "a" } else { "b" }, 1000 + i, None, "X", ""))
+            .collect();
+        let app = st.append(batch).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((app.first_seq(), app.last_seq()), (Some(1), Some(25)));
+        assert_eq!(
+            &app.events[0].json[..],
+            b"{\"seq\":1,\"type\":\"X\",\"sessionId\":\"a\",\"timestamp\":1000}"
+        );
+        assert_eq!(st.next_seq(), 26);
+        // Session a got 13 events, keeps the last 10: seqs 7,9,…,25.
+        assert_eq!(st.first_seq("a"), Some(7));
+        assert_eq!(st.session("a").map(|s| s.event_count), Some(10));
+        let r: Vec<u64> = st.recent("a", 3).iter().map(|e| e.seq).collect();
+        assert_eq!(r, vec![21, 23, 25]);
+        let p1: Vec<u64> = st
+            .after_seq("a", 0, 4)
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(p1, vec![7, 9, 11, 13]);
+        let p2: Vec<u64> = st
+            .after_seq("a", 13, 4)
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(p2, vec![15, 17, 19, 21]);
+        assert_eq!(st.count_time_range("a", 1010, 1020), 6);
+        let t: Vec<u64> = st
+            .time_range("a", 1010, 1020, 2, 3)
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(t, vec![15, 17, 19]);
+        assert!(st.session("nope").is_none());
+        assert!(st.state_at("nope", 0, 10).is_err());
+        let (state, traces) = st.state_at("a", 1014, 2).unwrap_or_else(|e| panic!("{e}"));
+        // The ring dropped a's first 3 events; time travel sees the 10 retained + checkpoints.
+        assert_eq!(state.last_seq, Some(15));
+        assert_eq!(
+            traces.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![13, 15]
+        );
+    }
+
+    #[test]
+    fn empty_tail_gets_no_dangling_comma() {
+        assert_eq!(delivered_json(3, b"}"), b"{\"seq\":3}");
+        assert_eq!(delivered_json(3, b"\"a\":1}"), b"{\"seq\":3,\"a\":1}");
+    }
+}

@@ -5,10 +5,59 @@
 //! durable segmented log in [`log`]. The server assigns nothing itself: `append` hands out
 //! `seq`s, so the counter lives with the data that must survive a restart.
 
+pub mod index;
+pub mod log;
 pub mod memory;
+pub mod record;
+mod sync;
 
+use crate::config::StorageConfig;
 use crate::event::EventRef;
+use std::path::Path;
 use std::sync::Arc;
+
+pub use log::{LogStore, RecoveryReport};
+pub use memory::MemoryStore;
+
+/// What [`Store::enforce_retention`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Segment files deleted.
+    pub segments: usize,
+    pub bytes: u64,
+    pub events: u64,
+}
+
+/// Opens the store the configuration asks for: the durable log under `data_dir` when
+/// `persist` is on (running recovery), else a [`MemoryStore`]. `wake` is called from the
+/// sync thread whenever [`Store::durable_seq`] may have advanced; the loop then calls
+/// [`Store::poll_sync`].
+pub fn open(
+    config: &StorageConfig,
+    data_dir: &Path,
+    wake: Box<dyn Fn() + Send>,
+) -> Result<(Box<dyn Store>, Option<RecoveryReport>), StoreError> {
+    if config.persist {
+        let (store, report) = LogStore::open(data_dir, config, wake)?;
+        Ok((Box::new(store), Some(report)))
+    } else {
+        Ok((Box::new(MemoryStore::new(config)), None))
+    }
+}
+
+/// The delivered bytes of an event: `{"seq":N,` followed by the producer's tail.
+pub(crate) fn delivered_json(seq: u64, tail: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = Vec::with_capacity(tail.len() + 30);
+    // A Vec writer cannot fail.
+    let _ = write!(out, "{{\"seq\":{seq}");
+    // An empty remainder (`}`) must not get a dangling comma.
+    if tail.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'}') {
+        out.push(b',');
+    }
+    out.extend_from_slice(tail);
+    out
+}
 
 /// What `session_info` reports about a session.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -57,19 +106,30 @@ pub enum StoreError {
     /// The disk said no (write, fsync, read).
     Io(std::io::Error),
     /// A record failed its checksum or framing where it must not.
-    Corrupt { file: String, offset: u64, reason: String },
+    Corrupt {
+        file: String,
+        offset: u64,
+        reason: String,
+    },
     /// The read asked for something the store cannot answer (unknown session, …).
     NotFound(String),
+    /// The batch cannot be stored as given (a string too long to frame); nothing stored.
+    Invalid(String),
 }
 
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreError::Io(e) => write!(f, "storage I/O error: {e}"),
-            StoreError::Corrupt { file, offset, reason } => {
+            StoreError::Corrupt {
+                file,
+                offset,
+                reason,
+            } => {
                 write!(f, "corrupt record in {file} at offset {offset}: {reason}")
             }
             StoreError::NotFound(what) => write!(f, "not found: {what}"),
+            StoreError::Invalid(what) => write!(f, "cannot store batch: {what}"),
         }
     }
 }
@@ -97,7 +157,12 @@ pub trait Store {
     fn recent(&self, session: &str, n: usize) -> Vec<EventRef>;
     /// Events of a session with `seq > after`, oldest first, at most `limit`.
     /// Gaps left by retention are found by comparing with [`Store::first_seq`].
-    fn after_seq(&self, session: &str, after: u64, limit: usize) -> Result<Vec<EventRef>, StoreError>;
+    fn after_seq(
+        &self,
+        session: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRef>, StoreError>;
     /// Events of a session with `start <= timestamp <= end`, ordered by seq, skipping
     /// the first `offset` matches, at most `limit`.
     fn time_range(
@@ -120,6 +185,21 @@ pub trait Store {
         at: i64,
         traces: usize,
     ) -> Result<(crate::timetravel::SessionState, Vec<EventRef>), StoreError>;
-    /// Makes appended data durable (for `fsync = always` before acks, and at shutdown).
+    /// Makes appended data durable now, blocking (shutdown). `fsync = always` acks do
+    /// not use this: they wait for [`Store::durable_seq`].
     fn sync(&mut self) -> Result<(), StoreError>;
+    /// Every seq `<=` this is on disk (fsynced). A store without a disk reports the last
+    /// seq it handed out, so acks are never held for it.
+    fn durable_seq(&self) -> u64 {
+        self.next_seq().saturating_sub(1)
+    }
+    /// Collects the sync thread's completions (call after its wake-up, or each turn).
+    /// An error means an fsync failed: appended data may not be durable.
+    fn poll_sync(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Deletes whole old segments over the byte or age limit (call from a timer).
+    fn enforce_retention(&mut self, _now_ms: i64) -> RetentionReport {
+        RetentionReport::default()
+    }
 }

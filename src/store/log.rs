@@ -1,0 +1,939 @@
+//! The durable store: an append-only, segmented, checksummed log with in-memory indexes.
+//!
+//! Files under `data_dir`: `NNNNNNNNNNNNNNNNNNNN.log` segments named by the first seq they
+//! were created for (20 digits, so names sort by seq), and `seq.hwm`, the seq
+//! reservation. Each `append` is one record (see [`super::record`]) written with one
+//! positional write, so the OS has the whole batch or, after a failed write is cut back,
+//! none of it. fsync happens on the [`super::sync`] thread. On open the segments are
+//! scanned sequentially (no JSON parsing except the few event types time travel reads),
+//! the per-session indexes and checkpoints are rebuilt, a torn tail is truncated, and a
+//! damaged record anywhere else stops the open (or is quarantined on request).
+//! docs/STORAGE.md is the long form.
+
+use super::index::{Entry, SeqTimeIndex};
+use super::record::{self, DecodeError, EntryRef};
+use super::sync::{SyncDone, SyncMsg, SyncThread};
+use super::{
+    delivered_json, Appended, Pending, RetentionReport, SessionSummary, Store, StoreError,
+};
+use crate::config::{FsyncPolicy, StorageConfig};
+use crate::event::{Event, EventRef};
+use crate::timetravel::{Checkpoints, EventFacts, SessionState};
+use bytes::Bytes;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Events per session kept decoded in memory for `recent` / `initial_traces`.
+pub const RECENT_CACHE: usize = 128;
+/// Seqs reserved on disk at a time: a restart resumes after the reservation, so a seq
+/// handed out (and perhaps delivered live) before a crash is never handed out again.
+pub const SEQ_RESERVATION: u64 = 1 << 20;
+/// Offsets in the index are `u32`: segments stay below this.
+const MAX_SEGMENT_BYTES: u64 = 1 << 31;
+const HWM_FILE: &str = "seq.hwm";
+const READ_BUFFER: usize = 4 << 20;
+
+/// A torn tail found and cut at open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    pub file: String,
+    pub offset: u64,
+    pub dropped_bytes: u64,
+    pub reason: String,
+}
+
+/// A damaged segment remainder moved aside at open (`quarantine_corrupt`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    pub file: String,
+    pub offset: u64,
+    pub bytes: u64,
+    pub moved_to: String,
+    pub reason: String,
+}
+
+/// What recovery found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub segments: usize,
+    pub events: u64,
+    pub bytes: u64,
+    pub sessions: usize,
+    pub next_seq: u64,
+    pub truncated: Option<TornTail>,
+    pub quarantined: Vec<Quarantined>,
+    pub elapsed_ms: u64,
+}
+
+/// Where an event lives: 32 bytes per indexed event.
+#[derive(Debug, Clone, Copy)]
+struct Loc {
+    seq: u64,
+    ts: i64,
+    seg: u32,
+    off: u32,
+    len: u32,
+}
+
+impl Entry for Loc {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn ts(&self) -> i64 {
+        self.ts
+    }
+}
+
+struct Segment {
+    no: u32,
+    path: PathBuf,
+    file: Arc<File>,
+    size: u64,
+    events: u64,
+    max_ts: i64,
+}
+
+struct Session {
+    id: Arc<str>,
+    idx: SeqTimeIndex<Loc>,
+    tt: Checkpoints,
+    agents: HashSet<Arc<str>>,
+    /// The newest events, decoded; covers positions `idx.end() - recent.len() ..`.
+    recent: VecDeque<EventRef>,
+}
+
+impl Session {
+    fn new(id: Arc<str>, every: u64) -> Self {
+        Session {
+            id,
+            idx: SeqTimeIndex::default(),
+            tt: Checkpoints::new(every),
+            agents: HashSet::new(),
+            recent: VecDeque::new(),
+        }
+    }
+
+    fn summary(&self) -> SessionSummary {
+        SessionSummary {
+            id: self.id.clone(),
+            event_count: self.idx.len() as u64,
+            agent_count: self.agents.len() as u64,
+            first_timestamp: self.idx.front().map(|e| e.ts),
+            last_timestamp: self.idx.max_ts(),
+            last_seq: self.idx.back().map(|e| e.seq),
+        }
+    }
+
+    /// Indexes one entry (recovery and append share this).
+    fn index(&mut self, loc: Loc, e: &EntryRef<'_>) {
+        if let Some(a) = e.agent {
+            if !self.agents.contains(a) {
+                self.agents.insert(Arc::from(a));
+            }
+        }
+        let pos = self.idx.end();
+        self.tt.push(
+            pos,
+            &EventFacts {
+                seq: e.seq,
+                timestamp: e.ts,
+                agent: e.agent,
+                kind: e.kind,
+                json: e.json,
+            },
+        );
+        self.idx.push(loc);
+    }
+}
+
+/// The durable segmented log.
+pub struct LogStore {
+    dir: PathBuf,
+    segments: VecDeque<Segment>,
+    next_seg_no: u32,
+    next_seq: u64,
+    reserved: u64,
+    durable: u64,
+    sessions: HashMap<Arc<str>, Session>,
+    kinds: HashSet<Arc<str>>,
+    policy: FsyncPolicy,
+    segment_bytes: u64,
+    retention_bytes: u64,
+    retention_ms: u64,
+    checkpoint_every: u64,
+    total_bytes: u64,
+    buf: Vec<u8>,
+    sync: SyncThread,
+    /// Set when a failed write could not be cut back: further appends are refused so
+    /// nothing is written after bytes of unknown state.
+    poisoned: bool,
+}
+
+fn seg_name(first_seq: u64) -> String {
+    format!("{first_seq:020}.log")
+}
+
+fn parse_seg_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".log")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn read_hwm(dir: &Path) -> Option<u64> {
+    let b = std::fs::read(dir.join(HWM_FILE)).ok()?;
+    let (v, c) = (b.get(0..8)?, b.get(8..12)?);
+    let crc = u32::from_le_bytes(c.try_into().ok()?);
+    if crc32fast::hash(v) != crc {
+        tracing::warn!(
+            file = HWM_FILE,
+            "seq reservation file damaged; using the log alone"
+        );
+        return None;
+    }
+    Some(u64::from_le_bytes(v.try_into().ok()?))
+}
+
+fn write_hwm(dir: &Path, value: u64) -> std::io::Result<()> {
+    let tmp = dir.join("seq.hwm.tmp");
+    let mut b = value.to_le_bytes().to_vec();
+    b.extend_from_slice(&crc32fast::hash(&value.to_le_bytes()).to_le_bytes());
+    {
+        let f = File::create(&tmp)?;
+        f.write_all_at(&b, 0)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(HWM_FILE))?;
+    File::open(dir)?.sync_all()
+}
+
+fn corrupt(file: &Path, offset: u64, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        file: file.display().to_string(),
+        offset,
+        reason: reason.to_string(),
+    }
+}
+
+/// One problem found while scanning a segment.
+struct Bad {
+    offset: u64,
+    kind: DecodeError,
+}
+
+impl LogStore {
+    /// Opens (creating if needed) the log under `dir` and recovers it.
+    pub fn open(
+        dir: &Path,
+        config: &StorageConfig,
+        wake: Box<dyn Fn() + Send>,
+    ) -> Result<(Self, RecoveryReport), StoreError> {
+        let started = Instant::now();
+        std::fs::create_dir_all(dir)?;
+        let mut names: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name();
+                parse_seg_name(name.to_str()?).map(|s| (s, e.path()))
+            })
+            .collect();
+        names.sort_unstable_by_key(|(s, _)| *s);
+
+        let mut st = LogStore {
+            dir: dir.to_path_buf(),
+            segments: VecDeque::new(),
+            next_seg_no: 0,
+            next_seq: 1,
+            reserved: 0,
+            durable: 0,
+            sessions: HashMap::new(),
+            kinds: HashSet::new(),
+            policy: config.fsync,
+            segment_bytes: config.segment_bytes.clamp(4096, MAX_SEGMENT_BYTES),
+            retention_bytes: config.retention_bytes,
+            retention_ms: config.retention_ms,
+            checkpoint_every: config.checkpoint_every,
+            total_bytes: 0,
+            buf: Vec::new(),
+            // Replaced below once the durable seq is known; a placeholder thread would
+            // cost a spawn, so start it here with 0 and tell it the truth afterwards.
+            sync: SyncThread::start(
+                dir.to_path_buf(),
+                config.fsync,
+                config.fsync_interval_ms,
+                0,
+                wake,
+            )?,
+            poisoned: false,
+        };
+        let mut report = RecoveryReport::default();
+        let mut last_seq = 0u64;
+        let mut highest_name = 0u64;
+        let count = names.len();
+        let mut scratch = Vec::new();
+        for (i, (first, path)) in names.into_iter().enumerate() {
+            highest_name = highest_name.max(first);
+            let is_last = i + 1 == count;
+            let no = st.next_seg_no;
+            st.next_seg_no += 1;
+            let file = OpenOptions::new().read(true).write(true).open(&path)?;
+            let (end, events, max_ts, bad) =
+                st.scan_segment(&file, no, &mut last_seq, &mut scratch)?;
+            let mut size = end;
+            if let Some(bad) = bad {
+                let file_len = file.metadata()?.len();
+                let torn = is_last && is_torn(&file, &bad, file_len)?;
+                if torn {
+                    tracing::warn!(file = %path.display(), offset = bad.offset, reason = %bad.kind, "log: truncating torn tail");
+                    file.set_len(bad.offset)?;
+                    report.truncated = Some(TornTail {
+                        file: path.display().to_string(),
+                        offset: bad.offset,
+                        dropped_bytes: file_len - bad.offset,
+                        reason: bad.kind.to_string(),
+                    });
+                } else if config.quarantine_corrupt {
+                    let moved = quarantine(&file, &path, bad.offset, file_len)?;
+                    tracing::warn!(file = %path.display(), offset = bad.offset, reason = %bad.kind, moved_to = %moved.display(), "log: quarantined corrupt remainder");
+                    report.quarantined.push(Quarantined {
+                        file: path.display().to_string(),
+                        offset: bad.offset,
+                        bytes: file_len - bad.offset,
+                        moved_to: moved.display().to_string(),
+                        reason: bad.kind.to_string(),
+                    });
+                } else {
+                    return Err(corrupt(&path, bad.offset, bad.kind));
+                }
+                size = bad.offset;
+            }
+            report.events += events;
+            st.total_bytes += size;
+            st.segments.push_back(Segment {
+                no,
+                path,
+                file: Arc::new(file),
+                size,
+                events,
+                max_ts,
+            });
+        }
+        report.segments = st.segments.len();
+        report.bytes = st.total_bytes;
+        st.reserved = read_hwm(dir).unwrap_or(0);
+        st.next_seq = (last_seq + 1).max(highest_name).max(st.reserved).max(1);
+        st.durable = last_seq;
+        if st.segments.is_empty() {
+            st.create_segment(st.next_seq)?;
+        }
+        st.sync
+            .tx
+            .send(SyncMsg::Written {
+                file: st.active()?.file.clone(),
+                seq: last_seq,
+                new_file: false,
+            })
+            .map_err(|_| std::io::Error::other("fsync thread gone"))?;
+        st.fill_recent_caches()?;
+        report.sessions = st.sessions.len();
+        report.next_seq = st.next_seq;
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(
+            segments = report.segments,
+            events = report.events,
+            bytes = report.bytes,
+            next_seq = report.next_seq,
+            ms = report.elapsed_ms,
+            "log recovered"
+        );
+        Ok((st, report))
+    }
+
+    /// Reads one segment front to back, indexing every whole record. Returns the end of
+    /// the last good record, the events and max timestamp in it, and the first problem.
+    fn scan_segment(
+        &mut self,
+        file: &File,
+        no: u32,
+        last_seq: &mut u64,
+        body: &mut Vec<u8>,
+    ) -> Result<(u64, u64, i64, Option<Bad>), StoreError> {
+        let file_len = file.metadata()?.len();
+        let mut rd = BufReader::with_capacity(READ_BUFFER, file);
+        let mut off = 0u64;
+        let mut events = 0u64;
+        let mut max_ts = i64::MIN;
+        let every = self.checkpoint_every;
+        while off < file_len {
+            let bad = |kind| Ok((off, events, max_ts, Some(Bad { offset: off, kind })));
+            if file_len - off < record::FRAME_HEADER as u64 {
+                return bad(DecodeError::Short);
+            }
+            let mut head = [0u8; record::FRAME_HEADER];
+            rd.read_exact(&mut head)?;
+            let Some((len, crc)) = record::frame_header(&head) else {
+                return bad(DecodeError::Short);
+            };
+            if let Err(e) = record::check_body_len(len) {
+                return bad(e);
+            }
+            let total = (record::FRAME_HEADER + len) as u64;
+            if total > file_len - off {
+                return bad(DecodeError::Short);
+            }
+            if off + total > u64::from(u32::MAX) {
+                return bad(DecodeError::Malformed("segment larger than 4 GiB"));
+            }
+            body.resize(len, 0);
+            rd.read_exact(body)?;
+            if crc32fast::hash(body) != crc {
+                return bad(DecodeError::Crc);
+            }
+            // Validate the whole batch before indexing any of it.
+            let mut prev = *last_seq;
+            if let Err(e) = record::for_each_entry(body, |_, _, e| {
+                if e.seq <= prev {
+                    return Err(DecodeError::Malformed("seq not increasing"));
+                }
+                prev = e.seq;
+                Ok(())
+            }) {
+                return bad(e);
+            }
+            let base = off + record::FRAME_HEADER as u64;
+            let _ = record::for_each_entry(body, |at, elen, e| {
+                let loc = Loc {
+                    seq: e.seq,
+                    ts: e.ts,
+                    seg: no,
+                    off: (base + at as u64) as u32,
+                    len: elen as u32,
+                };
+                if !self.kinds.contains(e.kind) {
+                    self.kinds.insert(Arc::from(e.kind));
+                }
+                let s = match self.sessions.get_mut(e.session) {
+                    Some(s) => s,
+                    None => self
+                        .sessions
+                        .entry(Arc::from(e.session))
+                        .or_insert_with_key(|k| Session::new(k.clone(), every)),
+                };
+                s.index(loc, &e);
+                events += 1;
+                max_ts = max_ts.max(e.ts);
+                Ok(())
+            });
+            *last_seq = prev;
+            off += total;
+        }
+        Ok((off, events, max_ts, None))
+    }
+
+    fn fill_recent_caches(&mut self) -> Result<(), StoreError> {
+        let ids: Vec<Arc<str>> = self.sessions.keys().cloned().collect();
+        for id in ids {
+            let Some(s) = self.sessions.get(&id) else {
+                continue;
+            };
+            let from = s
+                .idx
+                .end()
+                .saturating_sub(RECENT_CACHE as u64)
+                .max(s.idx.base());
+            let evs = self.read_positions(s, from..s.idx.end())?;
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.recent = evs.into();
+            }
+        }
+        Ok(())
+    }
+
+    fn active(&self) -> Result<&Segment, StoreError> {
+        self.segments
+            .back()
+            .ok_or_else(|| StoreError::Io(std::io::Error::other("no active segment")))
+    }
+
+    fn create_segment(&mut self, first_seq: u64) -> Result<(), StoreError> {
+        let path = self.dir.join(seg_name(first_seq));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        let no = self.next_seg_no;
+        self.next_seg_no += 1;
+        self.segments.push_back(Segment {
+            no,
+            path,
+            file: Arc::new(file),
+            size: 0,
+            events: 0,
+            max_ts: i64::MIN,
+        });
+        Ok(())
+    }
+
+    fn segment(&self, no: u32) -> Option<&Segment> {
+        let first = self.segments.front()?.no;
+        self.segments.get(no.checked_sub(first)? as usize)
+    }
+
+    /// Reads the events at absolute positions of a session, in order, coalescing runs
+    /// that sit back to back in one segment into one positional read.
+    fn read_positions(
+        &self,
+        s: &Session,
+        positions: impl IntoIterator<Item = u64>,
+    ) -> Result<Vec<EventRef>, StoreError> {
+        let locs: Vec<Loc> = positions
+            .into_iter()
+            .filter_map(|p| s.idx.at(p).copied())
+            .collect();
+        let mut out = Vec::with_capacity(locs.len());
+        let mut buf = Vec::new();
+        let mut i = 0;
+        while let Some(first) = locs.get(i) {
+            let mut j = i + 1;
+            let mut end = u64::from(first.off) + u64::from(first.len);
+            while let Some(n) = locs.get(j) {
+                if n.seg != first.seg
+                    || u64::from(n.off) != end
+                    || end - u64::from(first.off) > (1 << 20)
+                {
+                    break;
+                }
+                end += u64::from(n.len);
+                j += 1;
+            }
+            let seg = self.segment(first.seg).ok_or_else(|| {
+                StoreError::NotFound(format!("segment {} of seq {}", first.seg, first.seq))
+            })?;
+            buf.resize((end - u64::from(first.off)) as usize, 0);
+            seg.file.read_exact_at(&mut buf, u64::from(first.off))?;
+            let mut at = 0usize;
+            for loc in locs.get(i..j).unwrap_or_default() {
+                let bytes = buf.get(at..at + loc.len as usize).unwrap_or_default();
+                let (e, _) = record::decode_entry(bytes)
+                    .map_err(|r| corrupt(&seg.path, u64::from(loc.off), r))?;
+                out.push(self.event_from(s, &e));
+                at += loc.len as usize;
+            }
+            i = j;
+        }
+        Ok(out)
+    }
+
+    fn event_from(&self, s: &Session, e: &EntryRef<'_>) -> EventRef {
+        let agent = e
+            .agent
+            .map(|a| s.agents.get(a).cloned().unwrap_or_else(|| Arc::from(a)));
+        let kind = self
+            .kinds
+            .get(e.kind)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(e.kind));
+        Arc::new(Event {
+            seq: e.seq,
+            timestamp: e.ts,
+            session: s.id.clone(),
+            agent,
+            kind,
+            json: Bytes::copy_from_slice(e.json),
+        })
+    }
+
+    /// Events at positions `[from, to)`, from the recent cache when it covers them.
+    fn range(&self, s: &Session, from: u64, to: u64) -> Result<Vec<EventRef>, StoreError> {
+        let cached_from = s.idx.end() - s.recent.len() as u64;
+        if from >= cached_from {
+            let a = (from - cached_from) as usize;
+            let b = (to - cached_from) as usize;
+            return Ok(s.recent.range(a..b.min(s.recent.len())).cloned().collect());
+        }
+        self.read_positions(s, from..to)
+    }
+
+    /// Drops the oldest segment and every index entry pointing into it.
+    fn drop_oldest_segment(&mut self) -> Result<(u64, u64), StoreError> {
+        let Some(seg) = self.segments.front() else {
+            return Ok((0, 0));
+        };
+        std::fs::remove_file(&seg.path)?;
+        let (no, size, events) = (seg.no, seg.size, seg.events);
+        self.segments.pop_front();
+        self.total_bytes -= size;
+        for s in self.sessions.values_mut() {
+            while s.idx.front().is_some_and(|l| l.seg == no) {
+                s.idx.pop_front();
+            }
+            s.tt.trim(s.idx.base());
+            let keep = s.idx.len().min(s.recent.len());
+            while s.recent.len() > keep {
+                s.recent.pop_front();
+            }
+        }
+        Ok((size, events))
+    }
+}
+
+/// A bad record at the end of the last segment is a torn write when nothing after it
+/// could be data: its declared extent runs past the end, or everything after it is
+/// zero (a crash after the size grew but before the pages were written), or it is the
+/// very last record and only its checksum fails.
+fn is_torn(file: &File, bad: &Bad, file_len: u64) -> Result<bool, StoreError> {
+    if matches!(bad.kind, DecodeError::Short) {
+        return Ok(true);
+    }
+    if matches!(bad.kind, DecodeError::Crc) {
+        let mut head = [0u8; record::FRAME_HEADER];
+        file.read_exact_at(&mut head, bad.offset)?;
+        if let Some((len, _)) = record::frame_header(&head) {
+            if bad.offset + (record::FRAME_HEADER + len) as u64 == file_len {
+                return Ok(true);
+            }
+        }
+    }
+    let mut pos = bad.offset;
+    let mut buf = vec![0u8; 1 << 16];
+    while pos < file_len {
+        let n = ((file_len - pos) as usize).min(buf.len());
+        let chunk = buf.get_mut(..n).unwrap_or_default();
+        file.read_exact_at(chunk, pos)?;
+        if chunk.iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        pos += n as u64;
+    }
+    Ok(true)
+}
+
+/// Copies `[offset, len)` of a segment to `<name>.<offset>.quarantine`, then cuts it off.
+fn quarantine(file: &File, path: &Path, offset: u64, file_len: u64) -> Result<PathBuf, StoreError> {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(format!(".{offset}.quarantine"));
+    let dest = path.with_file_name(name);
+    let out = File::create(&dest)?;
+    let mut pos = offset;
+    let mut buf = vec![0u8; 1 << 20];
+    while pos < file_len {
+        let n = ((file_len - pos) as usize).min(buf.len());
+        let chunk = buf.get_mut(..n).unwrap_or_default();
+        file.read_exact_at(chunk, pos)?;
+        out.write_all_at(chunk, pos - offset)?;
+        pos += n as u64;
+    }
+    out.sync_all()?;
+    file.set_len(offset)?;
+    file.sync_all()?;
+    Ok(dest)
+}
+
+impl Store for LogStore {
+    fn append(&mut self, batch: Vec<Pending>) -> Result<Appended, StoreError> {
+        if batch.is_empty() {
+            return Ok(Appended { events: Vec::new() });
+        }
+        if self.poisoned {
+            return Err(StoreError::Io(std::io::Error::other(
+                "log refused: an earlier failed write could not be undone",
+            )));
+        }
+        let n = batch.len() as u64;
+        let first = self.next_seq;
+        if first + n > self.reserved {
+            let upto = first + n + SEQ_RESERVATION;
+            write_hwm(&self.dir, upto)?;
+            self.reserved = upto;
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        record::begin_record(&mut buf, batch.len() as u32);
+        let mut rel = Vec::with_capacity(batch.len());
+        let mut events = Vec::with_capacity(batch.len());
+        for (i, p) in batch.into_iter().enumerate() {
+            let seq = first + i as u64;
+            let json = delivered_json(seq, &p.json_tail);
+            if !record::fits(&p.session, p.agent.as_deref(), &p.kind, json.len()) {
+                self.buf = buf;
+                return Err(StoreError::Invalid(format!(
+                    "event {i}: a field is too long to store"
+                )));
+            }
+            let at = buf.len();
+            record::put_entry(
+                &mut buf,
+                seq,
+                p.timestamp,
+                &p.session,
+                p.agent.as_deref(),
+                &p.kind,
+                &json,
+            );
+            rel.push((at, buf.len() - at));
+            events.push(Arc::new(Event {
+                seq,
+                timestamp: p.timestamp,
+                session: p.session,
+                agent: p.agent,
+                kind: p.kind,
+                json: Bytes::from(json),
+            }));
+        }
+        record::finish_record(&mut buf);
+        let res = self.write_record(&buf, first);
+        let written = match res {
+            Ok(w) => w,
+            Err(e) => {
+                self.buf = buf;
+                return Err(e);
+            }
+        };
+        let (seg_no, base, new_file) = written;
+        let last = first + n - 1;
+        let every = self.checkpoint_every;
+        let mut max_ts = i64::MIN;
+        for (ev, (at, len)) in events.iter().zip(&rel) {
+            let loc = Loc {
+                seq: ev.seq,
+                ts: ev.timestamp,
+                seg: seg_no,
+                off: (base + *at as u64) as u32,
+                len: *len as u32,
+            };
+            if !self.kinds.contains(&*ev.kind) {
+                self.kinds.insert(ev.kind.clone());
+            }
+            let s = self
+                .sessions
+                .entry(ev.session.clone())
+                .or_insert_with(|| Session::new(ev.session.clone(), every));
+            if let Some(a) = &ev.agent {
+                if !s.agents.contains(a) {
+                    s.agents.insert(a.clone());
+                }
+            }
+            let pos = s.idx.end();
+            s.tt.push(pos, &EventFacts::of(ev));
+            s.idx.push(loc);
+            s.recent.push_back(ev.clone());
+            if s.recent.len() > RECENT_CACHE {
+                s.recent.pop_front();
+            }
+            max_ts = max_ts.max(ev.timestamp);
+        }
+        self.next_seq = last + 1;
+        if let Some(seg) = self.segments.back_mut() {
+            seg.events += n;
+            seg.max_ts = seg.max_ts.max(max_ts);
+            let file = seg.file.clone();
+            let _ = self.sync.tx.send(SyncMsg::Written {
+                file,
+                seq: last,
+                new_file,
+            });
+            if self.policy == FsyncPolicy::Always {
+                let _ = self.sync.tx.send(SyncMsg::SyncNow);
+            }
+        }
+        self.buf = buf;
+        Ok(Appended { events })
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    fn session(&self, id: &str) -> Option<SessionSummary> {
+        self.sessions.get(id).map(Session::summary)
+    }
+
+    fn sessions(&self) -> Vec<SessionSummary> {
+        self.sessions.values().map(Session::summary).collect()
+    }
+
+    fn recent(&self, session: &str, n: usize) -> Vec<EventRef> {
+        let Some(s) = self.sessions.get(session) else {
+            return Vec::new();
+        };
+        let from = s.idx.end().saturating_sub(n as u64).max(s.idx.base());
+        self.range(s, from, s.idx.end()).unwrap_or_else(|e| {
+            tracing::warn!(session, error = %e, "log: recent read failed");
+            Vec::new()
+        })
+    }
+
+    fn after_seq(
+        &self,
+        session: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRef>, StoreError> {
+        let Some(s) = self.sessions.get(session) else {
+            return Ok(Vec::new());
+        };
+        let from = s.idx.pos_after_seq(after);
+        let to = from.saturating_add(limit as u64).min(s.idx.end());
+        self.range(s, from, to)
+    }
+
+    fn time_range(
+        &self,
+        session: &str,
+        start: i64,
+        end: i64,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<EventRef>, StoreError> {
+        let Some(s) = self.sessions.get(session) else {
+            return Ok(Vec::new());
+        };
+        let positions = s.idx.time_range(start, end, offset, limit);
+        self.read_positions(s, positions)
+    }
+
+    fn count_time_range(&self, session: &str, start: i64, end: i64) -> u64 {
+        self.sessions
+            .get(session)
+            .map_or(0, |s| s.idx.count_time_range(start, end))
+    }
+
+    fn first_seq(&self, session: &str) -> Option<u64> {
+        self.sessions
+            .get(session)
+            .and_then(|s| s.idx.front())
+            .map(|l| l.seq)
+    }
+
+    fn state_at(
+        &self,
+        session: &str,
+        at: i64,
+        traces: usize,
+    ) -> Result<(SessionState, Vec<EventRef>), StoreError> {
+        let s = self
+            .sessions
+            .get(session)
+            .ok_or_else(|| StoreError::NotFound(format!("session {session}")))?;
+        let (mut state, from) = s.tt.start_for(at, s.idx.base());
+        let upper = s.idx.upper_for_ts(at);
+        let wanted = (from..upper).filter(|&p| s.idx.at(p).is_some_and(|l| l.ts <= at));
+        let mut scratch = Vec::new();
+        for e in self.read_positions(s, wanted)? {
+            state.apply_facts(&EventFacts::of(&e), &mut scratch);
+        }
+        let last = s.idx.last_le(at, upper, traces);
+        let recent = match (last.first(), last.last()) {
+            (Some(&a), Some(&b)) if b + 1 - a == last.len() as u64 => self.range(s, a, b + 1)?,
+            _ => self.read_positions(s, last)?,
+        };
+        Ok((state, recent))
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        let upto = self.sync.barrier()?;
+        self.durable = self.durable.max(upto);
+        Ok(())
+    }
+
+    fn durable_seq(&self) -> u64 {
+        self.durable
+    }
+
+    fn poll_sync(&mut self) -> Result<(), StoreError> {
+        let mut failed = None;
+        while let Ok(d) = self.sync.done.try_recv() {
+            match d {
+                SyncDone::Durable(s) => self.durable = self.durable.max(s),
+                SyncDone::Failed(e) => failed = Some(e),
+            }
+        }
+        failed.map_or(Ok(()), |e| Err(StoreError::Io(e)))
+    }
+
+    fn enforce_retention(&mut self, now_ms: i64) -> RetentionReport {
+        let mut rep = RetentionReport::default();
+        let cutoff = now_ms.saturating_sub(i64::try_from(self.retention_ms).unwrap_or(i64::MAX));
+        while self.segments.len() > 1 {
+            let Some(oldest) = self.segments.front() else {
+                break;
+            };
+            let over_bytes = self.retention_bytes > 0 && self.total_bytes > self.retention_bytes;
+            let too_old = self.retention_ms > 0 && oldest.max_ts < cutoff;
+            if !(over_bytes || too_old || oldest.events == 0) {
+                break;
+            }
+            let path = oldest.path.clone();
+            match self.drop_oldest_segment() {
+                Ok((bytes, events)) => {
+                    tracing::info!(file = %path.display(), bytes, events, "log: retention deleted segment");
+                    rep.segments += 1;
+                    rep.bytes += bytes;
+                    rep.events += events;
+                }
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "log: retention could not delete segment");
+                    break;
+                }
+            }
+        }
+        rep
+    }
+}
+
+impl LogStore {
+    /// Writes one finished record, rolling the segment first when it would overflow.
+    /// Returns the segment number, the record's offset and whether the segment is new.
+    /// On failure nothing of the record remains visible.
+    fn write_record(&mut self, rec: &[u8], first_seq: u64) -> Result<(u32, u64, bool), StoreError> {
+        let mut new_file = false;
+        let active = self.active()?;
+        let would = active.size + rec.len() as u64;
+        if active.size > 0 && (would > self.segment_bytes || would > u64::from(u32::MAX)) {
+            self.create_segment(first_seq)?;
+            new_file = true;
+        }
+        let Some(seg) = self.segments.back_mut() else {
+            return Err(std::io::Error::other("no active segment").into());
+        };
+        if let Err(e) = seg.file.write_all_at(rec, seg.size) {
+            if let Err(e2) = seg.file.set_len(seg.size) {
+                tracing::error!(file = %seg.path.display(), error = %e2, "log: cannot cut back a failed write; refusing further appends");
+                self.poisoned = true;
+            }
+            return Err(e.into());
+        }
+        let base = seg.size;
+        seg.size += rec.len() as u64;
+        self.total_bytes += rec.len() as u64;
+        Ok((seg.no, base, new_file))
+    }
+
+    /// Where the store lives.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Bytes held in segment files.
+    pub fn total_bytes(&self) -> u64 {
+        self.total_bytes
+    }
+
+    /// Segment files held (including the active one).
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+}
+
+#[cfg(test)]
+#[path = "log_tests.rs"]
+mod tests;
