@@ -4,7 +4,9 @@
 use std::path::Path;
 
 fn replay(target: &str, run: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.expect("corpus entry").path();
@@ -14,7 +16,10 @@ fn replay(target: &str, run: fn(&[u8])) {
             n += 1;
         }
     }
-    assert!(n > 0, "corpus for {target} is empty: commit at least a seed");
+    assert!(
+        n > 0,
+        "corpus for {target} is empty: commit at least a seed"
+    );
 }
 
 macro_rules! corpus_tests {
@@ -23,4 +28,12 @@ macro_rules! corpus_tests {
     };
 }
 
-corpus_tests!(frame, http_head, client_message, ingest_body, jwt, log_record, config);
+corpus_tests!(
+    frame,
+    http_head,
+    client_message,
+    ingest_body,
+    jwt,
+    log_record,
+    config
+);

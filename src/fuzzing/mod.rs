@@ -4,10 +4,10 @@
 //! and `tests/fuzz_corpus.rs` replays every committed corpus file through it on stable
 //! Rust, so a crash once found stays fixed. A body may only return; any panic is a bug.
 
+pub mod client_message;
+pub mod config;
 pub mod frame;
 pub mod http_head;
-pub mod client_message;
 pub mod ingest_body;
 pub mod jwt;
 pub mod log_record;
-pub mod config;

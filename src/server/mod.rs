@@ -1,1 +1,1406 @@
-//! (in progress)
+//! The thin mio shell: the one place that owns the poll, the sockets and the clock.
+//!
+//! [`Server::run`] is the whole loop. Each turn it
+//! 1. polls (sleeping until the next timer at most),
+//! 2. dispatches readiness by token — the listener, the waker (publisher commands, sync
+//!    completions), the signal pipe, or a connection (`key | generation << 32`, so an
+//!    event for a connection that is gone never reaches the one now in its slot),
+//! 3. fires due timers (heartbeats, auth deadlines, close deadlines, retention),
+//! 4. ends the turn: releases acks that became durable, closes the hub's batches and
+//!    fans them out (each batch encoded once per audience), steps paced history jobs for
+//!    clients whose queues drained, flushes every connection that got frames in one
+//!    vectored write each, and finally removes the connections that died this turn.
+//!
+//! Everything a handler needs besides its own connection lives in [`Ctx`], so the
+//! protocol code in [`dispatch`] and [`routes`] borrows one connection and the context,
+//! never the slab.
+
+pub(crate) mod conn;
+pub(crate) mod dispatch;
+pub(crate) mod history;
+pub mod publisher;
+pub mod queue;
+pub(crate) mod routes;
+pub mod timer;
+
+use crate::auth::{Authenticator, Principal};
+use crate::config::{Config, FsyncPolicy};
+use crate::http::{parse_head, Response, Status};
+use crate::hub::encode::BatchEncoder;
+use crate::hub::{Audience, ConnId, Hub};
+use crate::ingest::{IngestContext, IngestError};
+use crate::limits::{AcceptRate, IpLimiter, RateLimiter};
+use crate::metrics::{Gauges, Metrics};
+use crate::protocol::server as enc;
+use crate::protocol::ErrorCode;
+use crate::store::{Appended, Store, StoreError};
+use crate::ws::{
+    close_code, close_frame, negotiate, ping_frame, HandshakeOptions, MessageReader, Read,
+    WireFormat,
+};
+use bytes::Bytes;
+use conn::{Client, Conn, Job, Out, Phase, ReadOutcome, WsState};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use publisher::{Command, PublishAck, PublishError, Publisher};
+use queue::{Admit, EventSpan, WriteQueue};
+use slab::Slab;
+use std::collections::{HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use timer::{Timer, Timers};
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+const SIGNALS: Token = Token(usize::MAX - 3);
+
+/// Largest request head accepted.
+const MAX_HEAD: usize = 16 * 1024;
+/// Bytes read from one socket per readiness before others get their turn.
+const READ_BUDGET: usize = 256 * 1024;
+/// How long a closing connection may take to drain and say goodbye.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// How long shutdown waits for clients to take their close frames.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// Connections accepted beyond `max_connections` only to be told 503.
+const OVERFLOW_SLACK: usize = 64;
+
+/// Errors that stop the server.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// Binding or polling failed.
+    Io(std::io::Error),
+    /// The store could not be opened or recovered.
+    Store(StoreError),
+    /// The auth configuration is unusable.
+    Auth(String),
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerError::Io(e) => write!(f, "I/O error: {e}"),
+            ServerError::Store(e) => write!(f, "storage: {e}"),
+            ServerError::Auth(e) => write!(f, "auth config: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+impl From<std::io::Error> for ServerError {
+    fn from(e: std::io::Error) -> Self {
+        ServerError::Io(e)
+    }
+}
+
+impl From<StoreError> for ServerError {
+    fn from(e: StoreError) -> Self {
+        ServerError::Store(e)
+    }
+}
+
+/// Why a batch was not stored.
+pub(crate) enum IngestFailure {
+    Invalid(IngestError),
+    Store(StoreError),
+}
+
+impl IngestFailure {
+    pub fn to_protocol(&self) -> (ErrorCode, String) {
+        match self {
+            IngestFailure::Invalid(e) => (ErrorCode::InvalidRequest, e.to_string()),
+            IngestFailure::Store(e) => (ErrorCode::StorageError, e.to_string()),
+        }
+    }
+}
+
+/// An acknowledgement waiting for its batch to be durable.
+pub(crate) enum Ack {
+    Ws { conn: ConnId, frame: Bytes },
+    Http { conn: ConnId, response: Vec<u8> },
+}
+
+/// One hub delivery waiting to be queued on its connection.
+struct Delivery {
+    conn: ConnId,
+    frame: Bytes,
+    span: EventSpan,
+}
+
+/// Everything handlers share: configuration, routing, storage, metrics, scratch space.
+pub(crate) struct Ctx {
+    pub config: Arc<Config>,
+    pub hub: Hub,
+    pub store: Box<dyn Store>,
+    pub metrics: Metrics,
+    pub auth: Authenticator,
+    pub ingest: IngestContext,
+    pub buffers: simd_json::Buffers,
+    pub encoder: BatchEncoder,
+    pub scratch: Vec<u8>,
+    pub timers: Timers,
+    pub epoch: Instant,
+    /// Wall clock of this turn, epoch ms.
+    pub now_ms: i64,
+    pub now: Instant,
+    pub shutting_down: bool,
+    outbox: Vec<Delivery>,
+    held: VecDeque<(u64, Ack)>,
+    /// Connections with history/resume jobs.
+    job_conns: Vec<ConnId>,
+    /// The first ingest of this turn, for the publish→deliver histogram.
+    ingested_at: Option<Instant>,
+    batch_deadline: Option<Instant>,
+    sessions: HashSet<Arc<str>>,
+}
+
+impl Ctx {
+    /// Monotonic ms since start, for rate limiters.
+    pub fn mono_ms(&self) -> u64 {
+        self.now.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
+    pub fn audience(&self, c: &Client) -> Audience {
+        Audience {
+            binary: c.format == WireFormat::Binary,
+            deflate: c.deflate,
+            delta: false,
+            agents: c.agents.clone(),
+        }
+    }
+
+    /// One shared `Arc<str>` per session name for the hub's keys and the clients' lists.
+    pub fn intern_session(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.sessions.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        if self.sessions.len() < 100_000 {
+            self.sessions.insert(a.clone());
+        }
+        a
+    }
+
+    /// Validates, stores and routes one batch — the single ingest path for WebSocket,
+    /// HTTP and in-process publishers.
+    pub fn ingest_values(
+        &mut self,
+        values: &[simd_json::BorrowedValue<'_>],
+    ) -> Result<Appended, IngestFailure> {
+        self.ingest.now_ms = self.now_ms;
+        let pending = match crate::ingest::validate(values, &mut self.ingest) {
+            Ok(p) => p,
+            Err(e) => {
+                self.metrics.events_rejected += values.len() as u64;
+                return Err(IngestFailure::Invalid(e));
+            }
+        };
+        let appended = self.store.append(pending).map_err(|e| {
+            tracing::error!(error = %e, "append failed; batch refused");
+            IngestFailure::Store(e)
+        })?;
+        self.metrics.events_ingested += appended.events.len() as u64;
+        self.hub.publish(&appended.events);
+        if self.ingested_at.is_none() {
+            self.ingested_at = Some(self.now);
+        }
+        let timeout = self.config.batch_timeout_ms;
+        if timeout > 0 && self.batch_deadline.is_none() {
+            let at = self.now + Duration::from_millis(timeout);
+            self.batch_deadline = Some(at);
+            self.timers.schedule(at, Timer::BatchDeadline);
+        }
+        Ok(appended)
+    }
+
+    /// Queues `ack` now, or holds it until `seq` is on disk under `fsync = "always"`.
+    /// Returns true when held.
+    pub fn ack_when_durable(&mut self, ack: Ack, seq: u64) -> bool {
+        if self.config.storage.fsync == FsyncPolicy::Always && self.store.durable_seq() < seq {
+            self.held.push_back((seq, ack));
+            return true;
+        }
+        self.held.push_front((0, ack));
+        // Released at the end of this turn, in order with other control frames.
+        false
+    }
+
+    /// Closes the current batches and hands their frames to the outbox.
+    pub fn flush_hub(&mut self) {
+        let now_ms = self.now_ms;
+        let Ctx {
+            hub,
+            encoder,
+            outbox,
+            metrics,
+            ..
+        } = self;
+        hub.flush(
+            |audience, session, events| {
+                metrics.frames_encoded += 1;
+                encoder.encode(audience, session, events, now_ms)
+            },
+            |conn, frame: &Bytes, info| {
+                outbox.push(Delivery {
+                    conn,
+                    frame: frame.clone(),
+                    span: EventSpan {
+                        session: info.session.clone(),
+                        first_seq: info.first_seq,
+                        last_seq: info.last_seq,
+                        count: info.count,
+                    },
+                })
+            },
+        );
+        self.batch_deadline = None;
+    }
+
+    pub fn jobs_pending(&mut self, id: ConnId) {
+        if !self.job_conns.contains(&id) {
+            self.job_conns.push(id);
+        }
+    }
+
+    pub fn schedule_expiry(&mut self, id: ConnId, exp_secs: i64) {
+        let now_secs = crate::auth::unix_now_secs();
+        let wait = Duration::from_secs(exp_secs.saturating_sub(now_secs).max(0) as u64);
+        self.timers.schedule(self.now + wait, Timer::AuthExpiry(id));
+    }
+
+    pub fn render_metrics(&self) -> String {
+        let g = Gauges {
+            connections: 0,
+            websocket_connections: 0,
+            sessions: self.sessions.len(),
+            queue_bytes: 0,
+            next_seq: self.store.next_seq(),
+        };
+        self.metrics.render(&g)
+    }
+}
+
+/// The server: a bound listener and everything the loop needs.
+pub struct Server {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    local_addr: SocketAddr,
+    conns: Slab<Conn>,
+    next_gen: u32,
+    ws_count: usize,
+    ctx: Ctx,
+    commands: Receiver<publisher::Command>,
+    publisher: Publisher,
+    signals: Option<signal_hook_mio::v1_0::Signals>,
+    /// Connections whose read stopped early (budget) and must be read again.
+    pending_reads: Vec<ConnId>,
+    /// Connections with frames to write this turn.
+    dirty: Vec<ConnId>,
+    ip_limiter: IpLimiter,
+    accept_rate: AcceptRate,
+    shutdown_deadline: Option<Instant>,
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn token_of(id: ConnId) -> Token {
+    Token(id.key as usize | ((id.gen as usize) << 32))
+}
+
+fn id_of(t: Token) -> ConnId {
+    ConnId {
+        key: (t.0 & 0xffff_ffff) as u32,
+        gen: (t.0 >> 32) as u32,
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT: the `tracecast serve` entry point.
+pub fn serve(config: Config) -> Result<(), ServerError> {
+    if let Some(core) = config.pin_core {
+        let ids = core_affinity::get_core_ids().unwrap_or_default();
+        match ids.into_iter().find(|c| c.id == core) {
+            Some(id) if core_affinity::set_for_current(id) => {
+                tracing::info!(core, "pinned to core")
+            }
+            _ => tracing::warn!(core, "could not pin to that core; running unpinned"),
+        }
+    }
+    let mut server = Server::bind(config)?;
+    server.handle_signals()?;
+    tracing::info!(addr = %server.local_addr(), "listening");
+    server.run()
+}
+
+impl Server {
+    /// Opens the store, binds the listener and prepares the loop (does not run it).
+    pub fn bind(config: Config) -> Result<Server, ServerError> {
+        let config = Arc::new(config);
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (publisher, commands) = Publisher::new(waker.clone());
+        let (store, recovery) =
+            crate::store::open(&config.storage, std::path::Path::new(&config.data_dir), {
+                let waker = waker.clone();
+                Box::new(move || {
+                    let _ = waker.wake();
+                })
+            })?;
+        if let Some(r) = recovery {
+            tracing::info!(report = ?r, "log recovered");
+        }
+        let auth = Authenticator::from_config(&config.auth)
+            .map_err(|e| ServerError::Auth(e.to_string()))?;
+        let addr: SocketAddr =
+            format!("{}:{}", config.bind, config.port)
+                .parse()
+                .map_err(|_| {
+                    ServerError::Io(std::io::Error::other(format!(
+                        "bad bind address {}:{}",
+                        config.bind, config.port
+                    )))
+                })?;
+        let mut listener = bind_listener(addr, config.reuse_port)?;
+        let local_addr = listener.local_addr()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let now = Instant::now();
+        let start_ms = wall_ms();
+        let ctx = Ctx {
+            hub: Hub::new(config.batch_size),
+            store,
+            metrics: Metrics::new(),
+            auth,
+            ingest: IngestContext::new(config.max_event_bytes, start_ms, start_ms as u64),
+            buffers: simd_json::Buffers::default(),
+            encoder: BatchEncoder::new(config.compression_level, config.compression_min_bytes),
+            scratch: Vec::with_capacity(4096),
+            timers: Timers::new(),
+            epoch: now,
+            now_ms: start_ms,
+            now,
+            shutting_down: false,
+            outbox: Vec::new(),
+            held: VecDeque::new(),
+            job_conns: Vec::new(),
+            ingested_at: None,
+            batch_deadline: None,
+            sessions: HashSet::new(),
+            config: config.clone(),
+        };
+        let mut server = Server {
+            poll,
+            listener: Some(listener),
+            local_addr,
+            conns: Slab::new(),
+            next_gen: 0,
+            ws_count: 0,
+            ip_limiter: IpLimiter::new(config.max_connections_per_ip),
+            accept_rate: AcceptRate::new(config.accept_rate_per_sec, 0),
+            ctx,
+            commands,
+            publisher,
+            signals: None,
+            pending_reads: Vec::new(),
+            dirty: Vec::new(),
+            shutdown_deadline: None,
+        };
+        server
+            .ctx
+            .timers
+            .schedule(now + Duration::from_secs(10), Timer::Retention);
+        Ok(server)
+    }
+
+    /// Stops gracefully on SIGTERM / SIGINT.
+    pub fn handle_signals(&mut self) -> Result<(), ServerError> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = signal_hook_mio::v1_0::Signals::new([SIGTERM, SIGINT])?;
+        self.poll
+            .registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A cloneable handle for publishing from other threads (and stopping the server).
+    pub fn publisher(&self) -> Publisher {
+        self.publisher.clone()
+    }
+
+    /// Runs the loop until shutdown completes.
+    pub fn run(mut self) -> Result<(), ServerError> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = Instant::now();
+            let timeout = self.poll_timeout(now);
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e.into());
+            }
+            let turn = Instant::now();
+            self.ctx.now = turn;
+            self.ctx.now_ms = wall_ms();
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept(),
+                    WAKER => self.on_wake(),
+                    SIGNALS => self.on_signals(),
+                    t => self.on_conn_event(
+                        id_of(t),
+                        ev.is_readable() || ev.is_read_closed() || ev.is_error(),
+                        ev.is_writable(),
+                    ),
+                }
+            }
+            for id in std::mem::take(&mut self.pending_reads) {
+                self.read_conn(id);
+            }
+            self.fire_timers();
+            self.end_turn();
+            self.ctx
+                .metrics
+                .record_loop(turn.elapsed().as_micros() as u64);
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.conns.is_empty() || Instant::now() >= deadline {
+                    break;
+                }
+            }
+        }
+        if let Err(e) = self.ctx.store.sync() {
+            tracing::error!(error = %e, "final sync failed");
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+
+    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        if !self.pending_reads.is_empty() || !self.ctx.job_conns.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let mut t = self.ctx.timers.next_timeout(now);
+        if let Some(d) = self.shutdown_deadline {
+            let left = d.saturating_duration_since(now);
+            t = Some(t.map_or(left, |t| t.min(left)));
+        }
+        t
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            let (mut sock, peer) = match listener.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: log and try again on the next readiness.
+                    tracing::warn!(error = %e, "accept failed");
+                    return;
+                }
+            };
+            let _ = sock.set_nodelay(true);
+            if self.conns.len() >= self.ctx.config.max_connections + OVERFLOW_SLACK {
+                self.ctx.metrics.connections_rejected += 1;
+                continue; // dropped: not even room to say 503
+            }
+            let mono = self.ctx.mono_ms();
+            let refusal = if !self.accept_rate.try_accept(mono) {
+                Some(
+                    Response::error(503, "too many new connections; retry shortly")
+                        .header("Retry-After", "1"),
+                )
+            } else if !self.ip_limiter.try_acquire(peer.ip()) {
+                Some(Response::error(
+                    429,
+                    "too many connections from this address",
+                ))
+            } else {
+                None
+            };
+            let ip_counted = refusal.is_none();
+            let entry = self.conns.vacant_entry();
+            self.next_gen = (self.next_gen + 1) & 0x7fff_ffff;
+            let id = ConnId {
+                key: entry.key() as u32,
+                gen: self.next_gen,
+            };
+            if let Err(e) = self.poll.registry().register(
+                &mut sock,
+                token_of(id),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                tracing::warn!(error = %e, "register failed");
+                if ip_counted {
+                    self.ip_limiter.release(peer.ip());
+                }
+                continue;
+            }
+            let mut conn = Conn {
+                id,
+                sock,
+                peer,
+                rbuf: Vec::new(),
+                out: Out {
+                    queue: WriteQueue::new(&self.ctx.config.backpressure),
+                    closing: false,
+                    listed: false,
+                    close_deadline: None,
+                },
+                phase: Phase::Http,
+                last_seen: self.ctx.now,
+                ip_counted,
+                dead: false,
+                http_wait: false,
+            };
+            self.ctx.metrics.connections_accepted += 1;
+            if let Some(r) = refusal {
+                self.ctx.metrics.connections_rejected += 1;
+                conn.out
+                    .queue
+                    .push_control(Bytes::from(r.close().to_bytes()));
+                conn.out.closing = true;
+            }
+            entry.insert(conn);
+            self.after_io(id);
+            // Read what may already be there (edge-triggered: no event will repeat it).
+            self.pending_reads.push(id);
+        }
+    }
+
+    fn on_wake(&mut self) {
+        while let Ok(cmd) = self.commands.try_recv() {
+            match cmd {
+                Command::Publish { mut body, reply } => {
+                    let mut buffers = std::mem::take(&mut self.ctx.buffers);
+                    let result = match crate::ingest::parse_body(&mut body, &mut buffers) {
+                        Ok(values) => self.ctx.ingest_values(&values),
+                        Err(e) => Err(IngestFailure::Invalid(e)),
+                    };
+                    self.ctx.buffers = buffers;
+                    if let Some(reply) = reply {
+                        let answer = match result {
+                            Ok(a) => Ok(PublishAck {
+                                accepted: a.events.len(),
+                                first_seq: a.first_seq(),
+                                last_seq: a.last_seq(),
+                            }),
+                            Err(e) => Err(PublishError::Rejected(e.to_protocol().1)),
+                        };
+                        let _ = reply.try_send(answer);
+                    }
+                }
+                Command::Shutdown => self.begin_shutdown(),
+            }
+        }
+        self.poll_store();
+    }
+
+    fn poll_store(&mut self) {
+        if let Err(e) = self.ctx.store.poll_sync() {
+            tracing::error!(error = %e, "fsync failed: acknowledged data may not be durable");
+        }
+    }
+
+    fn on_signals(&mut self) {
+        let mut stop = false;
+        if let Some(signals) = &mut self.signals {
+            for sig in signals.pending() {
+                tracing::info!(signal = sig, "shutdown requested");
+                stop = true;
+            }
+        }
+        if stop {
+            self.begin_shutdown();
+        }
+    }
+
+    /// Stop accepting, tell every client, close with 1001, sync the log.
+    fn begin_shutdown(&mut self) {
+        if self.ctx.shutting_down {
+            return;
+        }
+        self.ctx.shutting_down = true;
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        self.ctx.flush_hub();
+        self.apply_outbox();
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            let id = conn.id;
+            if let Phase::Ws(ws) = &mut conn.phase {
+                self.ctx.scratch.clear();
+                enc::encode_system_event(
+                    &mut self.ctx.scratch,
+                    "shutdown",
+                    b"{\"reason\":\"server shutting down\",\"reconnect\":true,\"resume\":\"subscribe_session with sinceSeq set to the last seq received\"}",
+                    self.ctx.now_ms,
+                );
+                let frame = self
+                    .ctx
+                    .encoder
+                    .control(ws.client.deflate, &self.ctx.scratch);
+                conn.out.control(frame);
+                conn.out
+                    .control(close_frame(close_code::GOING_AWAY, "server shutting down"));
+            }
+            conn.out.closing = true;
+            self.after_io(id);
+        }
+        if let Err(e) = self.ctx.store.sync() {
+            tracing::error!(error = %e, "sync at shutdown failed");
+        }
+        self.shutdown_deadline = Some(self.ctx.now + SHUTDOWN_GRACE);
+    }
+
+    fn on_conn_event(&mut self, id: ConnId, readable: bool, writable: bool) {
+        if writable {
+            if let Some(conn) = live(&mut self.conns, id) {
+                if !conn.out.queue.is_empty() {
+                    self.flush_conn(id);
+                }
+            }
+        }
+        if readable {
+            self.read_conn(id);
+        }
+    }
+
+    fn read_conn(&mut self, id: ConnId) {
+        let max_msg = self.ctx.config.max_message_size;
+        let Some(conn) = live(&mut self.conns, id) else {
+            return;
+        };
+        let limit = match conn.phase {
+            Phase::Http => MAX_HEAD + max_msg,
+            Phase::Ws(_) => max_msg + 64 * 1024,
+        };
+        let (n, outcome) = conn.read_some(limit, READ_BUDGET);
+        self.ctx.metrics.bytes_received += n as u64;
+        if n > 0 {
+            conn.last_seen = self.ctx.now;
+        }
+        if conn.out.closing {
+            // Draining a closing connection: input is discarded.
+            conn.rbuf.clear();
+        } else {
+            self.process_input(id);
+        }
+        let Some(conn) = live(&mut self.conns, id) else {
+            return;
+        };
+        match outcome {
+            ReadOutcome::WouldBlock => {}
+            ReadOutcome::Budget => self.pending_reads.push(id),
+            ReadOutcome::Overflow => {
+                if conn.rbuf.len() >= limit {
+                    // Nothing could be made of a full buffer: no valid input is this big.
+                    let frame = match conn.phase {
+                        Phase::Http => Bytes::from(
+                            Response::error(413, "request too large").close().to_bytes(),
+                        ),
+                        Phase::Ws(_) => close_frame(close_code::TOO_BIG, "message too large"),
+                    };
+                    conn.rbuf.clear();
+                    conn.out.control(frame);
+                    conn.out.closing = true;
+                } else {
+                    self.pending_reads.push(id);
+                }
+            }
+            ReadOutcome::Closed => {
+                // The peer is gone (or half-closed after its close frame): nothing more
+                // can be written usefully once the queue is out.
+                if conn.out.queue.is_empty() || conn.out.closing {
+                    conn.dead = true;
+                } else {
+                    conn.out.closing = true;
+                }
+            }
+        }
+        self.after_io(id);
+    }
+
+    /// Handles everything complete in the connection's read buffer.
+    fn process_input(&mut self, id: ConnId) {
+        loop {
+            let Some(conn) = self.conns.get_mut(id.key as usize) else {
+                return;
+            };
+            if conn.out.closing || conn.dead {
+                return;
+            }
+            match &mut conn.phase {
+                Phase::Http => {
+                    if conn.http_wait || !self.process_http(id) {
+                        return;
+                    }
+                }
+                Phase::Ws(ws) => {
+                    let WsState { reader, client } = &mut **ws;
+                    let read: Result<Read<'_>, _> = reader.read(&mut conn.rbuf);
+                    match read {
+                        Err(e) => {
+                            tracing::debug!(
+                                conn = id.key,
+                                code = e.close_code(),
+                                reason = e.reason,
+                                "protocol violation"
+                            );
+                            conn.out.control(close_frame(e.close_code(), e.reason));
+                            conn.out.closing = true;
+                            conn.rbuf.clear();
+                            return;
+                        }
+                        Ok(Read {
+                            consumed,
+                            message: None,
+                        }) => {
+                            conn.consume(consumed);
+                            return;
+                        }
+                        Ok(Read {
+                            consumed,
+                            message: Some(msg),
+                        }) => {
+                            dispatch::on_message(msg, client, &mut conn.out, &mut self.ctx, id);
+                            conn.consume(consumed);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Parses and answers one HTTP request; true when another may follow in the buffer.
+    fn process_http(&mut self, id: ConnId) -> bool {
+        let Some(conn) = self.conns.get_mut(id.key as usize) else {
+            return false;
+        };
+        let req = match parse_head(&conn.rbuf, MAX_HEAD) {
+            Ok(Status::Complete(req)) => req,
+            Ok(Status::Partial) => return false,
+            Err(e) => {
+                conn.out
+                    .control(Bytes::from(e.to_response().close().to_bytes()));
+                conn.out.closing = true;
+                return false;
+            }
+        };
+        let is_ws_path = req.path == "/ws" || req.path == "/";
+        if is_ws_path && req.is_upgrade() {
+            self.upgrade(id, req);
+            return true;
+        }
+        // The body: Content-Length only (chunked bodies are refused with 411).
+        let max = self.ctx.config.max_message_size;
+        if req.chunked {
+            conn.out.control(Bytes::from(
+                Response::error(411, "send a Content-Length body (chunked is not accepted)")
+                    .close()
+                    .to_bytes(),
+            ));
+            conn.out.closing = true;
+            return false;
+        }
+        let len = req.content_length.unwrap_or(0);
+        if len > max {
+            let r = Response::error(
+                413,
+                &format!("body of {len} bytes exceeds max_message_size ({max})"),
+            )
+            .close();
+            conn.out.control(Bytes::from(r.to_bytes()));
+            conn.out.closing = true;
+            return false;
+        }
+        let total = req.head_len + len;
+        if conn.rbuf.len() < total {
+            return false;
+        }
+        let mut body = conn.rbuf[req.head_len..total].to_vec();
+        conn.consume(total);
+        let keep_alive = req.keep_alive() && !self.ctx.shutting_down;
+        let routed = routes::route(&req, &mut body, &mut self.ctx, id);
+        let Some(conn) = self.conns.get_mut(id.key as usize) else {
+            return false;
+        };
+        match routed {
+            routes::Routed::Respond(r) => {
+                let r = if keep_alive { r } else { r.close() };
+                let closes = r.closes();
+                conn.out.control(Bytes::from(r.to_bytes()));
+                if closes {
+                    conn.out.closing = true;
+                    return false;
+                }
+                true
+            }
+            routes::Routed::Held => {
+                conn.http_wait = true;
+                false
+            }
+        }
+    }
+
+    fn upgrade(&mut self, id: ConnId, req: crate::http::Request) {
+        let cfg = self.ctx.config.clone();
+        let Some(conn) = self.conns.get_mut(id.key as usize) else {
+            return;
+        };
+        let refuse = |conn: &mut Conn, r: Response| {
+            conn.out.control(Bytes::from(r.close().to_bytes()));
+            conn.out.closing = true;
+        };
+        if self.ws_count >= cfg.max_connections || self.ctx.shutting_down {
+            self.ctx.metrics.connections_rejected += 1;
+            refuse(
+                conn,
+                Response::error(503, "server at its connection limit").header("Retry-After", "1"),
+            );
+            return;
+        }
+        // A credential presented at the upgrade is checked before the upgrade: a bad one
+        // gets a 401 and never becomes a WebSocket.
+        let principal = if !self.ctx.auth.is_enabled() {
+            Some(Principal::anonymous_full())
+        } else {
+            match self.ctx.auth.extract(&req.headers, &req.query) {
+                None => None,
+                Some(cred) => match self
+                    .ctx
+                    .auth
+                    .authenticate(&cred, crate::auth::unix_now_secs())
+                {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        self.ctx.metrics.auth_failures += 1;
+                        tracing::info!(reason = e.code(), peer = %conn.peer, "authentication at upgrade failed");
+                        refuse(
+                            conn,
+                            Response::error(401, e.message()).header("WWW-Authenticate", "Bearer"),
+                        );
+                        return;
+                    }
+                },
+            }
+        };
+        let opts = HandshakeOptions {
+            allow_binary: cfg.binary_protocol,
+            deflate: cfg.compression_enabled,
+        };
+        let upgrade = match negotiate(&req, &opts) {
+            Ok(u) => u,
+            Err(e) => {
+                refuse(conn, e.to_response());
+                return;
+            }
+        };
+        conn.consume(req.head_len);
+        conn.out.control(Bytes::from(upgrade.response));
+        let now = self.ctx.now;
+        let mono = self.ctx.mono_ms();
+        let mut client = Client {
+            format: upgrade.format,
+            deflate: upgrade.deflate,
+            principal,
+            subs: Vec::new(),
+            agents: None,
+            limiter: RateLimiter::new(&cfg.rate_limit, mono),
+            ping_out: None,
+            latency_ms: None,
+            messages_in: 0,
+            frames_out: 0,
+            rate_limited: 0,
+            jobs: VecDeque::new(),
+        };
+        let capabilities = [
+            "live",
+            "history",
+            "time_travel",
+            "resume",
+            "publish",
+            "delta",
+            "binary",
+            "permessage-deflate",
+        ];
+        self.ctx.scratch.clear();
+        enc::encode_connection(
+            &mut self.ctx.scratch,
+            &format!("c{}-{}", id.key, id.gen),
+            &enc::ServerInfo {
+                version: env!("CARGO_PKG_VERSION"),
+                capabilities: &capabilities,
+                max_message_size: cfg.max_message_size,
+                batch_size: cfg.batch_size,
+                max_event_bytes: cfg.max_event_bytes,
+                auth_required: self.ctx.auth.is_enabled(),
+                binary_available: cfg.binary_protocol,
+                binary_active: upgrade.format == WireFormat::Binary,
+            },
+            self.ctx.now_ms,
+        );
+        client.frames_out += 1;
+        conn.out
+            .control(self.ctx.encoder.control(client.deflate, &self.ctx.scratch));
+        if client.principal.is_none() {
+            let at = now + Duration::from_millis(self.ctx.auth.auth_timeout_ms());
+            self.ctx.timers.schedule(at, Timer::AuthDeadline(id));
+        } else if let Some(exp) = client.principal.as_ref().and_then(|p| p.expires_at) {
+            self.ctx.schedule_expiry(id, exp);
+        }
+        conn.phase = Phase::Ws(Box::new(WsState {
+            reader: MessageReader::new(cfg.max_message_size, upgrade.deflate),
+            client,
+        }));
+        self.ws_count += 1;
+        let hb = Duration::from_millis(cfg.heartbeat_interval_ms);
+        self.ctx.timers.schedule(now + hb, Timer::Heartbeat(id));
+    }
+
+    /// Bookkeeping after anything touched a connection: list it for flushing, and give a
+    /// newly closing connection its deadline.
+    fn after_io(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(id.key as usize) else {
+            return;
+        };
+        if conn.id.gen != id.gen {
+            return;
+        }
+        if conn.out.closing && conn.out.close_deadline.is_none() {
+            let at = self.ctx.now + CLOSE_GRACE;
+            conn.out.close_deadline = Some(at);
+            self.ctx.timers.schedule(at, Timer::CloseDeadline(id));
+        }
+        if !conn.out.listed && (!conn.out.queue.is_empty() || conn.out.closing) {
+            conn.out.listed = true;
+            self.dirty.push(id);
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = self.ctx.now;
+        while let Some(t) = self.ctx.timers.pop_due(now) {
+            match t {
+                Timer::Heartbeat(id) => self.heartbeat(id),
+                Timer::AuthDeadline(id) => {
+                    if let Some(conn) = live(&mut self.conns, id) {
+                        if let Phase::Ws(ws) = &mut conn.phase {
+                            if ws.client.principal.is_none() && !conn.out.closing {
+                                self.ctx.metrics.auth_failures += 1;
+                                dispatch::error(
+                                    &mut self.ctx,
+                                    &mut ws.client,
+                                    &mut conn.out,
+                                    ErrorCode::NotAuthenticated,
+                                    "authentication timed out",
+                                    None,
+                                    None,
+                                );
+                                conn.out.control(close_frame(
+                                    close_code::POLICY,
+                                    "authentication timed out",
+                                ));
+                                conn.out.closing = true;
+                            }
+                        }
+                    }
+                    self.after_io(id);
+                }
+                Timer::AuthExpiry(id) => {
+                    if let Some(conn) = live(&mut self.conns, id) {
+                        if let Phase::Ws(ws) = &mut conn.phase {
+                            let expired = ws
+                                .client
+                                .principal
+                                .as_ref()
+                                .is_some_and(|p| p.is_expired(crate::auth::unix_now_secs()));
+                            if expired && !conn.out.closing {
+                                conn.out
+                                    .control(close_frame(close_code::POLICY, "token expired"));
+                                conn.out.closing = true;
+                            }
+                        }
+                    }
+                    self.after_io(id);
+                }
+                Timer::CloseDeadline(id) => {
+                    if let Some(conn) = live(&mut self.conns, id) {
+                        conn.dead = true;
+                    }
+                }
+                Timer::Retention => {
+                    let report = self.ctx.store.enforce_retention(self.ctx.now_ms);
+                    if report.segments > 0 {
+                        tracing::info!(
+                            segments = report.segments,
+                            bytes = report.bytes,
+                            events = report.events,
+                            "retention removed old segments"
+                        );
+                    }
+                    self.ctx
+                        .timers
+                        .schedule(now + Duration::from_secs(10), Timer::Retention);
+                }
+                Timer::BatchDeadline => {}
+            }
+        }
+    }
+
+    fn heartbeat(&mut self, id: ConnId) {
+        let stale = Duration::from_millis(self.ctx.config.stale_timeout_ms());
+        let interval = Duration::from_millis(self.ctx.config.heartbeat_interval_ms);
+        let now = self.ctx.now;
+        let Some(conn) = live(&mut self.conns, id) else {
+            return;
+        };
+        let Phase::Ws(ws) = &mut conn.phase else {
+            return;
+        };
+        if conn.out.closing {
+            return;
+        }
+        if now.saturating_duration_since(conn.last_seen) >= stale {
+            tracing::debug!(conn = id.key, "stale connection closed");
+            conn.out
+                .control(close_frame(close_code::GOING_AWAY, "stale connection"));
+            conn.out.closing = true;
+            self.after_io(id);
+            return;
+        }
+        let c = &mut ws.client;
+        if c.ping_out.is_none() {
+            c.ping_out = Some(now);
+        }
+        conn.out.control(ping_frame(b"tc"));
+        if c.principal.is_some() {
+            let m = dispatch::client_metrics(c, &conn.out);
+            self.ctx.scratch.clear();
+            enc::encode_heartbeat(&mut self.ctx.scratch, self.ctx.now_ms, &m);
+            dispatch::send_scratch(&mut self.ctx, c, &mut conn.out);
+        }
+        self.ctx
+            .timers
+            .schedule(now + interval, Timer::Heartbeat(id));
+        self.after_io(id);
+    }
+
+    fn end_turn(&mut self) {
+        self.poll_store();
+        self.release_acks();
+        let due = self.ctx.config.batch_timeout_ms == 0
+            || self.ctx.hub.pending() >= self.ctx.config.batch_size
+            || self.ctx.batch_deadline.is_some_and(|d| d <= self.ctx.now)
+            || self.ctx.shutting_down;
+        if due {
+            self.ctx.flush_hub();
+        }
+        self.apply_outbox();
+        self.run_jobs();
+        self.flush_dirty();
+        if let Some(t) = self.ctx.ingested_at.take() {
+            if due {
+                self.ctx
+                    .metrics
+                    .record_deliver(t.elapsed().as_micros() as u64);
+            } else {
+                self.ctx.ingested_at = Some(t);
+            }
+        }
+        self.reap();
+    }
+
+    fn release_acks(&mut self) {
+        let durable = self.ctx.store.durable_seq();
+        while let Some((seq, _)) = self.ctx.held.front() {
+            if *seq > durable {
+                break;
+            }
+            let Some((_, ack)) = self.ctx.held.pop_front() else {
+                break;
+            };
+            match ack {
+                Ack::Ws { conn, frame } => {
+                    if let Some(c) = live(&mut self.conns, conn) {
+                        c.out.control(frame);
+                        self.after_io(conn);
+                    }
+                }
+                Ack::Http { conn, response } => {
+                    if let Some(c) = live(&mut self.conns, conn) {
+                        c.out.control(Bytes::from(response));
+                        if c.http_wait {
+                            c.http_wait = false;
+                            self.pending_reads.push(conn);
+                        }
+                        self.after_io(conn);
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply_outbox(&mut self) {
+        let mut outbox = std::mem::take(&mut self.ctx.outbox);
+        for d in outbox.drain(..) {
+            let Some(conn) = self.conns.get_mut(d.conn.key as usize) else {
+                continue;
+            };
+            if conn.id.gen != d.conn.gen || conn.dead || conn.out.closing {
+                continue;
+            }
+            let count = d.span.count;
+            match conn.out.queue.push_events(d.frame, d.span) {
+                Admit::Queued => {
+                    self.ctx.metrics.events_delivered += count;
+                    self.ctx.metrics.messages_sent += 1;
+                }
+                Admit::Dropped => self.ctx.metrics.events_dropped += count,
+                Admit::Disconnect => {
+                    self.ctx.metrics.events_dropped += count;
+                    conn.out.queue.discard_unsent();
+                    conn.out.control(close_frame(
+                        close_code::BACKPRESSURE,
+                        "client too slow; resume with sinceSeq",
+                    ));
+                    conn.out.closing = true;
+                }
+            }
+            if !conn.out.listed {
+                conn.out.listed = true;
+                self.dirty.push(d.conn);
+            }
+            if conn.out.closing && conn.out.close_deadline.is_none() {
+                let at = self.ctx.now + CLOSE_GRACE;
+                conn.out.close_deadline = Some(at);
+                self.ctx.timers.schedule(at, Timer::CloseDeadline(d.conn));
+            }
+        }
+        self.ctx.outbox = outbox;
+    }
+
+    /// Steps paced jobs of clients whose queues have room.
+    fn run_jobs(&mut self) {
+        let ids = std::mem::take(&mut self.ctx.job_conns);
+        for id in ids {
+            let Some(conn) = live(&mut self.conns, id) else {
+                continue;
+            };
+            let Phase::Ws(ws) = &mut conn.phase else {
+                continue;
+            };
+            if conn.out.closing {
+                continue;
+            }
+            if conn.out.queue.below_low_water() {
+                if let Some(mut job) = ws.client.jobs.pop_front() {
+                    let done = match &mut job {
+                        Job::History(h) => {
+                            self.ctx.scratch.clear();
+                            match h.step(&*self.ctx.store, &mut self.ctx.scratch) {
+                                Ok(last) => {
+                                    dispatch::send_scratch(
+                                        &mut self.ctx,
+                                        &mut ws.client,
+                                        &mut conn.out,
+                                    );
+                                    last
+                                }
+                                Err(e) => {
+                                    let rid = h.request_id.clone();
+                                    dispatch::error(
+                                        &mut self.ctx,
+                                        &mut ws.client,
+                                        &mut conn.out,
+                                        ErrorCode::HistoryError,
+                                        &e.to_string(),
+                                        None,
+                                        rid.as_ref(),
+                                    );
+                                    true
+                                }
+                            }
+                        }
+                        Job::Resume(r) => match r.step(&*self.ctx.store) {
+                            Ok(Some(events)) => {
+                                let audience = self.ctx.audience(&ws.client);
+                                let chosen: Vec<&crate::event::Event> = events
+                                    .iter()
+                                    .map(|e| &**e)
+                                    .filter(|e| audience.admits(e))
+                                    .collect();
+                                if !chosen.is_empty() {
+                                    let frame = self.ctx.encoder.encode(
+                                        &audience,
+                                        &r.session,
+                                        &chosen,
+                                        self.ctx.now_ms,
+                                    );
+                                    conn.out.control(frame);
+                                    self.ctx.metrics.events_delivered += chosen.len() as u64;
+                                }
+                                false
+                            }
+                            Ok(None) => {
+                                // Caught up, and the hub has nothing pending (it was
+                                // flushed this turn): join live with no gap and no repeat.
+                                let audience = self.ctx.audience(&ws.client);
+                                self.ctx.hub.subscribe(&r.session, id, audience);
+                                true
+                            }
+                            Err(e) => {
+                                dispatch::error(
+                                    &mut self.ctx,
+                                    &mut ws.client,
+                                    &mut conn.out,
+                                    ErrorCode::HistoryError,
+                                    &e.to_string(),
+                                    None,
+                                    None,
+                                );
+                                true
+                            }
+                        },
+                    };
+                    if !done {
+                        ws.client.jobs.push_front(job);
+                    }
+                }
+            }
+            if !ws.client.jobs.is_empty() {
+                self.ctx.job_conns.push(id);
+            }
+            self.after_io(id);
+        }
+    }
+
+    fn flush_dirty(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for id in &dirty {
+            if let Some(conn) = self.conns.get_mut(id.key as usize) {
+                if conn.id.gen == id.gen {
+                    conn.out.listed = false;
+                }
+            }
+            self.flush_conn(*id);
+        }
+        let mut dirty = dirty;
+        dirty.clear();
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+    }
+
+    fn flush_conn(&mut self, id: ConnId) {
+        let Some(conn) = live(&mut self.conns, id) else {
+            return;
+        };
+        let before = conn.out.queue.len_bytes();
+        match conn.flush() {
+            Ok(drained) => {
+                self.ctx.metrics.bytes_sent += (before - conn.out.queue.len_bytes()) as u64;
+                if let Some(drops) = conn.out.queue.take_drops() {
+                    if let Phase::Ws(ws) = &mut conn.phase {
+                        for d in drops {
+                            self.ctx.scratch.clear();
+                            enc::encode_events_dropped(
+                                &mut self.ctx.scratch,
+                                &d.session,
+                                d.count,
+                                d.first_seq,
+                                d.last_seq,
+                                Some("backpressure"),
+                            );
+                            dispatch::send_scratch(&mut self.ctx, &mut ws.client, &mut conn.out);
+                        }
+                    }
+                    let _ = conn.flush();
+                }
+                if drained && conn.out.closing && conn.out.queue.is_empty() {
+                    // Everything said: half-close and let the peer finish (its close frame
+                    // or EOF ends it; the close deadline bounds the wait).
+                    let _ = conn.sock.shutdown(std::net::Shutdown::Write);
+                    if matches!(conn.phase, Phase::Http) {
+                        conn.dead = true;
+                    }
+                }
+                if let Phase::Ws(ws) = &conn.phase {
+                    if !ws.client.jobs.is_empty()
+                        && conn.out.queue.below_low_water()
+                        && !self.ctx.job_conns.contains(&id)
+                    {
+                        self.ctx.job_conns.push(id);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!(conn = id.key, error = %e, "write failed");
+                conn.dead = true;
+            }
+        }
+    }
+
+    /// Removes dead connections: out of the hub, out of the limiter, out of the slab.
+    fn reap(&mut self) {
+        let dead: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.dead)
+            .map(|(k, _)| k)
+            .collect();
+        for key in dead {
+            let mut conn = self.conns.remove(key);
+            if let Phase::Ws(ws) = &conn.phase {
+                for s in &ws.client.subs {
+                    self.ctx.hub.unsubscribe(s, conn.id);
+                }
+                self.ws_count -= 1;
+            }
+            if conn.ip_counted {
+                self.ip_limiter.release(conn.peer.ip());
+            }
+            let _ = self.poll.registry().deregister(&mut conn.sock);
+            self.ctx.metrics.connections_closed += 1;
+        }
+    }
+}
+
+/// The connection `id` names, if it is still the one in that slot and alive.
+fn live(conns: &mut Slab<Conn>, id: ConnId) -> Option<&mut Conn> {
+    conns
+        .get_mut(id.key as usize)
+        .filter(|c| c.id.gen == id.gen && !c.dead)
+}
+
+fn bind_listener(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(TcpListener::from_std(socket.into()))
+}

@@ -61,6 +61,8 @@ pub mod close_code {
     pub const TOO_BIG: u16 = 1009;
     /// Unexpected server condition.
     pub const INTERNAL: u16 = 1011;
+    /// Backpressure `disconnect` policy: the client fell too far behind (SPEC §8).
+    pub const BACKPRESSURE: u16 = 4008;
 }
 
 /// Why an inbound stream must be closed: the close code to send and a short reason

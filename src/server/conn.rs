@@ -1,0 +1,168 @@
+//! One client connection: its socket, read buffer, write queue and protocol phase.
+//!
+//! A connection starts in the HTTP phase (every client does: plain requests and WebSocket
+//! upgrades share the port), and either answers a request and closes or keeps alive, or
+//! upgrades to the WebSocket phase for the rest of its life. The socket is registered once
+//! for READABLE | WRITABLE (edge-triggered) and never re-registered; the loop tracks what
+//! it still owes the socket (unread input, unwritten frames) in user space.
+
+use super::queue::{Flush, WriteQueue};
+use crate::auth::Principal;
+use crate::hub::ConnId;
+use crate::limits::RateLimiter;
+use crate::ws::{MessageReader, WireFormat};
+use bytes::Bytes;
+use mio::net::TcpStream;
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How much one read call asks for.
+const READ_CHUNK: usize = 16 * 1024;
+/// A read buffer keeps at most this capacity while idle, so a burst does not pin memory.
+const IDLE_READ_CAPACITY: usize = 64 * 1024;
+
+/// What a read pass found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadOutcome {
+    /// The socket has nothing more for now.
+    WouldBlock,
+    /// The per-turn budget ran out with bytes possibly still pending: come back next turn.
+    Budget,
+    /// The peer closed its side (or reset).
+    Closed,
+    /// The buffer limit was reached: the peer sent more than any valid message allows.
+    Overflow,
+}
+
+/// The outbound half: the write queue plus close bookkeeping.
+#[derive(Debug)]
+pub(crate) struct Out {
+    pub queue: WriteQueue,
+    /// No more input is processed; the socket closes once the queue has drained.
+    pub closing: bool,
+    /// Listed in the loop's flush list for this turn.
+    pub listed: bool,
+    /// Close the socket by then even if the peer never drains its queue.
+    pub close_deadline: Option<Instant>,
+}
+
+impl Out {
+    pub fn control(&mut self, frame: Bytes) {
+        if !self.closing {
+            self.queue.push_control(frame);
+        }
+    }
+}
+
+/// A job that streams stored events to the client, one chunk per turn while its queue is
+/// below the low water mark (history answers, `sinceSeq` catch-up).
+#[derive(Debug)]
+pub(crate) enum Job {
+    History(super::history::HistoryJob),
+    Resume(super::history::ResumeJob),
+}
+
+/// Per-WebSocket-client state above the frame layer.
+#[derive(Debug)]
+pub(crate) struct Client {
+    pub format: WireFormat,
+    pub deflate: bool,
+    /// `None` until authenticated (only when auth is enabled).
+    pub principal: Option<Principal>,
+    pub subs: Vec<Arc<str>>,
+    pub agents: Option<Arc<[Box<str>]>>,
+    pub limiter: RateLimiter,
+    /// Payload-time of the outstanding ping, if any.
+    pub ping_out: Option<Instant>,
+    pub latency_ms: Option<f64>,
+    pub messages_in: u64,
+    pub frames_out: u64,
+    pub rate_limited: u64,
+    pub jobs: VecDeque<Job>,
+}
+
+pub(crate) struct WsState {
+    pub reader: MessageReader,
+    pub client: Client,
+}
+
+pub(crate) enum Phase {
+    /// Waiting for (the rest of) a request head or body.
+    Http,
+    Ws(Box<WsState>),
+}
+
+pub(crate) struct Conn {
+    pub id: ConnId,
+    pub sock: TcpStream,
+    pub peer: SocketAddr,
+    pub rbuf: Vec<u8>,
+    pub out: Out,
+    pub phase: Phase,
+    /// Input arrived or traffic flowed: stale detection.
+    pub last_seen: Instant,
+    /// Counted in the per-IP limiter.
+    pub ip_counted: bool,
+    /// To be removed at the end of the turn.
+    pub dead: bool,
+    /// An HTTP answer is held (durability); later pipelined requests wait for it.
+    pub http_wait: bool,
+}
+
+impl Conn {
+    /// Reads until the socket would block, the buffer reaches `limit`, or the per-turn
+    /// budget is spent. Returns bytes read and why it stopped.
+    pub fn read_some(&mut self, limit: usize, budget: usize) -> (usize, ReadOutcome) {
+        let mut total = 0;
+        loop {
+            if total >= budget {
+                return (total, ReadOutcome::Budget);
+            }
+            if self.rbuf.len() >= limit {
+                return (total, ReadOutcome::Overflow);
+            }
+            let start = self.rbuf.len();
+            let want = READ_CHUNK.min(limit - start);
+            self.rbuf.resize(start + want, 0);
+            let res = self.sock.read(&mut self.rbuf[start..]);
+            match res {
+                Ok(0) => {
+                    self.rbuf.truncate(start);
+                    return (total, ReadOutcome::Closed);
+                }
+                Ok(n) => {
+                    self.rbuf.truncate(start + n);
+                    total += n;
+                }
+                Err(e) => {
+                    self.rbuf.truncate(start);
+                    match e.kind() {
+                        io::ErrorKind::WouldBlock => return (total, ReadOutcome::WouldBlock),
+                        io::ErrorKind::Interrupted => {}
+                        _ => return (total, ReadOutcome::Closed),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forgets `n` processed bytes at the front of the read buffer.
+    pub fn consume(&mut self, n: usize) {
+        if n >= self.rbuf.len() {
+            self.rbuf.clear();
+            if self.rbuf.capacity() > IDLE_READ_CAPACITY {
+                self.rbuf = Vec::new();
+            }
+        } else if n > 0 {
+            self.rbuf.drain(..n);
+        }
+    }
+
+    /// Writes what the socket takes. `Ok(true)` when the queue is empty.
+    pub fn flush(&mut self) -> io::Result<bool> {
+        Ok(self.out.queue.flush(&mut self.sock)? == Flush::Drained)
+    }
+}

@@ -1,0 +1,432 @@
+//! The per-connection write queue: a ring of shared, fully encoded frames.
+//!
+//! Frames arrive here already encoded (header and payload in one `Bytes` that every
+//! subscriber of the same audience shares), so queuing costs a reference-count bump, and
+//! a flush hands the kernel up to [`MAX_IOVECS`] frames in one vectored write.
+//!
+//! Backpressure lives here because only the queue knows its byte count. Event frames are
+//! admitted while the queue is under `high_water_mark` bytes and `max_queue_size` frames;
+//! past that the policy decides (drop the oldest unsent event frames, drop the new one, or
+//! ask for a disconnect). Control frames are never dropped and never refused. Every
+//! dropped event frame is remembered per session as a seq range, and [`WriteQueue::take_drops`]
+//! hands those ranges out once the queue has drained below `low_water_mark`, so the client
+//! can be told exactly what it missed (`events_dropped`) and fetch it again.
+
+use crate::config::{BackpressureConfig, BackpressurePolicy};
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::sync::Arc;
+
+/// How many frames one vectored write may carry.
+pub const MAX_IOVECS: usize = 64;
+
+/// What an event frame carries, so a drop can be reported precisely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSpan {
+    pub session: Arc<str>,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub count: u64,
+}
+
+#[derive(Debug)]
+struct Queued {
+    bytes: Bytes,
+    /// `None` for control frames, which are never dropped.
+    events: Option<EventSpan>,
+}
+
+/// The outcome of offering an event frame to the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Queued (possibly after dropping older event frames).
+    Queued,
+    /// Refused and recorded as dropped (`drop_newest`).
+    Dropped,
+    /// The policy is `disconnect` and the queue is full: close the client with 4008.
+    Disconnect,
+}
+
+/// What one flush achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// Everything queued was written.
+    Drained,
+    /// The socket would block with bytes still queued: wait for writability.
+    WouldBlock,
+}
+
+/// A ring of frames with a byte count and water marks.
+#[derive(Debug)]
+pub struct WriteQueue {
+    frames: VecDeque<Queued>,
+    /// Bytes of the front frame already written.
+    front_written: usize,
+    /// Unsent bytes across all frames.
+    bytes: usize,
+    high_water: usize,
+    low_water: usize,
+    max_frames: usize,
+    policy: BackpressurePolicy,
+    /// Set when the queue crossed the high water mark; cleared below the low one.
+    congested: bool,
+    drops: Vec<EventSpan>,
+    dropped_events: u64,
+}
+
+impl WriteQueue {
+    pub fn new(cfg: &BackpressureConfig) -> Self {
+        WriteQueue {
+            frames: VecDeque::new(),
+            front_written: 0,
+            bytes: 0,
+            high_water: cfg.high_water_mark,
+            low_water: cfg.low_water_mark,
+            max_frames: cfg.max_queue_size.max(1),
+            policy: cfg.policy,
+            congested: false,
+            drops: Vec::new(),
+            dropped_events: 0,
+        }
+    }
+
+    /// Unsent bytes.
+    pub fn len_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Queued frames (including a partly written one).
+    pub fn len_frames(&self) -> usize {
+        self.frames.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Below the low water mark: room for history chunks and drop notices.
+    pub fn below_low_water(&self) -> bool {
+        self.bytes < self.low_water
+    }
+
+    /// Events dropped over the queue's life.
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped_events
+    }
+
+    /// Queues a control frame. Never refused, never dropped later.
+    pub fn push_control(&mut self, bytes: Bytes) {
+        self.bytes += bytes.len();
+        self.frames.push_back(Queued {
+            bytes,
+            events: None,
+        });
+    }
+
+    /// Offers an event frame; the backpressure policy decides whether it is queued.
+    pub fn push_events(&mut self, bytes: Bytes, span: EventSpan) -> Admit {
+        if self.congested && self.bytes < self.low_water {
+            self.congested = false;
+        }
+        let fits =
+            |q: &Self, len: usize| q.bytes + len <= q.high_water && q.frames.len() < q.max_frames;
+        if !self.congested && fits(self, bytes.len()) {
+            self.enqueue(bytes, span);
+            return Admit::Queued;
+        }
+        self.congested = true;
+        match self.policy {
+            BackpressurePolicy::Disconnect => Admit::Disconnect,
+            BackpressurePolicy::DropNewest => {
+                self.record_drop(span);
+                Admit::Dropped
+            }
+            BackpressurePolicy::DropOldest => {
+                // Evict the oldest unsent event frames (never the one being written) until
+                // the new frame fits, or nothing evictable remains.
+                let mut i = usize::from(self.front_written > 0);
+                while !fits(self, bytes.len()) && i < self.frames.len() {
+                    if self.frames[i].events.is_some() {
+                        if let Some(q) = self.frames.remove(i) {
+                            self.bytes -= q.bytes.len();
+                            if let Some(s) = q.events {
+                                self.record_drop(s);
+                            }
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+                if fits(self, bytes.len()) || self.frames.is_empty() {
+                    self.enqueue(bytes, span);
+                    Admit::Queued
+                } else {
+                    // Only control frames left and still no room: the new frame goes.
+                    self.record_drop(span);
+                    Admit::Dropped
+                }
+            }
+        }
+    }
+
+    /// Forgets every unsent frame except one already partly written (which must finish,
+    /// or the stream would be corrupt): used before a backpressure disconnect.
+    pub fn discard_unsent(&mut self) {
+        let keep = usize::from(self.front_written > 0);
+        for q in self.frames.drain(keep..) {
+            self.bytes -= q.bytes.len();
+            if let Some(s) = q.events {
+                self.dropped_events += s.count;
+            }
+        }
+    }
+
+    fn enqueue(&mut self, bytes: Bytes, span: EventSpan) {
+        self.bytes += bytes.len();
+        self.frames.push_back(Queued {
+            bytes,
+            events: Some(span),
+        });
+    }
+
+    fn record_drop(&mut self, span: EventSpan) {
+        self.dropped_events += span.count;
+        if let Some(d) = self.drops.iter_mut().find(|d| d.session == span.session) {
+            d.first_seq = d.first_seq.min(span.first_seq);
+            d.last_seq = d.last_seq.max(span.last_seq);
+            d.count += span.count;
+        } else {
+            self.drops.push(span);
+        }
+    }
+
+    /// Drop ranges not yet reported, per session — only once the queue has room again,
+    /// so the notice is not itself stuck behind the backlog that caused it.
+    pub fn take_drops(&mut self) -> Option<Vec<EventSpan>> {
+        if self.drops.is_empty() || !self.below_low_water() {
+            return None;
+        }
+        Some(std::mem::take(&mut self.drops))
+    }
+
+    /// Writes as much as the socket takes, in vectored writes.
+    pub fn flush<W: Write>(&mut self, w: &mut W) -> io::Result<Flush> {
+        while !self.frames.is_empty() {
+            let mut slices: [IoSlice<'_>; MAX_IOVECS] = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut n = 0;
+            for (i, q) in self.frames.iter().take(MAX_IOVECS).enumerate() {
+                let start = if i == 0 { self.front_written } else { 0 };
+                slices[n] = IoSlice::new(&q.bytes[start..]);
+                n += 1;
+            }
+            match w.write_vectored(&slices[..n]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => self.advance(written),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flush::WouldBlock),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Flush::Drained)
+    }
+
+    fn advance(&mut self, mut written: usize) {
+        self.bytes -= written;
+        while written > 0 {
+            let Some(front) = self.frames.front() else {
+                break;
+            };
+            let left = front.bytes.len() - self.front_written;
+            if written >= left {
+                written -= left;
+                self.front_written = 0;
+                self.frames.pop_front();
+            } else {
+                self.front_written += written;
+                written = 0;
+            }
+        }
+        debug_assert!(self.frames.iter().map(|q| q.bytes.len()).sum::<usize>() >= self.bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(policy: BackpressurePolicy) -> BackpressureConfig {
+        BackpressureConfig {
+            high_water_mark: 100,
+            low_water_mark: 40,
+            max_queue_size: 10,
+            policy,
+        }
+    }
+
+    fn span(first: u64, last: u64) -> EventSpan {
+        EventSpan {
+            session: "s".into(),
+            first_seq: first,
+            last_seq: last,
+            count: last - first + 1,
+        }
+    }
+
+    /// A writer that accepts at most `cap` bytes per call, then blocks after `calls`.
+    struct Trickle {
+        out: Vec<u8>,
+        cap: usize,
+        calls: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            if self.calls == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.calls -= 1;
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(self.cap - n);
+                self.out.extend_from_slice(&b[..take]);
+                n += take;
+                if n == self.cap {
+                    break;
+                }
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn partial_writes_keep_order_and_count() {
+        let mut q = WriteQueue::new(&cfg(BackpressurePolicy::DropOldest));
+        q.push_control(Bytes::from_static(b"abc"));
+        assert_eq!(
+            q.push_events(Bytes::from_static(b"defgh"), span(1, 2)),
+            Admit::Queued
+        );
+        q.push_control(Bytes::from_static(b"ij"));
+        let mut w = Trickle {
+            out: Vec::new(),
+            cap: 4,
+            calls: 2,
+        };
+        assert_eq!(q.flush(&mut w).unwrap(), Flush::WouldBlock);
+        assert_eq!(w.out, b"abcdefgh");
+        assert_eq!(q.len_bytes(), 2);
+        w.calls = 5;
+        assert_eq!(q.flush(&mut w).unwrap(), Flush::Drained);
+        assert_eq!(w.out, b"abcdefghij");
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn drop_oldest_evicts_unsent_events_but_not_control_or_the_frame_in_flight() {
+        let mut q = WriteQueue::new(&cfg(BackpressurePolicy::DropOldest));
+        q.push_events(Bytes::from(vec![b'a'; 30]), span(1, 1));
+        q.push_control(Bytes::from(vec![b'c'; 10]));
+        q.push_events(Bytes::from(vec![b'b'; 30]), span(2, 2));
+        q.push_events(Bytes::from(vec![b'd'; 30]), span(3, 3));
+        // Start writing the first frame so it is in flight.
+        let mut w = Trickle {
+            out: Vec::new(),
+            cap: 5,
+            calls: 1,
+        };
+        q.flush(&mut w).unwrap();
+        assert_eq!(
+            q.push_events(Bytes::from(vec![b'e'; 30]), span(4, 4)),
+            Admit::Queued
+        );
+        // Frame 2 (seq 2) was evicted; the in-flight one and the control frame stay.
+        assert_eq!(q.len_frames(), 4);
+        assert_eq!(q.dropped_events(), 1);
+        assert!(
+            q.take_drops().is_none(),
+            "no notice while above the low water mark"
+        );
+        w.calls = 100;
+        w.cap = 1000;
+        q.flush(&mut w).unwrap();
+        let drops = q.take_drops().unwrap();
+        assert_eq!(drops, vec![span(2, 2)]);
+        let out = String::from_utf8(w.out).unwrap();
+        assert!(out.contains("cccccccccc") && !out.contains('b'));
+    }
+
+    #[test]
+    fn drop_newest_refuses_until_below_low_water() {
+        let mut q = WriteQueue::new(&cfg(BackpressurePolicy::DropNewest));
+        assert_eq!(
+            q.push_events(Bytes::from(vec![0; 90]), span(1, 5)),
+            Admit::Queued
+        );
+        assert_eq!(
+            q.push_events(Bytes::from(vec![0; 20]), span(6, 7)),
+            Admit::Dropped
+        );
+        assert_eq!(
+            q.push_events(Bytes::from(vec![0; 5]), span(8, 8)),
+            Admit::Dropped
+        );
+        let mut w = Trickle {
+            out: Vec::new(),
+            cap: 60,
+            calls: 1,
+        };
+        q.flush(&mut w).unwrap();
+        assert_eq!(
+            q.push_events(Bytes::from(vec![0; 5]), span(9, 9)),
+            Admit::Queued
+        );
+        let drops = q.take_drops().unwrap();
+        assert_eq!(
+            drops,
+            vec![EventSpan {
+                session: "s".into(),
+                first_seq: 6,
+                last_seq: 8,
+                count: 3
+            }]
+        );
+    }
+
+    #[test]
+    fn disconnect_policy_asks_to_close() {
+        let mut q = WriteQueue::new(&cfg(BackpressurePolicy::Disconnect));
+        assert_eq!(
+            q.push_events(Bytes::from(vec![0; 100]), span(1, 1)),
+            Admit::Queued
+        );
+        assert_eq!(
+            q.push_events(Bytes::from(vec![0; 1]), span(2, 2)),
+            Admit::Disconnect
+        );
+    }
+
+    #[test]
+    fn frame_count_limit_applies() {
+        let mut q = WriteQueue::new(&cfg(BackpressurePolicy::DropNewest));
+        for i in 0..10 {
+            assert_eq!(
+                q.push_events(Bytes::from_static(b"x"), span(i, i)),
+                Admit::Queued
+            );
+        }
+        assert_eq!(
+            q.push_events(Bytes::from_static(b"x"), span(10, 10)),
+            Admit::Dropped
+        );
+        // Control frames are never refused.
+        q.push_control(Bytes::from_static(b"ctl"));
+        assert_eq!(q.len_frames(), 11);
+    }
+}

@@ -1,0 +1,215 @@
+//! The plain-HTTP side of the port: health, metrics, sessions, history and ingest.
+//!
+//! Each route is a function from a parsed request (and body) to a [`Response`]; the loop
+//! writes it. Credentials are checked here with the same [`crate::auth::Authenticator`]
+//! the WebSocket side uses, so both doors follow one rule.
+
+use super::{Ack, Ctx, IngestFailure};
+use crate::auth::Principal;
+use crate::http::{query_param, Method, Request, Response};
+use crate::hub::ConnId;
+use crate::protocol::json::{write_i64, write_json_str, write_u64};
+
+const JSON: &str = "application/json";
+const VIEWER: &str = include_str!("../../web/index.html");
+
+/// What the connection does with a routed request.
+pub(crate) enum Routed {
+    Respond(Response),
+    /// The answer is held until the batch is durable (`fsync = "always"`).
+    Held,
+}
+
+pub(crate) fn route(req: &Request, body: &mut [u8], ctx: &mut Ctx, conn: ConnId) -> Routed {
+    ctx.metrics.http_requests += 1;
+    let path = req.path.as_str();
+    let r = match (path, &req.method) {
+        ("/healthz", Method::Get | Method::Head) => healthz(ctx),
+        ("/metrics", Method::Get) => match principal(req, ctx) {
+            Ok(p) if p.is_admin() => {
+                Response::new(200).body("text/plain; version=0.0.4", ctx.render_metrics())
+            }
+            Ok(_) => Response::error(403, "metrics need the admin permission"),
+            Err(r) => r,
+        },
+        ("/v1/sessions", Method::Get) => match principal(req, ctx) {
+            Ok(p) => sessions(&p, ctx),
+            Err(r) => r,
+        },
+        ("/v1/history", Method::Get) => match principal(req, ctx) {
+            Ok(p) => history(req, &p, ctx),
+            Err(r) => r,
+        },
+        ("/v1/events", Method::Post) => match principal(req, ctx) {
+            Ok(p) if p.can_publish() => return ingest(body, ctx, conn),
+            Ok(_) => Response::error(403, "this credential may not publish"),
+            Err(r) => r,
+        },
+        ("/" | "/index.html", Method::Get) => {
+            Response::new(200).body("text/html; charset=utf-8", VIEWER)
+        }
+        ("/healthz" | "/metrics" | "/v1/sessions" | "/v1/history" | "/", _) => {
+            Response::error(405, "method not allowed").header("Allow", "GET")
+        }
+        ("/v1/events", _) => Response::error(405, "method not allowed").header("Allow", "POST"),
+        ("/ws", _) => Response::error(426, "this endpoint needs a WebSocket upgrade")
+            .header("Upgrade", "websocket"),
+        _ => Response::error(404, "no such endpoint"),
+    };
+    Routed::Respond(r)
+}
+
+/// The caller's principal, or the 401 to send. With auth disabled everyone is admin.
+pub(crate) fn principal(req: &Request, ctx: &mut Ctx) -> Result<Principal, Response> {
+    if !ctx.auth.is_enabled() {
+        return Ok(Principal::anonymous_full());
+    }
+    let unauthorized = |m: &str| Response::error(401, m).header("WWW-Authenticate", "Bearer");
+    let Some(cred) = ctx.auth.extract(&req.headers, &req.query) else {
+        ctx.metrics.auth_failures += 1;
+        return Err(unauthorized("credentials required"));
+    };
+    ctx.auth
+        .authenticate(&cred, crate::auth::unix_now_secs())
+        .map_err(|e| {
+            ctx.metrics.auth_failures += 1;
+            tracing::info!(reason = e.code(), "HTTP authentication failed");
+            unauthorized(e.message())
+        })
+}
+
+fn healthz(ctx: &Ctx) -> Response {
+    let mut b = Vec::with_capacity(96);
+    b.extend_from_slice(b"{\"status\":\"ok\",\"uptimeMs\":");
+    write_u64(&mut b, ctx.epoch.elapsed().as_millis() as u64);
+    b.extend_from_slice(b",\"nextSeq\":");
+    write_u64(&mut b, ctx.store.next_seq());
+    b.extend_from_slice(b",\"shuttingDown\":");
+    b.extend_from_slice(if ctx.shutting_down { b"true" } else { b"false" });
+    b.push(b'}');
+    Response::new(200).body(JSON, b)
+}
+
+fn sessions(p: &Principal, ctx: &Ctx) -> Response {
+    let mut b = Vec::with_capacity(256);
+    b.extend_from_slice(b"{\"sessions\":[");
+    let mut first = true;
+    for s in ctx
+        .store
+        .sessions()
+        .into_iter()
+        .filter(|s| p.can_read(&s.id))
+    {
+        if !first {
+            b.push(b',');
+        }
+        first = false;
+        b.extend_from_slice(b"{\"id\":");
+        write_json_str(&mut b, &s.id);
+        b.extend_from_slice(b",\"eventCount\":");
+        write_u64(&mut b, s.event_count);
+        b.extend_from_slice(b",\"agentCount\":");
+        write_u64(&mut b, s.agent_count);
+        for (k, v) in [
+            ("firstTimestamp", s.first_timestamp),
+            ("lastTimestamp", s.last_timestamp),
+        ] {
+            b.extend_from_slice(b",\"");
+            b.extend_from_slice(k.as_bytes());
+            b.extend_from_slice(b"\":");
+            match v {
+                Some(v) => write_i64(&mut b, v),
+                None => b.extend_from_slice(b"null"),
+            }
+        }
+        b.extend_from_slice(b",\"lastSeq\":");
+        match s.last_seq {
+            Some(v) => write_u64(&mut b, v),
+            None => b.extend_from_slice(b"null"),
+        }
+        b.push(b'}');
+    }
+    b.extend_from_slice(b"]}");
+    Response::new(200).body(JSON, b)
+}
+
+/// `GET /v1/history?sessionId=&start=&end=&limit=&offset=` → NDJSON, one event a line.
+fn history(req: &Request, p: &Principal, ctx: &Ctx) -> Response {
+    let q = &req.query;
+    let Some(session) = query_param(q, "sessionId") else {
+        return Response::error(400, "query parameter \"sessionId\" is required");
+    };
+    if !p.can_read(&session) {
+        return Response::error(403, "this credential may not read that session");
+    }
+    let num = |name: &str, default: i64| -> Result<i64, Response> {
+        match query_param(q, name) {
+            None => Ok(default),
+            Some(v) => v.parse::<i64>().map_err(|_| {
+                Response::error(400, &format!("query parameter \"{name}\": not an integer"))
+            }),
+        }
+    };
+    let cap = ctx.config.historical_data_limit as i64;
+    let (start, end, limit, offset) = match (
+        num("start", 0),
+        num("end", i64::MAX),
+        num("limit", cap),
+        num("offset", 0),
+    ) {
+        (Ok(s), Ok(e), Ok(l), Ok(o)) => (s, e, l.clamp(0, cap) as usize, o.max(0) as usize),
+        (Err(r), ..) | (_, Err(r), ..) | (_, _, Err(r), _) | (.., Err(r)) => return r,
+    };
+    match ctx.store.time_range(&session, start, end, offset, limit) {
+        Ok(events) => {
+            let mut b = Vec::with_capacity(events.iter().map(|e| e.json.len() + 1).sum());
+            for e in &events {
+                b.extend_from_slice(&e.json);
+                b.push(b'\n');
+            }
+            let total = ctx.store.count_time_range(&session, start, end);
+            Response::new(200)
+                .header("X-Total-Count", &total.to_string())
+                .body("application/x-ndjson", b)
+        }
+        Err(e) => Response::error(500, &format!("history read failed: {e}")),
+    }
+}
+
+fn ingest(body: &mut [u8], ctx: &mut Ctx, conn: ConnId) -> Routed {
+    let mut buffers = std::mem::take(&mut ctx.buffers);
+    let result = match crate::ingest::parse_body(body, &mut buffers) {
+        Ok(values) => ctx.ingest_values(&values),
+        Err(e) => Err(IngestFailure::Invalid(e)),
+    };
+    ctx.buffers = buffers;
+    match result {
+        Ok(appended) => {
+            let mut b = Vec::with_capacity(64);
+            b.extend_from_slice(b"{\"accepted\":");
+            write_u64(&mut b, appended.events.len() as u64);
+            b.extend_from_slice(b",\"firstSeq\":");
+            write_u64(&mut b, appended.first_seq().unwrap_or(0));
+            b.extend_from_slice(b",\"lastSeq\":");
+            let last = appended.last_seq().unwrap_or(0);
+            write_u64(&mut b, last);
+            b.push(b'}');
+            let response = Response::new(202).body(JSON, b);
+            if ctx.ack_when_durable(
+                Ack::Http {
+                    conn,
+                    response: response.to_bytes(),
+                },
+                last,
+            ) {
+                Routed::Held
+            } else {
+                Routed::Respond(response)
+            }
+        }
+        Err(IngestFailure::Invalid(e)) => Routed::Respond(Response::error(400, &e.to_string())),
+        Err(IngestFailure::Store(e)) => {
+            Routed::Respond(Response::error(500, &format!("storage error: {e}")))
+        }
+    }
+}
