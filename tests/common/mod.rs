@@ -1,0 +1,525 @@
+//! Test harness: starts the real `tracecast` binary on an ephemeral port and talks to it
+//! with real clients over real sockets. Every wait is bounded; nothing sleeps to
+//! synchronise.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+/// The default bound on any wait in a test.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A running server process.
+pub struct TestServer {
+    pub child: Child,
+    pub addr: String,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    logs: Arc<Mutex<Vec<String>>>,
+    lines: Receiver<String>,
+}
+
+impl TestServer {
+    /// Starts a server with the given extra TOML (appended to a minimal file), a fresh
+    /// data directory, and `port = 0`.
+    pub fn start(extra_toml: &str) -> TestServer {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = Self::start_in(&dir, extra_toml, &[]);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server on an existing data directory (restart tests), with extra env vars.
+    pub fn start_in(dir: &Path, extra_toml: &str, env: &[(&str, &str)]) -> TestServer {
+        let config = dir.join("tracecast.toml");
+        let data = dir.join("data");
+        let toml = format!(
+            "port = 0\ndata_dir = {:?}\n{}\n",
+            data.display().to_string(),
+            extra_toml
+        );
+        std::fs::write(&config, toml).expect("write config");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tracecast"));
+        cmd.args(["serve", "--config"])
+            .arg(&config)
+            .args(["--log-format", "json"])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn tracecast");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    logs.lock().unwrap().push(line.clone());
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let deadline = Instant::now() + WAIT;
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains("listening") => {
+                    let v: Value = serde_json::from_str(&line).expect("json log line");
+                    break v["fields"]["addr"]
+                        .as_str()
+                        .expect("addr field")
+                        .to_string();
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "server did not start; logs:\n{}",
+                        logs.lock().unwrap().join("\n")
+                    );
+                }
+            }
+        };
+        TestServer {
+            child,
+            addr,
+            dir: dir.to_path_buf(),
+            _tmp: None,
+            logs,
+            lines: rx,
+        }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Everything the server logged so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// Waits for a log line containing `needle`.
+    pub fn wait_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        if let Some(l) = self
+            .logs
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains(needle))
+        {
+            return l.clone();
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("no log line with {needle:?}; logs:\n{}", self.logs()),
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        self.wait_exit()
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "server did not exit in time");
+            std::thread::sleep(Duration::from_millis(10)); // polling a process, not syncing
+        }
+    }
+
+    /// Peak RSS (VmHWM) and current RSS of the server, in KiB.
+    pub fn rss_kb(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmHWM:"), field("VmRSS:"))
+    }
+
+    /// A plain HTTP/1.1 request; returns (status, headers, body).
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String, Vec<u8>) {
+        http(&self.addr, method, path, headers, body)
+    }
+
+    pub fn post_events(&self, body: &str) -> (u16, Value) {
+        let (status, _, b) = self.http(
+            "POST",
+            "/v1/events",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        );
+        (status, serde_json::from_slice(&b).unwrap_or(Value::Null))
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(&self.ws_url())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal blocking HTTP/1.1 client (`Connection: close`).
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).expect("read response");
+    parse_response(&resp)
+}
+
+pub fn parse_response(resp: &[u8]) -> (u16, String, Vec<u8>) {
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head");
+    let head = String::from_utf8_lossy(&resp[..split]).to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    (status, head, resp[split + 4..].to_vec())
+}
+
+/// A WebSocket client (tungstenite) with bounded receive helpers.
+pub struct Client {
+    pub ws: WebSocket<MaybeTlsStream<TcpStream>>,
+    /// The `connection` message received right after the upgrade.
+    pub hello: Value,
+}
+
+impl Client {
+    pub fn connect(url: &str) -> Client {
+        Self::connect_request(url.into_client_request_compat())
+    }
+
+    pub fn connect_request(req: tungstenite::http::Request<()>) -> Client {
+        let (ws, _resp) = tungstenite::connect(req).expect("websocket connect");
+        if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+        }
+        let mut c = Client {
+            ws,
+            hello: Value::Null,
+        };
+        c.hello = c.recv_type("connection");
+        c
+    }
+
+    pub fn send(&mut self, v: Value) {
+        self.ws.send(Message::text(v.to_string())).expect("send");
+    }
+
+    pub fn send_text(&mut self, s: &str) {
+        self.ws.send(Message::text(s.to_string())).expect("send");
+    }
+
+    /// Next JSON text message within `timeout` (pings are answered by tungstenite).
+    pub fn try_recv(&mut self, timeout: Duration) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.ws.read() {
+                Ok(Message::Text(t)) => {
+                    return Some(serde_json::from_str(t.as_str()).expect("server sent JSON"))
+                }
+                Ok(Message::Binary(b)) => {
+                    return Some(Value::String(format!("<binary {} bytes>", b.len())))
+                }
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e) => panic!("websocket error: {e}"),
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+        }
+    }
+
+    pub fn recv(&mut self) -> Value {
+        self.try_recv(WAIT)
+            .expect("a message within the wait bound")
+    }
+
+    /// Skips messages until one of type `ty` arrives.
+    pub fn recv_type(&mut self, ty: &str) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(v) = self.try_recv(left) else {
+                panic!("no {ty} message within the wait bound")
+            };
+            if v["type"] == ty {
+                return v;
+            }
+        }
+    }
+
+    /// Collects events from `trace_batch` frames until `n` have arrived; returns them
+    /// and the number of frames they came in.
+    pub fn recv_events(&mut self, n: usize) -> (Vec<Value>, usize) {
+        let mut events = Vec::new();
+        let mut frames = 0;
+        let deadline = Instant::now() + WAIT;
+        while events.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(v) = self.try_recv(left) else {
+                panic!("only {} of {n} events arrived", events.len())
+            };
+            if v["type"] == "trace_batch" {
+                frames += 1;
+                events.extend(v["events"].as_array().expect("events").iter().cloned());
+            }
+        }
+        (events, frames)
+    }
+
+    /// Waits for the server to close; returns the close code.
+    pub fn recv_close(&mut self) -> Option<u16> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self.ws.read() {
+                Ok(Message::Close(f)) => return f.map(|f| u16::from(f.code)),
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    return None
+                }
+                Err(e) => panic!("websocket error while waiting for close: {e}"),
+            }
+            assert!(Instant::now() < deadline, "server did not close in time");
+        }
+    }
+
+    pub fn subscribe(&mut self, session: &str) -> (Value, Value) {
+        self.send(serde_json::json!({"type": "subscribe_session", "sessionId": session}));
+        let info = self.recv_type("session_info");
+        let initial = self.recv_type("initial_traces");
+        (info, initial)
+    }
+}
+
+trait IntoRequestCompat {
+    fn into_client_request_compat(self) -> tungstenite::http::Request<()>;
+}
+
+impl IntoRequestCompat for &str {
+    fn into_client_request_compat(self) -> tungstenite::http::Request<()> {
+        use tungstenite::client::IntoClientRequest;
+        self.into_client_request().expect("request")
+    }
+}
+
+/// A realistic ~250-byte trace event.
+pub fn event(session: &str, agent: &str, kind: &str, n: usize) -> Value {
+    serde_json::json!({
+        "type": kind,
+        "sessionId": session,
+        "agentId": agent,
+        "traceId": format!("trace-{n:08}"),
+        "spanId": format!("span-{n:08}"),
+        "data": {"taskId": format!("task-{}", n % 17), "tool": "web.search", "n": n},
+        "metadata": {"model": "planner-v2", "region": "eu-west"}
+    })
+}
+
+/// A raw TCP WebSocket connection for frame-level tests: upgrade by hand, then write
+/// arbitrary bytes.
+pub struct Raw {
+    pub stream: TcpStream,
+    pub buf: Vec<u8>,
+}
+
+impl Raw {
+    pub fn upgrade(addr: &str) -> Raw {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let req = format!(
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(req.as_bytes()).unwrap();
+        let mut raw = Raw {
+            stream,
+            buf: Vec::new(),
+        };
+        let head = raw.read_until(b"\r\n\r\n");
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "no 101: {}",
+            String::from_utf8_lossy(&head)
+        );
+        raw
+    }
+
+    fn fill(&mut self, deadline: Instant) -> bool {
+        let mut tmp = [0u8; 65536];
+        loop {
+            match self.stream.read(&mut tmp) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.buf.extend_from_slice(&tmp[..n]);
+                    return true;
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    if Instant::now() >= deadline {
+                        return false;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
+    fn read_until(&mut self, pat: &[u8]) -> Vec<u8> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(p) = self.buf.windows(pat.len()).position(|w| w == pat) {
+                return self.buf.drain(..p + pat.len()).collect();
+            }
+            assert!(
+                self.fill(deadline),
+                "connection ended before {:?}",
+                String::from_utf8_lossy(pat)
+            );
+        }
+    }
+
+    /// Writes one client frame (masked unless `masked` is false).
+    pub fn frame(&mut self, b0: u8, payload: &[u8], masked: bool) {
+        let mut f = vec![b0];
+        let m = if masked { 0x80 } else { 0 };
+        if payload.len() < 126 {
+            f.push(m | payload.len() as u8);
+        } else if payload.len() < 65536 {
+            f.push(m | 126);
+            f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        } else {
+            f.push(m | 127);
+            f.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+        }
+        if masked {
+            let key = [0x12, 0x34, 0x56, 0x78];
+            f.extend_from_slice(&key);
+            f.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        } else {
+            f.extend_from_slice(payload);
+        }
+        self.stream.write_all(&f).unwrap();
+    }
+
+    /// Reads the next server frame: (opcode, payload). `None` when the socket closed.
+    pub fn next_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if self.buf.len() >= 2 {
+                let op = self.buf[0] & 0x0f;
+                let len7 = (self.buf[1] & 0x7f) as usize;
+                let (hlen, len) = match len7 {
+                    126 if self.buf.len() >= 4 => {
+                        (4, u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize)
+                    }
+                    127 if self.buf.len() >= 10 => (
+                        10,
+                        u64::from_be_bytes(self.buf[2..10].try_into().unwrap()) as usize,
+                    ),
+                    126 | 127 => (usize::MAX, 0),
+                    n => (2, n),
+                };
+                if hlen != usize::MAX && self.buf.len() >= hlen + len {
+                    let payload = self.buf[hlen..hlen + len].to_vec();
+                    self.buf.drain(..hlen + len);
+                    return Some((op, payload));
+                }
+            }
+            if !self.fill(deadline) {
+                return None;
+            }
+        }
+    }
+
+    /// Skips frames until a close frame; returns its code.
+    pub fn close_code(&mut self) -> Option<u16> {
+        while let Some((op, p)) = self.next_frame() {
+            if op == 0x8 {
+                return (p.len() >= 2).then(|| u16::from_be_bytes([p[0], p[1]]));
+            }
+        }
+        None
+    }
+}
