@@ -225,22 +225,43 @@ mod tests {
         while offset < input.len() {
             let end = (offset + piece).min(input.len());
             match d.feed(&input[offset..end]).map_err(|e| e.status())? {
-                ChunkedStatus::Complete { consumed } => return Ok((d.take_body(), offset + consumed)),
+                ChunkedStatus::Complete { consumed } => {
+                    return Ok((d.take_body(), offset + consumed))
+                }
                 ChunkedStatus::Partial => offset = end,
             }
         }
         Err(0) // incomplete
     }
 
+    /// (name, input, Ok((body, consumed)) or Err(status); status 0 = incomplete).
+    type Case<'a> = (&'a str, &'a [u8], Result<(&'a [u8], usize), u16>);
+
     #[test]
     fn chunked_table() {
-        let cases: &[(&str, &[u8], Result<(&[u8], usize), u16>)] = &[
+        let cases: &[Case] = &[
             ("simple", b"5\r\nhello\r\n0\r\n\r\n", Ok((b"hello", 15))),
-            ("two chunks", b"2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n", Ok((b"hello", 20))),
-            ("hex upper", b"A\r\n0123456789\r\n0\r\n\r\n", Ok((b"0123456789", 20))),
-            ("extension", b"5;name=val\r\nhello\r\n0\r\n\r\n", Ok((b"hello", 24))),
+            (
+                "two chunks",
+                b"2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n",
+                Ok((b"hello", 20)),
+            ),
+            (
+                "hex upper",
+                b"A\r\n0123456789\r\n0\r\n\r\n",
+                Ok((b"0123456789", 20)),
+            ),
+            (
+                "extension",
+                b"5;name=val\r\nhello\r\n0\r\n\r\n",
+                Ok((b"hello", 24)),
+            ),
             ("trailers", b"1\r\nx\r\n0\r\nX-T: 1\r\n\r\n", Ok((b"x", 19))),
-            ("pipelined rest", b"1\r\nx\r\n0\r\n\r\nGET /", Ok((b"x", 11))),
+            (
+                "pipelined rest",
+                b"1\r\nx\r\n0\r\n\r\nGET /",
+                Ok((b"x", 11)),
+            ),
             ("empty body", b"0\r\n\r\n", Ok((b"", 5))),
             ("no size", b"\r\n", Err(400)),
             ("bad size", b"g\r\n", Err(400)),

@@ -256,7 +256,10 @@ mod tests {
         let raw = "POST /ingest?x=1&y=%20z HTTP/1.1\r\nHost: h\r\nX-API-Key: k\r\nContent-Length: 5\r\n\r\nhello";
         let r = complete(raw);
         assert_eq!(r.method, Method::Post);
-        assert_eq!((r.path.as_str(), r.query.as_str()), ("/ingest", "x=1&y=%20z"));
+        assert_eq!(
+            (r.path.as_str(), r.query.as_str()),
+            ("/ingest", "x=1&y=%20z")
+        );
         assert_eq!(r.head_len, raw.len() - 5);
         assert_eq!(r.content_length, Some(5));
         assert!(!r.chunked);
@@ -300,8 +303,13 @@ mod tests {
         for (name, head, max, want) in cases {
             assert_eq!(status(head, *max), *want, "{name}");
         }
-        let many: String = (0..MAX_HEADERS + 1).map(|i| format!("X-{i}: v\r\n")).collect();
-        assert_eq!(status(&format!("GET / HTTP/1.1\r\nHost: h\r\n{many}\r\n"), 1 << 20), Err(431));
+        let many: String = (0..MAX_HEADERS + 1)
+            .map(|i| format!("X-{i}: v\r\n"))
+            .collect();
+        assert_eq!(
+            status(&format!("GET / HTTP/1.1\r\nHost: h\r\n{many}\r\n"), 1 << 20),
+            Err(431)
+        );
     }
 
     #[test]
@@ -309,15 +317,24 @@ mod tests {
         let r = complete("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, UPGRADE\r\nUpgrade: WebSocket\r\n\r\n");
         assert!(r.is_upgrade());
         assert_eq!(r.method, Method::Get);
-        let r = complete("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgraded\r\nUpgrade: websocket\r\n\r\n");
+        let r = complete(
+            "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgraded\r\nUpgrade: websocket\r\n\r\n",
+        );
         assert!(!r.is_upgrade());
-        let r = complete("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n");
+        let r =
+            complete("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n");
         assert!(!r.is_upgrade());
         assert!(!complete("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").keep_alive());
         assert!(!complete("GET / HTTP/1.0\r\n\r\n").keep_alive());
         assert!(complete("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive());
-        assert_eq!(complete("HEAD / HTTP/1.1\r\nHost: h\r\n\r\n").method, Method::Head);
-        assert_eq!(complete("DELETE / HTTP/1.1\r\nHost: h\r\n\r\n").method, Method::Other);
+        assert_eq!(
+            complete("HEAD / HTTP/1.1\r\nHost: h\r\n\r\n").method,
+            Method::Head
+        );
+        assert_eq!(
+            complete("DELETE / HTTP/1.1\r\nHost: h\r\n\r\n").method,
+            Method::Other
+        );
     }
 
     #[test]

@@ -142,7 +142,10 @@ mod tests {
 
     #[test]
     fn builds_with_content_length() {
-        let r = Response::new(200).header("X-A", "1").body("text/plain", "hi").close();
+        let r = Response::new(200)
+            .header("X-A", "1")
+            .body("text/plain", "hi")
+            .close();
         assert_eq!(
             String::from_utf8(r.to_bytes()).unwrap(),
             "HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"
@@ -152,7 +155,9 @@ mod tests {
             "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
         );
         let head = Response::new(200).body("text/plain", "hello").head_bytes();
-        assert!(String::from_utf8(head).unwrap().ends_with("Content-Length: 5\r\n\r\n"));
+        assert!(String::from_utf8(head)
+            .unwrap()
+            .ends_with("Content-Length: 5\r\n\r\n"));
         let none = Response::new(204).to_bytes();
         assert_eq!(none, b"HTTP/1.1 204 No Content\r\n\r\n");
     }
@@ -165,11 +170,18 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(v["error"]["code"], "request_header_fields_too_large");
         assert_eq!(v["error"]["message"], "too \"big\"");
-        let r = Response::new(200).header("X-Id", "a\r\nSet-Cookie: x").to_bytes();
+        let r = Response::new(200)
+            .header("X-Id", "a\r\nSet-Cookie: x")
+            .to_bytes();
         assert!(!String::from_utf8(r).unwrap().contains("\r\nSet-Cookie"));
-        for s in [200, 202, 204, 400, 401, 403, 404, 405, 408, 411, 413, 426, 429, 431, 500, 501, 503] {
+        for s in [
+            200, 202, 204, 400, 401, 403, 404, 405, 408, 411, 413, 426, 429, 431, 500, 501, 503,
+        ] {
             assert_ne!(reason(s), "Unknown", "{s}");
         }
-        assert_eq!(crate::http::HttpError::HeadTooLarge.to_response().status(), 431);
+        assert_eq!(
+            crate::http::HttpError::HeadTooLarge.to_response().status(),
+            431
+        );
     }
 }

@@ -509,29 +509,93 @@ mod tests {
         let long = vec![b'x'; 200];
         let cases: &[(&str, Vec<u8>, bool, Option<u16>)] = &[
             ("masked text", client_frame(0x81, b"hi"), false, None),
-            ("unmasked text", vec![0x81, 0x02, b'h', b'i'], false, Some(1002)),
-            ("rsv1 without deflate", client_frame(0xC1, b"x"), false, Some(1002)),
-            ("rsv1 text with deflate", client_frame(0xC1, b"x"), true, None),
-            ("rsv1 binary with deflate", client_frame(0xC2, b"x"), true, None),
-            ("rsv1 continuation", client_frame(0xC0, b"x"), true, Some(1002)),
+            (
+                "unmasked text",
+                vec![0x81, 0x02, b'h', b'i'],
+                false,
+                Some(1002),
+            ),
+            (
+                "rsv1 without deflate",
+                client_frame(0xC1, b"x"),
+                false,
+                Some(1002),
+            ),
+            (
+                "rsv1 text with deflate",
+                client_frame(0xC1, b"x"),
+                true,
+                None,
+            ),
+            (
+                "rsv1 binary with deflate",
+                client_frame(0xC2, b"x"),
+                true,
+                None,
+            ),
+            (
+                "rsv1 continuation",
+                client_frame(0xC0, b"x"),
+                true,
+                Some(1002),
+            ),
             ("rsv1 ping", client_frame(0xC9, b"x"), true, Some(1002)),
             ("rsv2", client_frame(0xA1, b"x"), true, Some(1002)),
             ("rsv3", client_frame(0x91, b"x"), true, Some(1002)),
             ("control 125", client_frame(0x89, &long[..125]), false, None),
-            ("control 126", client_frame(0x89, &long[..126]), false, Some(1002)),
-            ("close 126", client_frame(0x88, &long[..126]), false, Some(1002)),
-            ("fragmented ping", client_frame(0x09, b""), false, Some(1002)),
-            ("fragmented close", client_frame(0x08, b""), false, Some(1002)),
+            (
+                "control 126",
+                client_frame(0x89, &long[..126]),
+                false,
+                Some(1002),
+            ),
+            (
+                "close 126",
+                client_frame(0x88, &long[..126]),
+                false,
+                Some(1002),
+            ),
+            (
+                "fragmented ping",
+                client_frame(0x09, b""),
+                false,
+                Some(1002),
+            ),
+            (
+                "fragmented close",
+                client_frame(0x08, b""),
+                false,
+                Some(1002),
+            ),
             ("unfinished text ok", client_frame(0x01, b"a"), false, None),
-            ("16-bit for 125", client_frame_len(0x82, &long[..125], Len::Force16), false, Some(1002)),
-            ("16-bit for 126", client_frame_len(0x82, &long[..126], Len::Force16), false, None),
-            ("64-bit for 200", client_frame_len(0x82, &long, Len::Force64), false, Some(1002)),
+            (
+                "16-bit for 125",
+                client_frame_len(0x82, &long[..125], Len::Force16),
+                false,
+                Some(1002),
+            ),
+            (
+                "16-bit for 126",
+                client_frame_len(0x82, &long[..126], Len::Force16),
+                false,
+                None,
+            ),
+            (
+                "64-bit for 200",
+                client_frame_len(0x82, &long, Len::Force64),
+                false,
+                Some(1002),
+            ),
         ];
         for (name, frame, deflate, want) in cases {
             assert_eq!(code(frame, *deflate), *want, "{name}");
         }
         for op in [3u8, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF] {
-            assert_eq!(code(&client_frame(0x80 | op, b""), false), Some(1002), "opcode {op:#x}");
+            assert_eq!(
+                code(&client_frame(0x80 | op, b""), false),
+                Some(1002),
+                "opcode {op:#x}"
+            );
         }
         for op in [0u8, 1, 2, 8, 9, 0xA] {
             let b0 = if op == 0 { 0x80 } else { 0x80 | op };
@@ -600,7 +664,14 @@ mod tests {
 
     #[test]
     fn framebuf_header_forms() {
-        for (n, hlen) in [(0usize, 2usize), (125, 2), (126, 4), (65_535, 4), (65_536, 10), (12_000, 4)] {
+        for (n, hlen) in [
+            (0usize, 2usize),
+            (125, 2),
+            (126, 4),
+            (65_535, 4),
+            (65_536, 10),
+            (12_000, 4),
+        ] {
             let mut fb = FrameBuf::with_capacity(n);
             fb.payload_mut().extend_from_slice(&vec![9; n]);
             let ptr = fb.payload().as_ptr();
@@ -608,7 +679,11 @@ mod tests {
             assert_eq!(bytes.len(), n + hlen, "len {n}");
             // Zero copy: the payload did not move.
             assert_eq!(bytes[hlen..].as_ptr(), ptr);
-            let rules = FrameRules { deflate: false, max_payload: MAX, require_mask: false };
+            let rules = FrameRules {
+                deflate: false,
+                max_payload: MAX,
+                require_mask: false,
+            };
             match parse_header(&bytes, &rules) {
                 Ok(Status::Complete(h)) => {
                     assert_eq!((h.payload_len, h.header_len, h.fin), (n, hlen, true));

@@ -232,10 +232,16 @@ mod tests {
     }
 
     fn ok_req(extra: &str) -> Request {
-        req(&format!("Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {KEY}\r\n{extra}"), "/ws")
+        req(
+            &format!("Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {KEY}\r\n{extra}"),
+            "/ws",
+        )
     }
 
-    const ALL: HandshakeOptions = HandshakeOptions { allow_binary: true, deflate: true };
+    const ALL: HandshakeOptions = HandshakeOptions {
+        allow_binary: true,
+        deflate: true,
+    };
 
     fn text(u: &Upgrade) -> String {
         String::from_utf8(u.response.clone()).unwrap()
@@ -257,11 +263,36 @@ mod tests {
     #[test]
     fn refusals() {
         let cases: &[(&str, Request, u16)] = &[
-            ("no version", req(&format!("Sec-WebSocket-Key: {KEY}\r\n"), "/"), 426),
-            ("version 8", req(&format!("Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: {KEY}\r\n"), "/"), 426),
+            (
+                "no version",
+                req(&format!("Sec-WebSocket-Key: {KEY}\r\n"), "/"),
+                426,
+            ),
+            (
+                "version 8",
+                req(
+                    &format!("Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: {KEY}\r\n"),
+                    "/",
+                ),
+                426,
+            ),
             ("no key", req("Sec-WebSocket-Version: 13\r\n", "/"), 400),
-            ("short key", req("Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: AAAA\r\n", "/"), 400),
-            ("bad base64", req("Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: !!!!!!!!!!!!!!!!!!!!!!!!\r\n", "/"), 400),
+            (
+                "short key",
+                req(
+                    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: AAAA\r\n",
+                    "/",
+                ),
+                400,
+            ),
+            (
+                "bad base64",
+                req(
+                    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: !!!!!!!!!!!!!!!!!!!!!!!!\r\n",
+                    "/",
+                ),
+                400,
+            ),
         ];
         for (name, r, status) in cases {
             let e = negotiate(r, &ALL).unwrap_err();
@@ -284,26 +315,83 @@ mod tests {
 
     #[test]
     fn subprotocol_choice() {
-        let no_bin = HandshakeOptions { allow_binary: false, deflate: true };
+        let no_bin = HandshakeOptions {
+            allow_binary: false,
+            deflate: true,
+        };
         let cases: &[(&str, &str, HandshakeOptions, WireFormat, Option<&str>)] = &[
             ("", "/ws", ALL, WireFormat::Json, None),
-            ("Sec-WebSocket-Protocol: tracecast.bin\r\n", "/ws", ALL, WireFormat::Binary, Some("tracecast.bin")),
-            ("Sec-WebSocket-Protocol: tracecast.json, tracecast.bin\r\n", "/ws", ALL, WireFormat::Json, Some("tracecast.json")),
-            ("Sec-WebSocket-Protocol: other, tracecast.bin\r\n", "/ws", ALL, WireFormat::Binary, Some("tracecast.bin")),
-            ("Sec-WebSocket-Protocol: tracecast.bin\r\n", "/ws", no_bin, WireFormat::Json, None),
-            ("Sec-WebSocket-Protocol: tracecast.bin, tracecast.json\r\n", "/ws", no_bin, WireFormat::Json, Some("tracecast.json")),
-            ("Sec-WebSocket-Protocol: chat\r\n", "/ws", ALL, WireFormat::Json, None),
+            (
+                "Sec-WebSocket-Protocol: tracecast.bin\r\n",
+                "/ws",
+                ALL,
+                WireFormat::Binary,
+                Some("tracecast.bin"),
+            ),
+            (
+                "Sec-WebSocket-Protocol: tracecast.json, tracecast.bin\r\n",
+                "/ws",
+                ALL,
+                WireFormat::Json,
+                Some("tracecast.json"),
+            ),
+            (
+                "Sec-WebSocket-Protocol: other, tracecast.bin\r\n",
+                "/ws",
+                ALL,
+                WireFormat::Binary,
+                Some("tracecast.bin"),
+            ),
+            (
+                "Sec-WebSocket-Protocol: tracecast.bin\r\n",
+                "/ws",
+                no_bin,
+                WireFormat::Json,
+                None,
+            ),
+            (
+                "Sec-WebSocket-Protocol: tracecast.bin, tracecast.json\r\n",
+                "/ws",
+                no_bin,
+                WireFormat::Json,
+                Some("tracecast.json"),
+            ),
+            (
+                "Sec-WebSocket-Protocol: chat\r\n",
+                "/ws",
+                ALL,
+                WireFormat::Json,
+                None,
+            ),
             ("", "/ws?format=binary", ALL, WireFormat::Binary, None),
-            ("", "/ws?token=a&format=binary", no_bin, WireFormat::Json, None),
-            ("Sec-WebSocket-Protocol: tracecast.json\r\n", "/ws?format=binary", ALL, WireFormat::Json, Some("tracecast.json")),
+            (
+                "",
+                "/ws?token=a&format=binary",
+                no_bin,
+                WireFormat::Json,
+                None,
+            ),
+            (
+                "Sec-WebSocket-Protocol: tracecast.json\r\n",
+                "/ws?format=binary",
+                ALL,
+                WireFormat::Json,
+                Some("tracecast.json"),
+            ),
         ];
         for (hdr, target, opts, format, echoed) in cases {
-            let r = req(&format!("Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {KEY}\r\n{hdr}"), target);
+            let r = req(
+                &format!("Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {KEY}\r\n{hdr}"),
+                target,
+            );
             let u = negotiate(&r, opts).unwrap();
             assert_eq!(u.format, *format, "{hdr} {target}");
             let t = text(&u);
             match echoed {
-                Some(p) => assert!(t.contains(&format!("Sec-WebSocket-Protocol: {p}\r\n")), "{t}"),
+                Some(p) => assert!(
+                    t.contains(&format!("Sec-WebSocket-Protocol: {p}\r\n")),
+                    "{t}"
+                ),
                 None => assert!(!t.contains("Sec-WebSocket-Protocol"), "{t}"),
             }
         }
@@ -314,33 +402,71 @@ mod tests {
         let base = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
         let cases: &[(&str, Option<String>)] = &[
             ("permessage-deflate", Some(base.into())),
-            ("permessage-deflate; client_max_window_bits", Some(base.into())),
-            ("permessage-deflate; client_max_window_bits=10", Some(base.into())),
-            ("permessage-deflate; client_max_window_bits=\"12\"", Some(base.into())),
-            ("permessage-deflate; server_no_context_takeover; client_no_context_takeover", Some(base.into())),
-            ("permessage-deflate; server_max_window_bits=15", Some(format!("{base}; server_max_window_bits=15"))),
+            (
+                "permessage-deflate; client_max_window_bits",
+                Some(base.into()),
+            ),
+            (
+                "permessage-deflate; client_max_window_bits=10",
+                Some(base.into()),
+            ),
+            (
+                "permessage-deflate; client_max_window_bits=\"12\"",
+                Some(base.into()),
+            ),
+            (
+                "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+                Some(base.into()),
+            ),
+            (
+                "permessage-deflate; server_max_window_bits=15",
+                Some(format!("{base}; server_max_window_bits=15")),
+            ),
             ("permessage-deflate; server_max_window_bits=10", None),
-            ("permessage-deflate; server_max_window_bits=10, permessage-deflate", Some(base.into())),
+            (
+                "permessage-deflate; server_max_window_bits=10, permessage-deflate",
+                Some(base.into()),
+            ),
             ("permessage-deflate; server_max_window_bits", None),
             ("permessage-deflate; client_max_window_bits=16", None),
             ("permessage-deflate; client_max_window_bits=08", None),
             ("permessage-deflate; server_no_context_takeover=1", None),
-            ("permessage-deflate; client_no_context_takeover; client_no_context_takeover", None),
+            (
+                "permessage-deflate; client_no_context_takeover; client_no_context_takeover",
+                None,
+            ),
             ("permessage-deflate; mystery", None),
             ("x-webkit-deflate-frame", None),
-            ("foo, permessage-deflate; client_max_window_bits", Some(base.into())),
+            (
+                "foo, permessage-deflate; client_max_window_bits",
+                Some(base.into()),
+            ),
         ];
         for (offer, want) in cases {
-            let u = negotiate(&ok_req(&format!("Sec-WebSocket-Extensions: {offer}\r\n")), &ALL).unwrap();
+            let u = negotiate(
+                &ok_req(&format!("Sec-WebSocket-Extensions: {offer}\r\n")),
+                &ALL,
+            )
+            .unwrap();
             assert_eq!(u.deflate, want.is_some(), "{offer}");
             let t = text(&u);
             match want {
-                Some(w) => assert!(t.contains(&format!("Sec-WebSocket-Extensions: {w}\r\n")), "{offer}: {t}"),
+                Some(w) => assert!(
+                    t.contains(&format!("Sec-WebSocket-Extensions: {w}\r\n")),
+                    "{offer}: {t}"
+                ),
                 None => assert!(!t.contains("Sec-WebSocket-Extensions"), "{offer}: {t}"),
             }
         }
-        let off = HandshakeOptions { allow_binary: true, deflate: false };
-        let u = negotiate(&ok_req("Sec-WebSocket-Extensions: permessage-deflate\r\n"), &off).unwrap();
+        let off = HandshakeOptions {
+            allow_binary: true,
+            deflate: false,
+        };
+        let u = negotiate(
+            &ok_req("Sec-WebSocket-Extensions: permessage-deflate\r\n"),
+            &off,
+        )
+        .unwrap();
         assert!(!u.deflate);
     }
 
@@ -350,9 +476,12 @@ mod tests {
         use tungstenite::handshake::client::generate_key;
         let key = generate_key();
         let mut request = "ws://localhost/ws".into_client_request().unwrap();
-        request.headers_mut().insert("Sec-WebSocket-Protocol", "tracecast.json".parse().unwrap());
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", "tracecast.json".parse().unwrap());
         // Re-render the request head the way a client sends it.
-        let mut head = format!("GET /ws HTTP/1.1\r\nHost: localhost\r\nSec-WebSocket-Key: {key}\r\n");
+        let mut head =
+            format!("GET /ws HTTP/1.1\r\nHost: localhost\r\nSec-WebSocket-Key: {key}\r\n");
         for (n, v) in request.headers() {
             if n != "sec-websocket-key" && n != "host" {
                 head.push_str(&format!("{}: {}\r\n", n, v.to_str().unwrap()));

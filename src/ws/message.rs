@@ -356,7 +356,11 @@ pub(crate) mod testing {
 
     /// Appends `input` to the connection buffer in pieces of the given sizes (cycled),
     /// reading after each piece; stops at the first error.
-    pub fn drive(reader: &mut MessageReader, input: &[u8], splits: &[usize]) -> (Vec<Ev>, Option<WsError>) {
+    pub fn drive(
+        reader: &mut MessageReader,
+        input: &[u8],
+        splits: &[usize],
+    ) -> (Vec<Ev>, Option<WsError>) {
         let mut buf: Vec<u8> = Vec::new();
         let mut events = Vec::new();
         let mut fed = 0;
@@ -403,7 +407,11 @@ mod tests {
         for splits in [&[1usize][..], &[3, 7], &[2, 1, 13]] {
             let mut r = MessageReader::new(max, deflate);
             let (ev2, err2) = drive(&mut r, input, splits);
-            assert_eq!((&ev2, err2.map(|e| e.close_code)), (&ev, code), "splits {splits:?}");
+            assert_eq!(
+                (&ev2, err2.map(|e| e.close_code)),
+                (&ev, code),
+                "splits {splits:?}"
+            );
         }
         (ev, code)
     }
@@ -416,40 +424,79 @@ mod tests {
         Ev::Text(s.to_vec())
     }
 
+    /// (name, client bytes, messages delivered, close code).
+    type Case = (&'static str, Vec<u8>, Vec<Ev>, Option<u16>);
+
     #[test]
     fn message_rules_table() {
         let bad_utf8 = b"caf\xc3".to_vec();
         let euro = "€".as_bytes(); // e2 82 ac
-        let cases: Vec<(&str, Vec<u8>, Vec<Ev>, Option<u16>)> = vec![
-            ("single text", client_frame(0x81, b"hello"), vec![text(b"hello")], None),
-            ("single binary", client_frame(0x82, &[0, 255]), vec![Ev::Binary(vec![0, 255])], None),
+        let cases: Vec<Case> = vec![
+            (
+                "single text",
+                client_frame(0x81, b"hello"),
+                vec![text(b"hello")],
+                None,
+            ),
+            (
+                "single binary",
+                client_frame(0x82, &[0, 255]),
+                vec![Ev::Binary(vec![0, 255])],
+                None,
+            ),
             ("empty text", client_frame(0x81, b""), vec![text(b"")], None),
             (
                 "fragmented text",
-                cat(&[client_frame(0x01, b"he"), client_frame(0x00, b"ll"), client_frame(0x80, b"o")]),
+                cat(&[
+                    client_frame(0x01, b"he"),
+                    client_frame(0x00, b"ll"),
+                    client_frame(0x80, b"o"),
+                ]),
                 vec![text(b"hello")],
                 None,
             ),
             (
                 "ping between fragments",
-                cat(&[client_frame(0x01, b"he"), client_frame(0x89, b"p"), client_frame(0x80, b"y")]),
+                cat(&[
+                    client_frame(0x01, b"he"),
+                    client_frame(0x89, b"p"),
+                    client_frame(0x80, b"y"),
+                ]),
                 vec![Ev::Ping(b"p".to_vec()), text(b"hey")],
                 None,
             ),
             (
                 "pong and close between fragments",
-                cat(&[client_frame(0x02, b"a"), client_frame(0x8A, b""), client_frame(0x88, &[3, 232])]),
+                cat(&[
+                    client_frame(0x02, b"a"),
+                    client_frame(0x8A, b""),
+                    client_frame(0x88, &[3, 232]),
+                ]),
                 vec![Ev::Pong(vec![]), Ev::Close(Some(1000), String::new())],
                 None,
             ),
             (
                 "utf8 char split across fragments",
-                cat(&[client_frame(0x01, &euro[..1]), client_frame(0x00, &euro[1..2]), client_frame(0x80, &euro[2..])]),
+                cat(&[
+                    client_frame(0x01, &euro[..1]),
+                    client_frame(0x00, &euro[1..2]),
+                    client_frame(0x80, &euro[2..]),
+                ]),
                 vec![text(euro)],
                 None,
             ),
-            ("invalid utf8 single", client_frame(0x81, b"\xff"), vec![], Some(1007)),
-            ("truncated utf8 single", client_frame(0x81, &bad_utf8), vec![], Some(1007)),
+            (
+                "invalid utf8 single",
+                client_frame(0x81, b"\xff"),
+                vec![],
+                Some(1007),
+            ),
+            (
+                "truncated utf8 single",
+                client_frame(0x81, &bad_utf8),
+                vec![],
+                Some(1007),
+            ),
             (
                 "invalid utf8 in first fragment fails fast",
                 cat(&[client_frame(0x01, b"a\xffb")]),
@@ -468,7 +515,12 @@ mod tests {
                 vec![Ev::Binary(vec![0xff, 0xfe])],
                 None,
             ),
-            ("continuation without start", client_frame(0x80, b"x"), vec![], Some(1002)),
+            (
+                "continuation without start",
+                client_frame(0x80, b"x"),
+                vec![],
+                Some(1002),
+            ),
             (
                 "new text inside fragmented",
                 cat(&[client_frame(0x01, b"a"), client_frame(0x81, b"b")]),
@@ -481,18 +533,48 @@ mod tests {
                 vec![],
                 Some(1002),
             ),
-            ("fragmented ping", client_frame(0x09, b""), vec![], Some(1002)),
-            ("close empty", client_frame(0x88, b""), vec![Ev::Close(None, String::new())], None),
-            ("close one byte", client_frame(0x88, &[3]), vec![], Some(1002)),
+            (
+                "fragmented ping",
+                client_frame(0x09, b""),
+                vec![],
+                Some(1002),
+            ),
+            (
+                "close empty",
+                client_frame(0x88, b""),
+                vec![Ev::Close(None, String::new())],
+                None,
+            ),
+            (
+                "close one byte",
+                client_frame(0x88, &[3]),
+                vec![],
+                Some(1002),
+            ),
             (
                 "close with reason",
                 client_frame(0x88, b"\x0f\xa0bye"),
                 vec![Ev::Close(Some(4000), "bye".into())],
                 None,
             ),
-            ("close bad reason utf8", client_frame(0x88, b"\x03\xe8\xff"), vec![], Some(1007)),
-            ("text over max", client_frame(0x81, &[b'a'; MAX + 1]), vec![], Some(1009)),
-            ("text at max", client_frame(0x82, &[1; MAX]), vec![Ev::Binary(vec![1; MAX])], None),
+            (
+                "close bad reason utf8",
+                client_frame(0x88, b"\x03\xe8\xff"),
+                vec![],
+                Some(1007),
+            ),
+            (
+                "text over max",
+                client_frame(0x81, &[b'a'; MAX + 1]),
+                vec![],
+                Some(1009),
+            ),
+            (
+                "text at max",
+                client_frame(0x82, &[1; MAX]),
+                vec![Ev::Binary(vec![1; MAX])],
+                None,
+            ),
             (
                 "max across fragments",
                 cat(&[client_frame(0x02, &[0; 600]), client_frame(0x80, &[0; 401])]),
@@ -506,7 +588,12 @@ mod tests {
                 None,
             ),
             ("unmasked", vec![0x81, 0x01, b'a'], vec![], Some(1002)),
-            ("rsv1 without deflate", client_frame(0xC1, b"a"), vec![], Some(1002)),
+            (
+                "rsv1 without deflate",
+                client_frame(0xC1, b"a"),
+                vec![],
+                Some(1002),
+            ),
         ];
         for (name, input, want_ev, want_code) in cases {
             let (ev, code) = run(&input, false, MAX);
@@ -548,9 +635,16 @@ mod tests {
 
         // Fragmented compressed: RSV1 on the first frame only, control in between.
         let (a, b) = z.split_at(z.len() / 2);
-        let input = cat(&[client_frame(0x41, a), client_frame(0x89, b"x"), client_frame(0x80, b)]);
+        let input = cat(&[
+            client_frame(0x41, a),
+            client_frame(0x89, b"x"),
+            client_frame(0x80, b),
+        ]);
         let (ev, code) = run(&input, true, MAX);
-        assert_eq!((ev, code), (vec![Ev::Ping(b"x".to_vec()), text(&body)], None));
+        assert_eq!(
+            (ev, code),
+            (vec![Ev::Ping(b"x".to_vec()), text(&body)], None)
+        );
 
         // RSV1 on a continuation is a protocol error even with deflate.
         let input = cat(&[client_frame(0x41, a), client_frame(0xC0, b)]);
@@ -558,17 +652,32 @@ mod tests {
 
         // Inflated size bounded by max_message_size.
         let big = vec![b'a'; MAX + 1];
-        assert_eq!(run(&client_frame(0xC2, &compress(&big, 9)), true, MAX).1, Some(1009));
+        assert_eq!(
+            run(&client_frame(0xC2, &compress(&big, 9)), true, MAX).1,
+            Some(1009)
+        );
 
         // Compressed text that inflates to invalid UTF-8.
-        assert_eq!(run(&client_frame(0xC1, &compress(b"\xff\xfe", 6)), true, MAX).1, Some(1007));
+        assert_eq!(
+            run(&client_frame(0xC1, &compress(b"\xff\xfe", 6)), true, MAX).1,
+            Some(1007)
+        );
 
         // Garbage deflate data.
-        assert_eq!(run(&client_frame(0xC2, &[0xff, 0xff]), true, MAX).1, Some(1007));
+        assert_eq!(
+            run(&client_frame(0xC2, &[0xff, 0xff]), true, MAX).1,
+            Some(1007)
+        );
 
         // Uncompressed messages still work on a deflate connection, and the RFC example.
-        let input = cat(&[client_frame(0x81, b"plain"), client_frame(0xC1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])]);
-        assert_eq!(run(&input, true, MAX), (vec![text(b"plain"), text(b"Hello")], None));
+        let input = cat(&[
+            client_frame(0x81, b"plain"),
+            client_frame(0xC1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]),
+        ]);
+        assert_eq!(
+            run(&input, true, MAX),
+            (vec![text(b"plain"), text(b"Hello")], None)
+        );
     }
 
     #[test]
@@ -588,7 +697,13 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let read = r.read(&mut buf[13..]).unwrap();
-        assert_eq!(read, Read { consumed: 0, message: None });
+        assert_eq!(
+            read,
+            Read {
+                consumed: 0,
+                message: None
+            }
+        );
     }
 
     #[test]
@@ -597,7 +712,13 @@ mod tests {
         let len = buf.len();
         let mut r = MessageReader::new(MAX, false);
         let read = r.read(&mut buf).unwrap();
-        assert_eq!(read, Read { consumed: len, message: None });
+        assert_eq!(
+            read,
+            Read {
+                consumed: len,
+                message: None
+            }
+        );
         assert!(r.in_message());
         let mut last = client_frame(0x80, b"e");
         let read = r.read(&mut last).unwrap();
@@ -608,10 +729,16 @@ mod tests {
     #[test]
     fn internal_buffers_are_reused_and_bounded() {
         let mut r = MessageReader::new(1 << 20, false);
-        let big = cat(&[client_frame(0x02, &vec![1; 200_000]), client_frame(0x80, b"")]);
+        let big = cat(&[
+            client_frame(0x02, &vec![1; 200_000]),
+            client_frame(0x80, b""),
+        ]);
         assert_eq!(drive(&mut r, &big, &[]).0.len(), 1);
         let small = cat(&[client_frame(0x02, b"a"), client_frame(0x80, b"b")]);
-        assert_eq!(drive(&mut r, &small, &[]).0, vec![Ev::Binary(b"ab".to_vec())]);
+        assert_eq!(
+            drive(&mut r, &small, &[]).0,
+            vec![Ev::Binary(b"ab".to_vec())]
+        );
         assert!(r.assembly.capacity() <= RETAIN_CAPACITY);
     }
 }
