@@ -94,7 +94,10 @@ fn fanout(c: &mut Criterion) {
     g.bench_function("trace_batch50_frame", |b| {
         b.iter(|| black_box(encoder.encode(&Audience::plain(), "s-1", &refs, 1_732_550_000_000)))
     });
-    let deflate = Audience { deflate: true, ..Audience::plain() };
+    let deflate = Audience {
+        deflate: true,
+        ..Audience::plain()
+    };
     g.bench_function("trace_batch50_frame_deflate", |b| {
         b.iter(|| black_box(encoder.encode(&deflate, "s-1", &refs, 1_732_550_000_000)))
     });

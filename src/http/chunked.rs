@@ -234,9 +234,12 @@ mod tests {
         Err(0) // incomplete
     }
 
+    /// (name, input, Ok((body, consumed)) or Err(status); status 0 = incomplete).
+    type Case<'a> = (&'a str, &'a [u8], Result<(&'a [u8], usize), u16>);
+
     #[test]
     fn chunked_table() {
-        let cases: &[(&str, &[u8], Result<(&[u8], usize), u16>)] = &[
+        let cases: &[Case] = &[
             ("simple", b"5\r\nhello\r\n0\r\n\r\n", Ok((b"hello", 15))),
             (
                 "two chunks",

@@ -424,11 +424,14 @@ mod tests {
         Ev::Text(s.to_vec())
     }
 
+    /// (name, client bytes, messages delivered, close code).
+    type Case = (&'static str, Vec<u8>, Vec<Ev>, Option<u16>);
+
     #[test]
     fn message_rules_table() {
         let bad_utf8 = b"caf\xc3".to_vec();
         let euro = "€".as_bytes(); // e2 82 ac
-        let cases: Vec<(&str, Vec<u8>, Vec<Ev>, Option<u16>)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "single text",
                 client_frame(0x81, b"hello"),
