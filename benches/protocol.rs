@@ -4,10 +4,11 @@
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
-use std::sync::Arc;
 use tracecast::event::Event;
 use tracecast::ingest::{parse_body, validate, IngestContext};
-use tracecast::protocol::{encode_binary_batch, encode_trace_batch, parse_client_message, BatchCompression};
+use tracecast::protocol::{
+    encode_binary_batch, encode_trace_batch, parse_client_message, BatchCompression,
+};
 
 /// A realistic ~250-byte producer event.
 fn producer_event(i: usize) -> String {
@@ -23,7 +24,11 @@ fn producer_event(i: usize) -> String {
 }
 
 fn stored_events(n: usize) -> Vec<Event> {
-    let mut body = format!("[{}]", (0..n).map(producer_event).collect::<Vec<_>>().join(",")).into_bytes();
+    let mut body = format!(
+        "[{}]",
+        (0..n).map(producer_event).collect::<Vec<_>>().join(",")
+    )
+    .into_bytes();
     let mut buffers = simd_json::Buffers::default();
     let values = parse_body(&mut body, &mut buffers).expect("bench body parses");
     let mut ctx = IngestContext::new(65536, 1_700_000_000_000, 1);
@@ -34,14 +39,25 @@ fn stored_events(n: usize) -> Vec<Event> {
         .map(|(i, p)| {
             let mut json = format!("{{\"seq\":{},", 1000 + i).into_bytes();
             json.extend_from_slice(&p.json_tail);
-            Event { seq: 1000 + i as u64, timestamp: p.timestamp, session: p.session, agent: p.agent, kind: p.kind, json: Bytes::from(json) }
+            Event {
+                seq: 1000 + i as u64,
+                timestamp: p.timestamp,
+                session: p.session,
+                agent: p.agent,
+                kind: p.kind,
+                json: Bytes::from(json),
+            }
         })
         .collect()
 }
 
 fn client_message_parse(c: &mut Criterion) {
     let subscribe = br#"{"type":"subscribe_session","sessionId":"swarm-7f3a9c","sinceSeq":12345,"requestId":"r-17"}"#.to_vec();
-    let publish = format!(r#"{{"type":"publish","requestId":9,"events":[{}]}}"#, (0..10).map(producer_event).collect::<Vec<_>>().join(",")).into_bytes();
+    let publish = format!(
+        r#"{{"type":"publish","requestId":9,"events":[{}]}}"#,
+        (0..10).map(producer_event).collect::<Vec<_>>().join(",")
+    )
+    .into_bytes();
     let mut buffers = simd_json::Buffers::default();
     let mut g = c.benchmark_group("client_message_parse");
     let mut buf = Vec::new();
@@ -65,7 +81,11 @@ fn client_message_parse(c: &mut Criterion) {
 }
 
 fn ingest_validate_50(c: &mut Criterion) {
-    let body = format!("[{}]", (0..50).map(producer_event).collect::<Vec<_>>().join(",")).into_bytes();
+    let body = format!(
+        "[{}]",
+        (0..50).map(producer_event).collect::<Vec<_>>().join(",")
+    )
+    .into_bytes();
     let mut buffers = simd_json::Buffers::default();
     let mut ctx = IngestContext::new(65536, 1_700_000_000_000, 1);
     let mut buf = Vec::new();
@@ -92,14 +112,26 @@ fn encoders(c: &mut Criterion) {
     c.bench_function("encode_trace_batch_50", |b| {
         b.iter(|| {
             out.clear();
-            encode_trace_batch(&mut out, "swarm-7f3a9c", events.iter(), BatchCompression::None, 1);
+            encode_trace_batch(
+                &mut out,
+                "swarm-7f3a9c",
+                events.iter(),
+                BatchCompression::None,
+                1,
+            );
             black_box(out.len());
         })
     });
     c.bench_function("encode_trace_batch_50_delta", |b| {
         b.iter(|| {
             out.clear();
-            encode_trace_batch(&mut out, "swarm-7f3a9c", events.iter(), BatchCompression::Delta, 1);
+            encode_trace_batch(
+                &mut out,
+                "swarm-7f3a9c",
+                events.iter(),
+                BatchCompression::Delta,
+                1,
+            );
             black_box(out.len());
         })
     });
@@ -113,7 +145,13 @@ fn encoders(c: &mut Criterion) {
     let mut frame = Vec::new();
     encode_binary_batch(&mut frame, "swarm-7f3a9c", events.iter(), 1);
     c.bench_function("decode_binary_batch_50", |b| {
-        b.iter(|| black_box(tracecast::protocol::decode_binary_batch(&frame).map(|d| d.events.len()).ok()))
+        b.iter(|| {
+            black_box(
+                tracecast::protocol::decode_binary_batch(&frame)
+                    .map(|d| d.events.len())
+                    .ok(),
+            )
+        })
     });
 }
 

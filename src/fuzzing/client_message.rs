@@ -30,7 +30,12 @@ pub fn run(data: &[u8]) {
             })
             .collect();
         let mut out = Vec::new();
-        protocol::encode_binary_batch(&mut out, batch.session.unwrap_or_default(), events.iter(), 0);
+        protocol::encode_binary_batch(
+            &mut out,
+            batch.session.unwrap_or_default(),
+            events.iter(),
+            0,
+        );
         let _ = protocol::decode_binary_batch(&out);
     }
     // Arbitrary bytes as stored events: the delta splitter must cope.
@@ -43,7 +48,10 @@ pub fn run(data: &[u8]) {
         kind: Arc::from("t"),
         json: bytes::Bytes::copy_from_slice(json),
     };
-    let pair = [mk(data.get(..mid).unwrap_or_default()), mk(data.get(mid..).unwrap_or_default())];
+    let pair = [
+        mk(data.get(..mid).unwrap_or_default()),
+        mk(data.get(mid..).unwrap_or_default()),
+    ];
     let mut out = Vec::new();
     protocol::encode_trace_batch(&mut out, "s", pair.iter(), BatchCompression::Delta, 0);
 }

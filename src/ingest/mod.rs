@@ -34,17 +34,29 @@ pub struct IngestError {
 
 impl IngestError {
     fn field(index: usize, field: &'static str, message: impl Into<String>) -> Self {
-        IngestError { index, field: Some(field), message: message.into() }
+        IngestError {
+            index,
+            field: Some(field),
+            message: message.into(),
+        }
     }
     fn event(index: usize, message: impl Into<String>) -> Self {
-        IngestError { index, field: None, message: message.into() }
+        IngestError {
+            index,
+            field: None,
+            message: message.into(),
+        }
     }
 }
 
 impl fmt::Display for IngestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.field {
-            Some(field) => write!(f, "event {}: field \"{field}\": {}", self.index, self.message),
+            Some(field) => write!(
+                f,
+                "event {}: field \"{field}\": {}",
+                self.index, self.message
+            ),
             None => write!(f, "event {}: {}", self.index, self.message),
         }
     }
@@ -63,7 +75,10 @@ pub struct IdGenerator {
 
 impl IdGenerator {
     pub fn new(seed: u64) -> Self {
-        IdGenerator { prefix: format!("{seed:x}-").into(), counter: 0 }
+        IdGenerator {
+            prefix: format!("{seed:x}-").into(),
+            counter: 0,
+        }
     }
 
     /// Appends the next id as a JSON string (it needs no escaping).
@@ -100,7 +115,11 @@ pub struct IngestContext {
 
 impl IngestContext {
     pub fn new(max_event_bytes: usize, now_ms: i64, id_seed: u64) -> Self {
-        IngestContext { max_event_bytes, now_ms, ids: IdGenerator::new(id_seed) }
+        IngestContext {
+            max_event_bytes,
+            now_ms,
+            ids: IdGenerator::new(id_seed),
+        }
     }
 }
 
@@ -150,10 +169,17 @@ pub fn parse_body<'a>(
 /// True when some `\n` has `}` before it and `{` after it, whitespace aside.
 fn is_ndjson(body: &[u8]) -> bool {
     let mut from = 0;
-    while let Some(off) = body.get(from..).and_then(|rest| rest.iter().position(|b| *b == b'\n')) {
+    while let Some(off) = body
+        .get(from..)
+        .and_then(|rest| rest.iter().position(|b| *b == b'\n'))
+    {
         let nl = from + off;
-        let before = body.get(..nl).and_then(|b| b.iter().rev().find(|c| !c.is_ascii_whitespace()));
-        let after = body.get(nl + 1..).and_then(|a| a.iter().find(|c| !c.is_ascii_whitespace()));
+        let before = body
+            .get(..nl)
+            .and_then(|b| b.iter().rev().find(|c| !c.is_ascii_whitespace()));
+        let after = body
+            .get(nl + 1..)
+            .and_then(|a| a.iter().find(|c| !c.is_ascii_whitespace()));
         if before == Some(&b'}') && after == Some(&b'{') {
             return true;
         }
@@ -207,20 +233,28 @@ fn timestamp_ms(v: &BorrowedValue<'_>) -> Option<i64> {
     let ms = match v {
         BorrowedValue::Static(StaticNode::I64(n)) => *n,
         BorrowedValue::Static(StaticNode::U64(n)) => i64::try_from(*n).ok()?,
-        BorrowedValue::Static(StaticNode::F64(n)) if n.is_finite() && *n >= 0.0 && *n <= MAX_TIMESTAMP_MS as f64 => *n as i64,
+        BorrowedValue::Static(StaticNode::F64(n))
+            if n.is_finite() && *n >= 0.0 && *n <= MAX_TIMESTAMP_MS as f64 =>
+        {
+            *n as i64
+        }
         _ => return None,
     };
     (0..=MAX_TIMESTAMP_MS).contains(&ms).then_some(ms)
 }
 
 /// Validates a batch and serializes each event's `json_tail`. All or nothing.
-pub fn validate(values: &[BorrowedValue<'_>], ctx: &mut IngestContext) -> Result<Vec<Pending>, IngestError> {
+pub fn validate(
+    values: &[BorrowedValue<'_>],
+    ctx: &mut IngestContext,
+) -> Result<Vec<Pending>, IngestError> {
     if values.is_empty() {
         return Err(IngestError::event(0, "no events"));
     }
     let mut out = Vec::with_capacity(values.len());
     let mut scratch: Vec<u8> = Vec::with_capacity(512);
-    let (mut sessions, mut agents, mut kinds) = (Recent::default(), Recent::default(), Recent::default());
+    let (mut sessions, mut agents, mut kinds) =
+        (Recent::default(), Recent::default(), Recent::default());
     for (index, value) in values.iter().enumerate() {
         let BorrowedValue::Object(obj) = value else {
             return Err(IngestError::event(index, "must be a JSON object"));
@@ -236,9 +270,23 @@ pub fn validate(values: &[BorrowedValue<'_>], ctx: &mut IngestContext) -> Result
             let bit = match k.as_ref() {
                 "type" => {
                     match v {
-                        BorrowedValue::String(s) if !s.is_empty() && s.len() <= MAX_TYPE_BYTES => kind = Some(s),
-                        BorrowedValue::String(_) => return Err(IngestError::field(index, "type", "must be a string of 1..64 bytes")),
-                        _ => return Err(IngestError::field(index, "type", "must be a string of 1..64 bytes")),
+                        BorrowedValue::String(s) if !s.is_empty() && s.len() <= MAX_TYPE_BYTES => {
+                            kind = Some(s)
+                        }
+                        BorrowedValue::String(_) => {
+                            return Err(IngestError::field(
+                                index,
+                                "type",
+                                "must be a string of 1..64 bytes",
+                            ))
+                        }
+                        _ => {
+                            return Err(IngestError::field(
+                                index,
+                                "type",
+                                "must be a string of 1..64 bytes",
+                            ))
+                        }
                     }
                     seen::TYPE
                 }
@@ -266,20 +314,34 @@ pub fn validate(values: &[BorrowedValue<'_>], ctx: &mut IngestContext) -> Result
                     match v {
                         BorrowedValue::String(s) if s.len() <= MAX_ID_BYTES => has_id = true,
                         v if is_null(v) => {}
-                        _ => return Err(IngestError::field(index, "id", "must be a string of at most 256 bytes")),
+                        _ => {
+                            return Err(IngestError::field(
+                                index,
+                                "id",
+                                "must be a string of at most 256 bytes",
+                            ))
+                        }
                     }
                     seen::ID
                 }
                 "timestamp" => {
                     if !is_null(v) {
                         timestamp = Some(timestamp_ms(v).ok_or_else(|| {
-                            IngestError::field(index, "timestamp", "must be a non-negative number of epoch milliseconds")
+                            IngestError::field(
+                                index,
+                                "timestamp",
+                                "must be a non-negative number of epoch milliseconds",
+                            )
                         })?);
                     }
                     seen::TIMESTAMP
                 }
                 "seq" => {
-                    return Err(IngestError::field(index, "seq", "is assigned by the server; producers must not send it"))
+                    return Err(IngestError::field(
+                        index,
+                        "seq",
+                        "is assigned by the server; producers must not send it",
+                    ))
                 }
                 "agentId" => {
                     match v {
@@ -291,14 +353,23 @@ pub fn validate(values: &[BorrowedValue<'_>], ctx: &mut IngestContext) -> Result
                 }
                 f @ ("traceId" | "spanId" | "parentId" | "phase") => {
                     if !matches!(v, BorrowedValue::String(_)) && !is_null(v) {
-                        return Err(IngestError::field(index, static_name(f), "must be a string"));
+                        return Err(IngestError::field(
+                            index,
+                            static_name(f),
+                            "must be a string",
+                        ));
                     }
                     seen::OTHER_KNOWN
                 }
                 "duration" => {
                     if !matches!(
                         v,
-                        BorrowedValue::Static(StaticNode::I64(_) | StaticNode::U64(_) | StaticNode::F64(_) | StaticNode::Null)
+                        BorrowedValue::Static(
+                            StaticNode::I64(_)
+                                | StaticNode::U64(_)
+                                | StaticNode::F64(_)
+                                | StaticNode::Null
+                        )
                     ) {
                         return Err(IngestError::field(index, "duration", "must be a number"));
                     }
@@ -306,7 +377,11 @@ pub fn validate(values: &[BorrowedValue<'_>], ctx: &mut IngestContext) -> Result
                 }
                 f @ ("data" | "metadata" | "performance") => {
                     if !matches!(v, BorrowedValue::Object(_)) && !is_null(v) {
-                        return Err(IngestError::field(index, static_name(f), "must be an object"));
+                        return Err(IngestError::field(
+                            index,
+                            static_name(f),
+                            "must be an object",
+                        ));
                     }
                     seen::OTHER_KNOWN
                 }
@@ -314,7 +389,11 @@ pub fn validate(values: &[BorrowedValue<'_>], ctx: &mut IngestContext) -> Result
             };
             if bit != 0 && bit != seen::OTHER_KNOWN {
                 if seen & bit != 0 {
-                    return Err(IngestError::field(index, static_name(k), "appears more than once"));
+                    return Err(IngestError::field(
+                        index,
+                        static_name(k),
+                        "appears more than once",
+                    ));
                 }
                 seen |= bit;
             }
@@ -385,7 +464,10 @@ pub fn validate(values: &[BorrowedValue<'_>], ctx: &mut IngestContext) -> Result
         if size > ctx.max_event_bytes {
             return Err(IngestError::event(
                 index,
-                format!("is {size} bytes, over the limit of {} (max_event_bytes)", ctx.max_event_bytes),
+                format!(
+                    "is {size} bytes, over the limit of {} (max_event_bytes)",
+                    ctx.max_event_bytes
+                ),
             ));
         }
         out.push(Pending {
@@ -412,8 +494,21 @@ fn write_value(out: &mut Vec<u8>, v: &BorrowedValue<'_>) {
 /// The static spelling of a field name we matched on (for error values).
 fn static_name(k: &str) -> &'static str {
     const NAMES: [&str; 15] = [
-        "type", "sessionId", "swarmId", "id", "timestamp", "seq", "agentId", "traceId", "spanId",
-        "parentId", "phase", "duration", "data", "metadata", "performance",
+        "type",
+        "sessionId",
+        "swarmId",
+        "id",
+        "timestamp",
+        "seq",
+        "agentId",
+        "traceId",
+        "spanId",
+        "parentId",
+        "phase",
+        "duration",
+        "data",
+        "metadata",
+        "performance",
     ];
     NAMES.iter().find(|n| **n == k).copied().unwrap_or("?")
 }
@@ -437,7 +532,8 @@ mod tests {
     fn stored(p: &Pending, seq: u64) -> Value {
         let mut full = format!("{{\"seq\":{seq},").into_bytes();
         full.extend_from_slice(&p.json_tail);
-        serde_json::from_slice(&full).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&full)))
+        serde_json::from_slice(&full)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&full)))
     }
 
     #[test]
@@ -464,7 +560,10 @@ mod tests {
         assert_eq!(p[0].timestamp, 1234);
         assert_eq!(&*p[0].session, "sw");
         let tail = std::str::from_utf8(&p[1].json_tail).unwrap();
-        assert_eq!(tail, r#""id":"abc-1","timestamp":1700000000000,"type":"T","sessionId":"s","agentId":null}"#);
+        assert_eq!(
+            tail,
+            r#""id":"abc-1","timestamp":1700000000000,"type":"T","sessionId":"s","agentId":null}"#
+        );
         assert_eq!(p[1].agent, None);
         // Strings repeated across a batch share one allocation.
         let p = run(r#"[{"type":"T","sessionId":"s"},{"type":"T","sessionId":"s"}]"#).unwrap();
@@ -482,28 +581,60 @@ mod tests {
             (format!("[{{{t}}},1]"), 1, None),
             (r#"{"sessionId":"s"}"#.into(), 0, Some("type")),
             (r#"{"type":"","sessionId":"s"}"#.into(), 0, Some("type")),
-            (format!(r#"{{"type":"{long_type}","sessionId":"s"}}"#), 0, Some("type")),
+            (
+                format!(r#"{{"type":"{long_type}","sessionId":"s"}}"#),
+                0,
+                Some("type"),
+            ),
             (r#"{"type":5,"sessionId":"s"}"#.into(), 0, Some("type")),
             (r#"{"type":"T"}"#.into(), 0, Some("sessionId")),
-            (r#"{"type":"T","sessionId":""}"#.into(), 0, Some("sessionId")),
-            (r#"{"type":"T","sessionId":"a\u0001b"}"#.into(), 0, Some("sessionId")),
-            (format!(r#"{{"type":"T","sessionId":"{long_session}"}}"#), 0, Some("sessionId")),
+            (
+                r#"{"type":"T","sessionId":""}"#.into(),
+                0,
+                Some("sessionId"),
+            ),
+            (
+                r#"{"type":"T","sessionId":"a\u0001b"}"#.into(),
+                0,
+                Some("sessionId"),
+            ),
+            (
+                format!(r#"{{"type":"T","sessionId":"{long_session}"}}"#),
+                0,
+                Some("sessionId"),
+            ),
             (r#"{"type":"T","swarmId":7}"#.into(), 0, Some("swarmId")),
             (format!(r#"[{{{t}}},{{{t},"seq":3}}]"#), 1, Some("seq")),
             (format!(r#"{{{t},"id":5}}"#), 0, Some("id")),
             (format!(r#"{{{t},"id":"{long_id}"}}"#), 0, Some("id")),
             (format!(r#"{{{t},"timestamp":-1}}"#), 0, Some("timestamp")),
-            (format!(r#"{{{t},"timestamp":"now"}}"#), 0, Some("timestamp")),
-            (format!(r#"{{{t},"timestamp":1e300}}"#), 0, Some("timestamp")),
+            (
+                format!(r#"{{{t},"timestamp":"now"}}"#),
+                0,
+                Some("timestamp"),
+            ),
+            (
+                format!(r#"{{{t},"timestamp":1e300}}"#),
+                0,
+                Some("timestamp"),
+            ),
             (format!(r#"{{{t},"agentId":1}}"#), 0, Some("agentId")),
             (format!(r#"{{{t},"traceId":{{}}}}"#), 0, Some("traceId")),
             (format!(r#"{{{t},"phase":true}}"#), 0, Some("phase")),
             (format!(r#"{{{t},"duration":"1s"}}"#), 0, Some("duration")),
             (format!(r#"{{{t},"data":[1]}}"#), 0, Some("data")),
             (format!(r#"{{{t},"metadata":"x"}}"#), 0, Some("metadata")),
-            (format!(r#"{{{t},"performance":1}}"#), 0, Some("performance")),
+            (
+                format!(r#"{{{t},"performance":1}}"#),
+                0,
+                Some("performance"),
+            ),
             (format!(r#"{{{t},"type":"U"}}"#), 0, Some("type")),
-            (format!("{{{t}}}\n{{{t}}}\n{{\"type\":\"T\"}}\n"), 2, Some("sessionId")),
+            (
+                format!("{{{t}}}\n{{{t}}}\n{{\"type\":\"T\"}}\n"),
+                2,
+                Some("sessionId"),
+            ),
             ("[]".into(), 0, None),
             ("  ".into(), 0, None),
             ("{\"type\":".into(), 0, None),
@@ -517,13 +648,18 @@ mod tests {
     #[test]
     fn error_display() {
         let e = run(r#"[{"type":"T","sessionId":"s"},{"type":"T","sessionId":"s"},{"type":"T","sessionId":"s"},{"type":"T","sessionId":""}]"#).unwrap_err();
-        assert_eq!(e.to_string(), r#"event 3: field "sessionId": must be a string of 1..256 bytes without control characters"#);
+        assert_eq!(
+            e.to_string(),
+            r#"event 3: field "sessionId": must be a string of 1..256 bytes without control characters"#
+        );
     }
 
     #[test]
     fn size_limit() {
         let big = "x".repeat(100);
-        let mut buf = format!(r#"{{"type":"T","sessionId":"s","id":"i","timestamp":1,"p":"{big}"}}"#).into_bytes();
+        let mut buf =
+            format!(r#"{{"type":"T","sessionId":"s","id":"i","timestamp":1,"p":"{big}"}}"#)
+                .into_bytes();
         let mut buffers = simd_json::Buffers::default();
         let values = parse_body(&mut buf, &mut buffers).unwrap();
         let mut c = ctx();

@@ -144,15 +144,23 @@ fn split_fields<'j>(json: &'j [u8], fields: &mut Vec<RawField<'j>>) -> bool {
         return skip_ws(json, p + 1) == json.len();
     }
     loop {
-        let Some(kend) = string_end(json, p) else { return false };
-        let Some(k) = json.get(p..kend) else { return false };
+        let Some(kend) = string_end(json, p) else {
+            return false;
+        };
+        let Some(k) = json.get(p..kend) else {
+            return false;
+        };
         p = skip_ws(json, kend);
         if json.get(p) != Some(&b':') {
             return false;
         }
         p = skip_ws(json, p + 1);
-        let Some(vend) = value_end(json, p) else { return false };
-        let Some(v) = json.get(p..vend) else { return false };
+        let Some(vend) = value_end(json, p) else {
+            return false;
+        };
+        let Some(v) = json.get(p..vend) else {
+            return false;
+        };
         fields.push((k, v));
         p = skip_ws(json, vend);
         match json.get(p) {
@@ -178,7 +186,10 @@ fn string_end(json: &[u8], p: usize) -> Option<usize> {
     let mut i = p + 1;
     loop {
         // Jump straight to the next byte that can end or escape the string.
-        i += json.get(i..)?.iter().position(|b| *b == b'"' || *b == b'\\')?;
+        i += json
+            .get(i..)?
+            .iter()
+            .position(|b| *b == b'"' || *b == b'\\')?;
         match json.get(i)? {
             b'"' => return Some(i + 1),
             _ => i += 2,
@@ -194,7 +205,10 @@ fn value_end(json: &[u8], p: usize) -> Option<usize> {
             let mut depth = 0usize;
             let mut i = p;
             loop {
-                i += json.get(i..)?.iter().position(|b| matches!(b, b'"' | b'{' | b'[' | b'}' | b']'))?;
+                i += json
+                    .get(i..)?
+                    .iter()
+                    .position(|b| matches!(b, b'"' | b'{' | b'[' | b'}' | b']'))?;
                 match json.get(i)? {
                     b'"' => {
                         i = string_end(json, i)?;
@@ -244,7 +258,10 @@ pub(crate) mod tests {
     }
 
     /// The client's side of delta compression: merge, then drop `$removed`.
-    pub(crate) fn apply_delta(prev: &Map<String, Value>, delta: &Map<String, Value>) -> Map<String, Value> {
+    pub(crate) fn apply_delta(
+        prev: &Map<String, Value>,
+        delta: &Map<String, Value>,
+    ) -> Map<String, Value> {
         let mut next = prev.clone();
         for (k, v) in delta {
             if k != "$removed" {
@@ -297,14 +314,22 @@ pub(crate) mod tests {
     fn none_copies_events_verbatim() {
         let events = sample();
         let mut out = Vec::new();
-        encode_trace_batch(&mut out, "s\"1", events.iter().take(6), BatchCompression::None, 42);
+        encode_trace_batch(
+            &mut out,
+            "s\"1",
+            events.iter().take(6),
+            BatchCompression::None,
+            42,
+        );
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["type"], "trace_batch");
         assert_eq!(v["sessionId"], "s\"1");
         assert_eq!(v["compression"], "none");
         assert_eq!(v["timestamp"], 42);
         assert_eq!(v["events"].as_array().unwrap().len(), 6);
-        assert!(out.windows(events[0].json.len()).any(|w| w == &events[0].json[..]));
+        assert!(out
+            .windows(events[0].json.len())
+            .any(|w| w == &events[0].json[..]));
     }
 
     #[test]
@@ -333,12 +358,27 @@ pub(crate) mod tests {
         // The middle event is not JSON: the frame is not JSON either, but the event
         // after it must be whole (no delta against garbage).
         let s = String::from_utf8(out).unwrap();
-        assert!(s.contains(r#"not json at all,{"seq":8,"type":"C","sessionId":"s","v":true}"#), "{s}");
+        assert!(
+            s.contains(r#"not json at all,{"seq":8,"type":"C","sessionId":"s","v":true}"#),
+            "{s}"
+        );
     }
 
     #[test]
     fn split_fields_rejects_garbage_without_panicking() {
-        for bad in ["", "{", "{\"a\"", "{\"a\":", "{\"a\":1", "{\"a\":1,}", "[1]", "{\"a\":[1}", "{\"a\":\"\\", "{\"a\":1}x", "{}x"] {
+        for bad in [
+            "",
+            "{",
+            "{\"a\"",
+            "{\"a\":",
+            "{\"a\":1",
+            "{\"a\":1,}",
+            "[1]",
+            "{\"a\":[1}",
+            "{\"a\":\"\\",
+            "{\"a\":1}x",
+            "{}x",
+        ] {
             let mut f = Vec::new();
             assert!(!split_fields(bad.as_bytes(), &mut f), "{bad:?}");
         }

@@ -57,7 +57,10 @@ impl fmt::Display for BinaryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BinaryError::TooShort { at, needed } => {
-                write!(f, "binary frame too short: {needed} more bytes needed at offset {at}")
+                write!(
+                    f,
+                    "binary frame too short: {needed} more bytes needed at offset {at}"
+                )
             }
             BinaryError::BadMagic => f.write_str("binary frame has a bad magic"),
             BinaryError::UnsupportedVersion(v) => write!(f, "unsupported binary version {v}"),
@@ -106,7 +109,11 @@ impl<'e> Interner<'e> {
         if s.len() > usize::from(u16::MAX) {
             return NO_STRING;
         }
-        if let Some(i) = self.strings.iter().position(|t| std::ptr::eq(*t, s) || *t == s) {
+        if let Some(i) = self
+            .strings
+            .iter()
+            .position(|t| std::ptr::eq(*t, s) || *t == s)
+        {
             return i as u16;
         }
         if self.strings.len() >= usize::from(NO_STRING) {
@@ -124,7 +131,9 @@ pub fn encode_binary_batch<'e>(
     events: impl IntoIterator<Item = &'e Event>,
     timestamp: i64,
 ) {
-    let mut table = Interner { strings: Vec::new() };
+    let mut table = Interner {
+        strings: Vec::new(),
+    };
     let session_idx = table.index(session);
     let mut rows: Vec<(&'e Event, u16, u16, u16)> = Vec::new();
     for e in events {
@@ -158,7 +167,11 @@ pub fn encode_binary_batch<'e>(
         out.extend_from_slice(&s.to_le_bytes());
         out.extend_from_slice(&a.to_le_bytes());
         out.extend_from_slice(&k.to_le_bytes());
-        out.extend_from_slice(&u32::try_from(e.json.len()).unwrap_or(u32::MAX).to_le_bytes());
+        out.extend_from_slice(
+            &u32::try_from(e.json.len())
+                .unwrap_or(u32::MAX)
+                .to_le_bytes(),
+        );
         out.extend_from_slice(&e.json);
     }
 }
@@ -171,7 +184,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn bytes(&mut self, n: usize) -> Result<&'a [u8], BinaryError> {
-        let short = BinaryError::TooShort { at: self.pos, needed: n.saturating_sub(self.buf.len().saturating_sub(self.pos)) };
+        let short = BinaryError::TooShort {
+            at: self.pos,
+            needed: n.saturating_sub(self.buf.len().saturating_sub(self.pos)),
+        };
         let end = self.pos.checked_add(n).ok_or(short)?;
         let b = self.buf.get(self.pos..end).ok_or(short)?;
         self.pos = end;
@@ -206,7 +222,11 @@ fn lookup<'a>(table: &[&'a str], i: u16) -> Result<Option<&'a str>, BinaryError>
     if i == NO_STRING {
         return Ok(None);
     }
-    table.get(usize::from(i)).copied().map(Some).ok_or(BinaryError::BadStringIndex(i))
+    table
+        .get(usize::from(i))
+        .copied()
+        .map(Some)
+        .ok_or(BinaryError::BadStringIndex(i))
 }
 
 /// Decodes one binary frame. Never panics; a truncated frame is [`BinaryError::TooShort`].
@@ -238,7 +258,9 @@ pub fn decode_binary_batch(buf: &[u8]) -> Result<DecodedBatch<'_>, BinaryError> 
     }
     let session = lookup(&table, session_idx)?;
     // `count` is untrusted: never reserve more than the bytes left could hold.
-    let cap = usize::try_from(count).unwrap_or(usize::MAX).min(r.remaining() / EVENT_HEADER_LEN);
+    let cap = usize::try_from(count)
+        .unwrap_or(usize::MAX)
+        .min(r.remaining() / EVENT_HEADER_LEN);
     let mut events = Vec::with_capacity(cap);
     for _ in 0..count {
         let seq = r.u64()?;
@@ -248,12 +270,26 @@ pub fn decode_binary_batch(buf: &[u8]) -> Result<DecodedBatch<'_>, BinaryError> 
         let k = lookup(&table, r.u16()?)?;
         let len = r.u32()?;
         let json = r.bytes(usize::try_from(len).unwrap_or(usize::MAX))?;
-        events.push(DecodedEvent { seq, timestamp: ts, session: s, agent: a, kind: k, json });
+        events.push(DecodedEvent {
+            seq,
+            timestamp: ts,
+            session: s,
+            agent: a,
+            kind: k,
+            json,
+        });
     }
     if r.remaining() > 0 {
         return Err(BinaryError::TrailingBytes(r.remaining()));
     }
-    Ok(DecodedBatch { version, kind, first_seq, timestamp, session, events })
+    Ok(DecodedBatch {
+        version,
+        kind,
+        first_seq,
+        timestamp,
+        session,
+        events,
+    })
 }
 
 #[cfg(test)]
@@ -284,7 +320,10 @@ mod tests {
         encode_binary_batch(&mut out, "sess-1", evs.iter(), 99);
         assert_eq!(&out[..4], b"TCB1");
         let d = decode_binary_batch(&out).unwrap();
-        assert_eq!((d.version, d.kind, d.first_seq, d.timestamp), (1, 1, 100, 99));
+        assert_eq!(
+            (d.version, d.kind, d.first_seq, d.timestamp),
+            (1, 1, 100, 99)
+        );
         assert_eq!(d.session, Some("sess-1"));
         assert_eq!(d.events.len(), evs.len());
         for (e, got) in evs.iter().zip(&d.events) {
@@ -321,7 +360,10 @@ mod tests {
         }
         let mut longer = out.clone();
         longer.push(0);
-        assert_eq!(decode_binary_batch(&longer), Err(BinaryError::TrailingBytes(1)));
+        assert_eq!(
+            decode_binary_batch(&longer),
+            Err(BinaryError::TrailingBytes(1))
+        );
     }
 
     #[test]
@@ -333,18 +375,27 @@ mod tests {
         assert_eq!(decode_binary_batch(&bad), Err(BinaryError::BadMagic));
         let mut bad = out.clone();
         bad[4] = 9;
-        assert_eq!(decode_binary_batch(&bad), Err(BinaryError::UnsupportedVersion(9)));
+        assert_eq!(
+            decode_binary_batch(&bad),
+            Err(BinaryError::UnsupportedVersion(9))
+        );
         let mut bad = out.clone();
         bad[5] = 7;
         assert_eq!(decode_binary_batch(&bad), Err(BinaryError::UnknownKind(7)));
         let mut bad = out.clone();
         bad[28] = 200; // session index
-        assert_eq!(decode_binary_batch(&bad), Err(BinaryError::BadStringIndex(200)));
+        assert_eq!(
+            decode_binary_batch(&bad),
+            Err(BinaryError::BadStringIndex(200))
+        );
         // A huge count with no bytes behind it must fail cleanly, not allocate.
         let mut bad = out[..HEADER_LEN].to_vec();
         bad[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
         bad[30..32].copy_from_slice(&0u16.to_le_bytes());
         bad[28..30].copy_from_slice(&NO_STRING.to_le_bytes());
-        assert!(matches!(decode_binary_batch(&bad), Err(BinaryError::TooShort { .. })));
+        assert!(matches!(
+            decode_binary_batch(&bad),
+            Err(BinaryError::TooShort { .. })
+        ));
     }
 }

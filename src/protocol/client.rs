@@ -25,13 +25,22 @@ pub struct Parsed<'a> {
 #[derive(Debug)]
 pub enum ClientMessage<'a> {
     /// `auth {token}`.
-    Auth { token: Cow<'a, str> },
+    Auth {
+        token: Cow<'a, str>,
+    },
     /// `subscribe_session {sessionId, sinceSeq?}`.
-    SubscribeSession { session_id: Cow<'a, str>, since_seq: Option<u64> },
+    SubscribeSession {
+        session_id: Cow<'a, str>,
+        since_seq: Option<u64>,
+    },
     /// `unsubscribe_session {sessionId}`.
-    UnsubscribeSession { session_id: Cow<'a, str> },
+    UnsubscribeSession {
+        session_id: Cow<'a, str>,
+    },
     /// `filter_agents {agentIds}`; empty clears the filter.
-    FilterAgents { agent_ids: Vec<Cow<'a, str>> },
+    FilterAgents {
+        agent_ids: Vec<Cow<'a, str>>,
+    },
     /// `request_history {timeRange:{start,end}, sessionId?, limit?, offset?}`.
     /// `offset` skips that many matching events (paging past one answer's `limit`).
     RequestHistory {
@@ -42,17 +51,27 @@ pub enum ClientMessage<'a> {
         offset: usize,
     },
     /// `time_travel {timestamp, sessionId?}`.
-    TimeTravel { timestamp: i64, session_id: Option<Cow<'a, str>> },
+    TimeTravel {
+        timestamp: i64,
+        session_id: Option<Cow<'a, str>>,
+    },
     /// `set_breakpoint {traceId, condition?}`; a missing condition means `true`.
-    SetBreakpoint { trace_id: Cow<'a, str>, condition: Option<Cow<'a, str>> },
+    SetBreakpoint {
+        trace_id: Cow<'a, str>,
+        condition: Option<Cow<'a, str>>,
+    },
     /// `remove_breakpoint {traceId}`.
-    RemoveBreakpoint { trace_id: Cow<'a, str> },
+    RemoveBreakpoint {
+        trace_id: Cow<'a, str>,
+    },
     Resume,
     Step,
     Heartbeat,
     /// `publish {event}` or `publish {events:[…]}`; the values go to
     /// [`crate::ingest::validate`] unchanged.
-    Publish { events: Vec<BorrowedValue<'a>> },
+    Publish {
+        events: Vec<BorrowedValue<'a>>,
+    },
 }
 
 impl ClientMessage<'_> {
@@ -104,7 +123,10 @@ pub fn parse_client_message<'a>(
         ProtocolError::new(ErrorCode::InvalidMessage, format!("malformed JSON: {e}"))
     })?;
     let BorrowedValue::Object(obj) = value else {
-        return Err(ProtocolError::new(ErrorCode::InvalidMessage, "message must be a JSON object"));
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidMessage,
+            "message must be a JSON object",
+        ));
     };
     let mut f = Fields::default();
     for (k, v) in obj.into_iter() {
@@ -159,15 +181,19 @@ fn message<'a>(mut f: Fields<'a>) -> Result<ClientMessage<'a>, ProtocolError> {
         None => return Err(invalid("type", "is required")),
     };
     Ok(match ty.as_ref() {
-        "auth" => ClientMessage::Auth { token: req_str(f.token, "token")? },
+        "auth" => ClientMessage::Auth {
+            token: req_str(f.token, "token")?,
+        },
         "subscribe_session" => ClientMessage::SubscribeSession {
             session_id: session_id(f.session_id)?,
             since_seq: opt_u64(f.since_seq, "sinceSeq")?,
         },
-        "unsubscribe_session" => {
-            ClientMessage::UnsubscribeSession { session_id: session_id(f.session_id)? }
-        }
-        "filter_agents" => ClientMessage::FilterAgents { agent_ids: agent_ids(f.agent_ids)? },
+        "unsubscribe_session" => ClientMessage::UnsubscribeSession {
+            session_id: session_id(f.session_id)?,
+        },
+        "filter_agents" => ClientMessage::FilterAgents {
+            agent_ids: agent_ids(f.agent_ids)?,
+        },
         "request_history" => {
             let (start, end) = time_range(f.time_range)?;
             ClientMessage::RequestHistory {
@@ -186,13 +212,15 @@ fn message<'a>(mut f: Fields<'a>) -> Result<ClientMessage<'a>, ProtocolError> {
             trace_id: req_str(f.trace_id, "traceId")?,
             condition: opt_str(f.condition, "condition")?,
         },
-        "remove_breakpoint" => {
-            ClientMessage::RemoveBreakpoint { trace_id: req_str(f.trace_id, "traceId")? }
-        }
+        "remove_breakpoint" => ClientMessage::RemoveBreakpoint {
+            trace_id: req_str(f.trace_id, "traceId")?,
+        },
         "resume" => ClientMessage::Resume,
         "step" => ClientMessage::Step,
         "heartbeat" => ClientMessage::Heartbeat,
-        "publish" => ClientMessage::Publish { events: publish_events(f.event, f.events)? },
+        "publish" => ClientMessage::Publish {
+            events: publish_events(f.event, f.events)?,
+        },
         other => {
             let mut shown = String::new();
             // Echo at most 64 characters of an unknown type back.
@@ -206,7 +234,10 @@ fn message<'a>(mut f: Fields<'a>) -> Result<ClientMessage<'a>, ProtocolError> {
 }
 
 fn invalid(field: &str, what: &str) -> ProtocolError {
-    ProtocolError::new(ErrorCode::InvalidRequest, format!("field \"{field}\" {what}"))
+    ProtocolError::new(
+        ErrorCode::InvalidRequest,
+        format!("field \"{field}\" {what}"),
+    )
 }
 
 fn is_null(v: &Option<BorrowedValue<'_>>) -> bool {
@@ -267,9 +298,9 @@ fn as_u64(v: &BorrowedValue<'_>) -> Option<u64> {
 fn opt_u64(v: Option<BorrowedValue<'_>>, field: &str) -> Result<Option<u64>, ProtocolError> {
     match v {
         None | Some(BorrowedValue::Static(StaticNode::Null)) => Ok(None),
-        Some(v) => {
-            as_u64(&v).map(Some).ok_or_else(|| invalid(field, "must be a non-negative integer"))
-        }
+        Some(v) => as_u64(&v)
+            .map(Some)
+            .ok_or_else(|| invalid(field, "must be a non-negative integer")),
     }
 }
 
@@ -323,9 +354,10 @@ fn agent_ids(v: Option<BorrowedValue<'_>>) -> Result<Vec<Cow<'_, str>>, Protocol
                 _ => Err(invalid("agentIds", "must be an array of strings")),
             })
             .collect(),
-        None | Some(BorrowedValue::Static(StaticNode::Null)) => {
-            Err(invalid("agentIds", "is required (an empty array clears the filter)"))
-        }
+        None | Some(BorrowedValue::Static(StaticNode::Null)) => Err(invalid(
+            "agentIds",
+            "is required (an empty array clears the filter)",
+        )),
         Some(_) => Err(invalid("agentIds", "must be an array of strings")),
     }
 }
@@ -355,13 +387,17 @@ mod tests {
     fn parse(s: &str) -> Result<String, ProtocolError> {
         let mut buf = s.as_bytes().to_vec();
         let mut buffers = simd_json::Buffers::default();
-        parse_client_message(&mut buf, &mut buffers).map(|p| format!("{:?} {:?}", p.request_id, p.msg))
+        parse_client_message(&mut buf, &mut buffers)
+            .map(|p| format!("{:?} {:?}", p.request_id, p.msg))
     }
 
     #[test]
     fn every_message_type_parses() {
         let cases = [
-            (r#"{"type":"auth","token":"abc"}"#, r#"None Auth { token: "abc" }"#),
+            (
+                r#"{"type":"auth","token":"abc"}"#,
+                r#"None Auth { token: "abc" }"#,
+            ),
             (
                 r#"{"type":"subscribe_session","sessionId":"s1","requestId":"r1"}"#,
                 r#"Some(Str("r1")) SubscribeSession { session_id: "s1", since_seq: None }"#,
@@ -370,9 +406,18 @@ mod tests {
                 r#"{"sinceSeq":42,"sessionId":"s1","type":"subscribe_session","requestId":7}"#,
                 r#"Some(Int(7)) SubscribeSession { session_id: "s1", since_seq: Some(42) }"#,
             ),
-            (r#"{"type":"unsubscribe_session","sessionId":"s"}"#, r#"None UnsubscribeSession { session_id: "s" }"#),
-            (r#"{"type":"filter_agents","agentIds":["a","b"]}"#, r#"None FilterAgents { agent_ids: ["a", "b"] }"#),
-            (r#"{"type":"filter_agents","agentIds":[]}"#, r#"None FilterAgents { agent_ids: [] }"#),
+            (
+                r#"{"type":"unsubscribe_session","sessionId":"s"}"#,
+                r#"None UnsubscribeSession { session_id: "s" }"#,
+            ),
+            (
+                r#"{"type":"filter_agents","agentIds":["a","b"]}"#,
+                r#"None FilterAgents { agent_ids: ["a", "b"] }"#,
+            ),
+            (
+                r#"{"type":"filter_agents","agentIds":[]}"#,
+                r#"None FilterAgents { agent_ids: [] }"#,
+            ),
             (
                 r#"{"type":"request_history","timeRange":{"start":1,"end":2.5},"limit":10,"offset":20,"sessionId":"s","requestId":1.5}"#,
                 r#"Some(Float(1.5)) RequestHistory { start: 1, end: 2, session_id: Some("s"), limit: Some(10), offset: 20 }"#,
@@ -381,19 +426,32 @@ mod tests {
                 r#"{"type":"request_history","timeRange":{"start":1,"end":2}}"#,
                 r#"None RequestHistory { start: 1, end: 2, session_id: None, limit: None, offset: 0 }"#,
             ),
-            (r#"{"type":"time_travel","timestamp":123}"#, r#"None TimeTravel { timestamp: 123, session_id: None }"#),
+            (
+                r#"{"type":"time_travel","timestamp":123}"#,
+                r#"None TimeTravel { timestamp: 123, session_id: None }"#,
+            ),
             (
                 r#"{"type":"set_breakpoint","traceId":"bp","condition":"type == \"X\""}"#,
                 r#"None SetBreakpoint { trace_id: "bp", condition: Some("type == \"X\"") }"#,
             ),
-            (r#"{"type":"set_breakpoint","traceId":"bp"}"#, r#"None SetBreakpoint { trace_id: "bp", condition: None }"#),
-            (r#"{"type":"remove_breakpoint","traceId":"bp"}"#, r#"None RemoveBreakpoint { trace_id: "bp" }"#),
+            (
+                r#"{"type":"set_breakpoint","traceId":"bp"}"#,
+                r#"None SetBreakpoint { trace_id: "bp", condition: None }"#,
+            ),
+            (
+                r#"{"type":"remove_breakpoint","traceId":"bp"}"#,
+                r#"None RemoveBreakpoint { trace_id: "bp" }"#,
+            ),
             (r#"{"type":"resume"}"#, "None Resume"),
             (r#"{"type":"step"}"#, "None Step"),
             (r#"{"type":"heartbeat","requestId":null}"#, "None Heartbeat"),
         ];
         for (input, want) in cases {
-            assert_eq!(parse(input).unwrap_or_else(|e| panic!("{input}: {e}")), want, "{input}");
+            assert_eq!(
+                parse(input).unwrap_or_else(|e| panic!("{input}: {e}")),
+                want,
+                "{input}"
+            );
         }
     }
 
@@ -421,29 +479,113 @@ mod tests {
             (r#"{"type":"dance"}"#, UnknownMessageType, "\"dance\""),
             (r#"{"type":"auth"}"#, InvalidRequest, "\"token\""),
             (r#"{"type":"auth","token":1}"#, InvalidRequest, "\"token\""),
-            (r#"{"type":"subscribe_session"}"#, InvalidRequest, "\"sessionId\""),
-            (r#"{"type":"subscribe_session","sessionId":""}"#, InvalidRequest, "\"sessionId\""),
-            (r#"{"type":"subscribe_session","sessionId":"s","sinceSeq":-1}"#, InvalidRequest, "\"sinceSeq\""),
-            (r#"{"type":"subscribe_session","sessionId":"s","sinceSeq":"5"}"#, InvalidRequest, "\"sinceSeq\""),
-            (r#"{"type":"unsubscribe_session","sessionId":3}"#, InvalidRequest, "\"sessionId\""),
-            (r#"{"type":"filter_agents"}"#, InvalidRequest, "\"agentIds\""),
-            (r#"{"type":"filter_agents","agentIds":[1]}"#, InvalidRequest, "\"agentIds\""),
-            (r#"{"type":"request_history"}"#, InvalidRequest, "\"timeRange\""),
-            (r#"{"type":"request_history","timeRange":[1,2]}"#, InvalidRequest, "\"timeRange\""),
-            (r#"{"type":"request_history","timeRange":{"end":2}}"#, InvalidRequest, "\"timeRange.start\""),
-            (r#"{"type":"request_history","timeRange":{"start":1,"end":"x"}}"#, InvalidRequest, "\"timeRange.end\""),
-            (r#"{"type":"request_history","timeRange":{"start":3,"end":2}}"#, InvalidRequest, "\"timeRange\""),
-            (r#"{"type":"request_history","timeRange":{"start":1,"end":2},"limit":-5}"#, InvalidRequest, "\"limit\""),
-            (r#"{"type":"request_history","timeRange":{"start":1,"end":2},"offset":0.5}"#, InvalidRequest, "\"offset\""),
-            (r#"{"type":"request_history","timeRange":{"start":1,"end":2},"sessionId":4}"#, InvalidRequest, "\"sessionId\""),
+            (
+                r#"{"type":"subscribe_session"}"#,
+                InvalidRequest,
+                "\"sessionId\"",
+            ),
+            (
+                r#"{"type":"subscribe_session","sessionId":""}"#,
+                InvalidRequest,
+                "\"sessionId\"",
+            ),
+            (
+                r#"{"type":"subscribe_session","sessionId":"s","sinceSeq":-1}"#,
+                InvalidRequest,
+                "\"sinceSeq\"",
+            ),
+            (
+                r#"{"type":"subscribe_session","sessionId":"s","sinceSeq":"5"}"#,
+                InvalidRequest,
+                "\"sinceSeq\"",
+            ),
+            (
+                r#"{"type":"unsubscribe_session","sessionId":3}"#,
+                InvalidRequest,
+                "\"sessionId\"",
+            ),
+            (
+                r#"{"type":"filter_agents"}"#,
+                InvalidRequest,
+                "\"agentIds\"",
+            ),
+            (
+                r#"{"type":"filter_agents","agentIds":[1]}"#,
+                InvalidRequest,
+                "\"agentIds\"",
+            ),
+            (
+                r#"{"type":"request_history"}"#,
+                InvalidRequest,
+                "\"timeRange\"",
+            ),
+            (
+                r#"{"type":"request_history","timeRange":[1,2]}"#,
+                InvalidRequest,
+                "\"timeRange\"",
+            ),
+            (
+                r#"{"type":"request_history","timeRange":{"end":2}}"#,
+                InvalidRequest,
+                "\"timeRange.start\"",
+            ),
+            (
+                r#"{"type":"request_history","timeRange":{"start":1,"end":"x"}}"#,
+                InvalidRequest,
+                "\"timeRange.end\"",
+            ),
+            (
+                r#"{"type":"request_history","timeRange":{"start":3,"end":2}}"#,
+                InvalidRequest,
+                "\"timeRange\"",
+            ),
+            (
+                r#"{"type":"request_history","timeRange":{"start":1,"end":2},"limit":-5}"#,
+                InvalidRequest,
+                "\"limit\"",
+            ),
+            (
+                r#"{"type":"request_history","timeRange":{"start":1,"end":2},"offset":0.5}"#,
+                InvalidRequest,
+                "\"offset\"",
+            ),
+            (
+                r#"{"type":"request_history","timeRange":{"start":1,"end":2},"sessionId":4}"#,
+                InvalidRequest,
+                "\"sessionId\"",
+            ),
             (r#"{"type":"time_travel"}"#, InvalidRequest, "\"timestamp\""),
-            (r#"{"type":"time_travel","timestamp":"yesterday"}"#, InvalidRequest, "\"timestamp\""),
-            (r#"{"type":"set_breakpoint"}"#, InvalidRequest, "\"traceId\""),
-            (r#"{"type":"set_breakpoint","traceId":"b","condition":5}"#, InvalidRequest, "\"condition\""),
-            (r#"{"type":"remove_breakpoint","traceId":[]}"#, InvalidRequest, "\"traceId\""),
+            (
+                r#"{"type":"time_travel","timestamp":"yesterday"}"#,
+                InvalidRequest,
+                "\"timestamp\"",
+            ),
+            (
+                r#"{"type":"set_breakpoint"}"#,
+                InvalidRequest,
+                "\"traceId\"",
+            ),
+            (
+                r#"{"type":"set_breakpoint","traceId":"b","condition":5}"#,
+                InvalidRequest,
+                "\"condition\"",
+            ),
+            (
+                r#"{"type":"remove_breakpoint","traceId":[]}"#,
+                InvalidRequest,
+                "\"traceId\"",
+            ),
             (r#"{"type":"publish"}"#, InvalidRequest, "\"event\""),
-            (r#"{"type":"publish","events":{}}"#, InvalidRequest, "\"events\""),
-            (r#"{"type":"heartbeat","requestId":true}"#, InvalidRequest, "\"requestId\""),
+            (
+                r#"{"type":"publish","events":{}}"#,
+                InvalidRequest,
+                "\"events\"",
+            ),
+            (
+                r#"{"type":"heartbeat","requestId":true}"#,
+                InvalidRequest,
+                "\"requestId\"",
+            ),
         ];
         for (input, code, needle) in cases {
             let e = parse(input).expect_err(input);

@@ -14,7 +14,9 @@ pub mod json;
 pub mod server;
 
 pub use batch::{encode_trace_batch, BatchCompression};
-pub use binary::{decode_binary_batch, encode_binary_batch, BinaryError, DecodedBatch, DecodedEvent};
+pub use binary::{
+    decode_binary_batch, encode_binary_batch, BinaryError, DecodedBatch, DecodedEvent,
+};
 pub use client::{parse_client_message, ClientMessage, Parsed};
 pub use server::ClientMetrics;
 
@@ -146,7 +148,11 @@ pub struct ProtocolError {
 
 impl ProtocolError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ProtocolError { code, message: message.into(), request_id: None }
+        ProtocolError {
+            code,
+            message: message.into(),
+            request_id: None,
+        }
     }
 }
 

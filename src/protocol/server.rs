@@ -6,7 +6,10 @@
 //! `requestId` takes it as `Option<&RequestId>` and echoes it as the last field. The
 //! hot-path `trace_batch` lives in [`super::batch`].
 
-use super::json::{key, next_key, write_bool, write_f64, write_i64, write_json_str, write_opt_i64, write_opt_u64, write_u64};
+use super::json::{
+    key, next_key, write_bool, write_f64, write_i64, write_json_str, write_opt_i64, write_opt_u64,
+    write_u64,
+};
 use super::{ErrorCode, ProtocolError, RequestId};
 use crate::event::Event;
 use crate::store::SessionSummary;
@@ -114,7 +117,12 @@ fn write_str_array<S: AsRef<str>>(out: &mut Vec<u8>, items: &[S]) {
 }
 
 /// `connection {clientId, serverInfo, timestamp}`: the first message after the upgrade.
-pub fn encode_connection(out: &mut Vec<u8>, client_id: &str, info: &ServerInfo<'_>, timestamp: i64) {
+pub fn encode_connection(
+    out: &mut Vec<u8>,
+    client_id: &str,
+    info: &ServerInfo<'_>,
+    timestamp: i64,
+) {
     open(out, "connection");
     next_key(out, "clientId");
     write_json_str(out, client_id);
@@ -167,7 +175,11 @@ pub struct AuthOutcome<'a> {
 }
 
 /// `auth_response {authenticated, subject?, permissions?, expiresAt?, message?}`.
-pub fn encode_auth_response(out: &mut Vec<u8>, outcome: &AuthOutcome<'_>, request_id: Option<&RequestId>) {
+pub fn encode_auth_response(
+    out: &mut Vec<u8>,
+    outcome: &AuthOutcome<'_>,
+    request_id: Option<&RequestId>,
+) {
     open(out, "auth_response");
     next_key(out, "authenticated");
     write_bool(out, outcome.authenticated);
@@ -236,7 +248,11 @@ pub fn encode_unsubscribed(out: &mut Vec<u8>, session: &str, request_id: Option<
 }
 
 /// `filter_applied {agentIds}`.
-pub fn encode_filter_applied<S: AsRef<str>>(out: &mut Vec<u8>, agent_ids: &[S], request_id: Option<&RequestId>) {
+pub fn encode_filter_applied<S: AsRef<str>>(
+    out: &mut Vec<u8>,
+    agent_ids: &[S],
+    request_id: Option<&RequestId>,
+) {
     open(out, "filter_applied");
     next_key(out, "agentIds");
     write_str_array(out, agent_ids);
@@ -244,7 +260,13 @@ pub fn encode_filter_applied<S: AsRef<str>>(out: &mut Vec<u8>, agent_ids: &[S], 
 }
 
 /// `publish_ack {count, firstSeq, lastSeq}`.
-pub fn encode_publish_ack(out: &mut Vec<u8>, count: usize, first_seq: u64, last_seq: u64, request_id: Option<&RequestId>) {
+pub fn encode_publish_ack(
+    out: &mut Vec<u8>,
+    count: usize,
+    first_seq: u64,
+    last_seq: u64,
+    request_id: Option<&RequestId>,
+) {
     open(out, "publish_ack");
     next_key(out, "count");
     write_u64(out, count as u64);
@@ -256,7 +278,12 @@ pub fn encode_publish_ack(out: &mut Vec<u8>, count: usize, first_seq: u64, last_
 }
 
 /// `heartbeat_response {timestamp, clientMetrics}`: the answer to a client `heartbeat`.
-pub fn encode_heartbeat_response(out: &mut Vec<u8>, timestamp: i64, metrics: &ClientMetrics, request_id: Option<&RequestId>) {
+pub fn encode_heartbeat_response(
+    out: &mut Vec<u8>,
+    timestamp: i64,
+    metrics: &ClientMetrics,
+    request_id: Option<&RequestId>,
+) {
     open(out, "heartbeat_response");
     next_key(out, "timestamp");
     write_i64(out, timestamp);
@@ -277,7 +304,14 @@ pub fn encode_heartbeat(out: &mut Vec<u8>, timestamp: i64, metrics: &ClientMetri
 
 /// `events_dropped {sessionId, count, fromSeq, toSeq, reason?}` (`reason` is
 /// `"backpressure"` or `"retention"`).
-pub fn encode_events_dropped(out: &mut Vec<u8>, session: &str, count: u64, from_seq: u64, to_seq: u64, reason: Option<&str>) {
+pub fn encode_events_dropped(
+    out: &mut Vec<u8>,
+    session: &str,
+    count: u64,
+    from_seq: u64,
+    to_seq: u64,
+    reason: Option<&str>,
+) {
     open(out, "events_dropped");
     next_key(out, "sessionId");
     write_json_str(out, session);
@@ -365,7 +399,12 @@ pub fn encode_time_travel_state<'e>(
 }
 
 /// `breakpoint_set {traceId, condition}`.
-pub fn encode_breakpoint_set(out: &mut Vec<u8>, trace_id: &str, condition: &str, request_id: Option<&RequestId>) {
+pub fn encode_breakpoint_set(
+    out: &mut Vec<u8>,
+    trace_id: &str,
+    condition: &str,
+    request_id: Option<&RequestId>,
+) {
     open(out, "breakpoint_set");
     next_key(out, "traceId");
     write_json_str(out, trace_id);
@@ -375,7 +414,11 @@ pub fn encode_breakpoint_set(out: &mut Vec<u8>, trace_id: &str, condition: &str,
 }
 
 /// `breakpoint_removed {traceId}`.
-pub fn encode_breakpoint_removed(out: &mut Vec<u8>, trace_id: &str, request_id: Option<&RequestId>) {
+pub fn encode_breakpoint_removed(
+    out: &mut Vec<u8>,
+    trace_id: &str,
+    request_id: Option<&RequestId>,
+) {
     open(out, "breakpoint_removed");
     next_key(out, "traceId");
     write_json_str(out, trace_id);
@@ -400,7 +443,11 @@ pub fn encode_system_event(out: &mut Vec<u8>, event: &str, data_json: &[u8], tim
     next_key(out, "event");
     write_json_str(out, event);
     next_key(out, "data");
-    out.extend_from_slice(if data_json.is_empty() { b"null" } else { data_json });
+    out.extend_from_slice(if data_json.is_empty() {
+        b"null"
+    } else {
+        data_json
+    });
     next_key(out, "timestamp");
     write_i64(out, timestamp);
     out.push(b'}');
@@ -434,7 +481,14 @@ pub fn encode_error(
 
 /// The `error` answer to a message [`super::parse_client_message`] refused.
 pub fn encode_protocol_error(out: &mut Vec<u8>, err: &ProtocolError, timestamp: i64) {
-    encode_error(out, err.code, &err.message, None, timestamp, err.request_id.as_ref());
+    encode_error(
+        out,
+        err.code,
+        &err.message,
+        None,
+        timestamp,
+        err.request_id.as_ref(),
+    );
 }
 
 #[cfg(test)]
@@ -444,7 +498,8 @@ mod tests {
     use serde_json::{json, Value};
 
     fn v(out: &[u8]) -> Value {
-        serde_json::from_slice(out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(out)))
+        serde_json::from_slice(out)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(out)))
     }
 
     #[test]
@@ -453,7 +508,11 @@ mod tests {
         let rid = Some(&rid);
         let e1 = ev(1, r#"{"seq":1,"type":"A"}"#);
         let e2 = ev(2, r#"{"seq":2,"type":"B"}"#);
-        let m = ClientMetrics { queue_bytes: 10, latency_ms: Some(1.25), ..Default::default() };
+        let m = ClientMetrics {
+            queue_bytes: 10,
+            latency_ms: Some(1.25),
+            ..Default::default()
+        };
         let mut out = Vec::new();
         let info = ServerInfo {
             version: "0.1.0",
@@ -465,29 +524,125 @@ mod tests {
             binary_available: true,
             binary_active: false,
         };
-        let summary = SessionSummary { id: "s".into(), event_count: 2, agent_count: 1, first_timestamp: Some(5), last_timestamp: None, last_seq: Some(2) };
-        let chunk = HistoryChunk { session: "s", start: 1, end: 9, current: 1, total_chunks: 2, is_last: false, total: 150 };
-        let auth = AuthOutcome { authenticated: true, subject: Some("me"), permissions: Some(&["read"]), expires_at: Some(99), message: None };
+        let summary = SessionSummary {
+            id: "s".into(),
+            event_count: 2,
+            agent_count: 1,
+            first_timestamp: Some(5),
+            last_timestamp: None,
+            last_seq: Some(2),
+        };
+        let chunk = HistoryChunk {
+            session: "s",
+            start: 1,
+            end: 9,
+            current: 1,
+            total_chunks: 2,
+            is_last: false,
+            total: 150,
+        };
+        let auth = AuthOutcome {
+            authenticated: true,
+            subject: Some("me"),
+            permissions: Some(&["read"]),
+            expires_at: Some(99),
+            message: None,
+        };
         type Case<'a> = (Box<dyn Fn(&mut Vec<u8>) + 'a>, Value);
         let cases: Vec<Case> = vec![
-            (Box::new(|o| encode_connection(o, "c1", &info, 5)), json!({"type":"connection","clientId":"c1","serverInfo":{"version":"0.1.0","capabilities":["history","time_travel"],"limits":{"maxMessageSize":1048576,"batchSize":50,"maxEventBytes":65536},"auth":{"required":false},"binaryProtocol":{"available":true,"active":false,"subprotocol":"tracecast.bin","version":1}},"timestamp":5})),
-            (Box::new(|o| encode_auth_response(o, &auth, rid)), json!({"type":"auth_response","authenticated":true,"subject":"me","permissions":["read"],"expiresAt":99,"requestId":"r\"1"})),
-            (Box::new(|o| encode_session_info(o, &summary, None)), json!({"type":"session_info","session":{"id":"s","eventCount":2,"agentCount":1,"firstTimestamp":5,"lastTimestamp":null,"lastSeq":2}})),
-            (Box::new(|o| encode_initial_traces(o, "s", [&e1, &e2], rid)), json!({"type":"initial_traces","sessionId":"s","traces":[{"seq":1,"type":"A"},{"seq":2,"type":"B"}],"requestId":"r\"1"})),
-            (Box::new(|o| encode_unsubscribed(o, "s", None)), json!({"type":"unsubscribed","sessionId":"s"})),
-            (Box::new(|o| encode_filter_applied(o, &["a", "b"], None)), json!({"type":"filter_applied","agentIds":["a","b"]})),
-            (Box::new(|o| encode_publish_ack(o, 2, 10, 11, rid)), json!({"type":"publish_ack","count":2,"firstSeq":10,"lastSeq":11,"requestId":"r\"1"})),
-            (Box::new(|o| encode_heartbeat_response(o, 3, &m, None)), json!({"type":"heartbeat_response","timestamp":3,"clientMetrics":{"queueBytes":10,"queueFrames":0,"dropped":0,"latencyMs":1.25,"rateLimited":0,"messagesIn":0,"messagesOut":0}})),
-            (Box::new(|o| encode_heartbeat(o, 3, &ClientMetrics::default())), json!({"type":"heartbeat","timestamp":3,"metrics":{"queueBytes":0,"queueFrames":0,"dropped":0,"latencyMs":null,"rateLimited":0,"messagesIn":0,"messagesOut":0}})),
-            (Box::new(|o| encode_events_dropped(o, "s", 3, 4, 6, Some("retention"))), json!({"type":"events_dropped","sessionId":"s","count":3,"fromSeq":4,"toSeq":6,"reason":"retention"})),
-            (Box::new(|o| encode_historical_data(o, &chunk, [&e1], rid)), json!({"type":"historical_data","sessionId":"s","timeRange":{"start":1,"end":9},"traces":[{"seq":1,"type":"A"}],"chunkInfo":{"current":1,"total":2,"isLast":false},"total":150,"requestId":"r\"1"})),
-            (Box::new(|o| encode_time_travel_state(o, "s", 8, br#"{"eventCount":1}"#, [&e1], None)), json!({"type":"time_travel_state","timestamp":8,"sessionId":"s","state":{"eventCount":1},"traces":[{"seq":1,"type":"A"}]})),
-            (Box::new(|o| encode_breakpoint_set(o, "bp", "a == 1", None)), json!({"type":"breakpoint_set","traceId":"bp","condition":"a == 1"})),
-            (Box::new(|o| encode_breakpoint_removed(o, "bp", Some(&RequestId::Int(4)))), json!({"type":"breakpoint_removed","traceId":"bp","requestId":4})),
-            (Box::new(|o| encode_breakpoint_hit(o, "bp", &e2)), json!({"type":"breakpoint_hit","traceId":"bp","sessionId":"s","event":{"seq":2,"type":"B"}})),
-            (Box::new(|o| encode_system_event(o, "shutdown", br#"{"reconnect":true}"#, 9)), json!({"type":"system_event","event":"shutdown","data":{"reconnect":true},"timestamp":9})),
-            (Box::new(|o| encode_error(o, ErrorCode::RateLimitExceeded, "slow down", Some(250), 9, rid)), json!({"type":"error","error":{"code":"rate_limit_exceeded","message":"slow down","retryAfterMs":250},"timestamp":9,"requestId":"r\"1"})),
-            (Box::new(|o| encode_protocol_error(o, &ProtocolError { code: ErrorCode::InvalidRequest, message: "field \"x\"\n".into(), request_id: Some(RequestId::UInt(u64::MAX)) }, 1)), json!({"type":"error","error":{"code":"invalid_request","message":"field \"x\"\n"},"timestamp":1,"requestId":u64::MAX})),
+            (
+                Box::new(|o| encode_connection(o, "c1", &info, 5)),
+                json!({"type":"connection","clientId":"c1","serverInfo":{"version":"0.1.0","capabilities":["history","time_travel"],"limits":{"maxMessageSize":1048576,"batchSize":50,"maxEventBytes":65536},"auth":{"required":false},"binaryProtocol":{"available":true,"active":false,"subprotocol":"tracecast.bin","version":1}},"timestamp":5}),
+            ),
+            (
+                Box::new(|o| encode_auth_response(o, &auth, rid)),
+                json!({"type":"auth_response","authenticated":true,"subject":"me","permissions":["read"],"expiresAt":99,"requestId":"r\"1"}),
+            ),
+            (
+                Box::new(|o| encode_session_info(o, &summary, None)),
+                json!({"type":"session_info","session":{"id":"s","eventCount":2,"agentCount":1,"firstTimestamp":5,"lastTimestamp":null,"lastSeq":2}}),
+            ),
+            (
+                Box::new(|o| encode_initial_traces(o, "s", [&e1, &e2], rid)),
+                json!({"type":"initial_traces","sessionId":"s","traces":[{"seq":1,"type":"A"},{"seq":2,"type":"B"}],"requestId":"r\"1"}),
+            ),
+            (
+                Box::new(|o| encode_unsubscribed(o, "s", None)),
+                json!({"type":"unsubscribed","sessionId":"s"}),
+            ),
+            (
+                Box::new(|o| encode_filter_applied(o, &["a", "b"], None)),
+                json!({"type":"filter_applied","agentIds":["a","b"]}),
+            ),
+            (
+                Box::new(|o| encode_publish_ack(o, 2, 10, 11, rid)),
+                json!({"type":"publish_ack","count":2,"firstSeq":10,"lastSeq":11,"requestId":"r\"1"}),
+            ),
+            (
+                Box::new(|o| encode_heartbeat_response(o, 3, &m, None)),
+                json!({"type":"heartbeat_response","timestamp":3,"clientMetrics":{"queueBytes":10,"queueFrames":0,"dropped":0,"latencyMs":1.25,"rateLimited":0,"messagesIn":0,"messagesOut":0}}),
+            ),
+            (
+                Box::new(|o| encode_heartbeat(o, 3, &ClientMetrics::default())),
+                json!({"type":"heartbeat","timestamp":3,"metrics":{"queueBytes":0,"queueFrames":0,"dropped":0,"latencyMs":null,"rateLimited":0,"messagesIn":0,"messagesOut":0}}),
+            ),
+            (
+                Box::new(|o| encode_events_dropped(o, "s", 3, 4, 6, Some("retention"))),
+                json!({"type":"events_dropped","sessionId":"s","count":3,"fromSeq":4,"toSeq":6,"reason":"retention"}),
+            ),
+            (
+                Box::new(|o| encode_historical_data(o, &chunk, [&e1], rid)),
+                json!({"type":"historical_data","sessionId":"s","timeRange":{"start":1,"end":9},"traces":[{"seq":1,"type":"A"}],"chunkInfo":{"current":1,"total":2,"isLast":false},"total":150,"requestId":"r\"1"}),
+            ),
+            (
+                Box::new(|o| {
+                    encode_time_travel_state(o, "s", 8, br#"{"eventCount":1}"#, [&e1], None)
+                }),
+                json!({"type":"time_travel_state","timestamp":8,"sessionId":"s","state":{"eventCount":1},"traces":[{"seq":1,"type":"A"}]}),
+            ),
+            (
+                Box::new(|o| encode_breakpoint_set(o, "bp", "a == 1", None)),
+                json!({"type":"breakpoint_set","traceId":"bp","condition":"a == 1"}),
+            ),
+            (
+                Box::new(|o| encode_breakpoint_removed(o, "bp", Some(&RequestId::Int(4)))),
+                json!({"type":"breakpoint_removed","traceId":"bp","requestId":4}),
+            ),
+            (
+                Box::new(|o| encode_breakpoint_hit(o, "bp", &e2)),
+                json!({"type":"breakpoint_hit","traceId":"bp","sessionId":"s","event":{"seq":2,"type":"B"}}),
+            ),
+            (
+                Box::new(|o| encode_system_event(o, "shutdown", br#"{"reconnect":true}"#, 9)),
+                json!({"type":"system_event","event":"shutdown","data":{"reconnect":true},"timestamp":9}),
+            ),
+            (
+                Box::new(|o| {
+                    encode_error(
+                        o,
+                        ErrorCode::RateLimitExceeded,
+                        "slow down",
+                        Some(250),
+                        9,
+                        rid,
+                    )
+                }),
+                json!({"type":"error","error":{"code":"rate_limit_exceeded","message":"slow down","retryAfterMs":250},"timestamp":9,"requestId":"r\"1"}),
+            ),
+            (
+                Box::new(|o| {
+                    encode_protocol_error(
+                        o,
+                        &ProtocolError {
+                            code: ErrorCode::InvalidRequest,
+                            message: "field \"x\"\n".into(),
+                            request_id: Some(RequestId::UInt(u64::MAX)),
+                        },
+                        1,
+                    )
+                }),
+                json!({"type":"error","error":{"code":"invalid_request","message":"field \"x\"\n"},"timestamp":1,"requestId":u64::MAX}),
+            ),
         ];
         for (f, want) in cases {
             out.clear();
@@ -499,7 +654,21 @@ mod tests {
     #[test]
     fn error_codes_spelled_as_in_the_spec() {
         let all: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
-        for want in ["invalid_message", "invalid_request", "unknown_message_type", "not_authenticated", "forbidden", "rate_limit_exceeded", "no_session", "message_too_large", "history_error", "time_travel_error", "invalid_condition", "internal_error", "storage_error"] {
+        for want in [
+            "invalid_message",
+            "invalid_request",
+            "unknown_message_type",
+            "not_authenticated",
+            "forbidden",
+            "rate_limit_exceeded",
+            "no_session",
+            "message_too_large",
+            "history_error",
+            "time_travel_error",
+            "invalid_condition",
+            "internal_error",
+            "storage_error",
+        ] {
             assert!(all.contains(&want), "{want}");
         }
     }
