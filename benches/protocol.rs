@@ -1,2 +1,159 @@
-//! (in progress)
-fn main() {}
+//! Protocol and ingest hot paths: client message parsing, ingest validation (the 1M
+//! events/s path) and the per-batch encoders (JSON plain/delta, binary).
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion};
+use std::hint::black_box;
+use tracecast::event::Event;
+use tracecast::ingest::{parse_body, validate, IngestContext};
+use tracecast::protocol::{
+    encode_binary_batch, encode_trace_batch, parse_client_message, BatchCompression,
+};
+
+/// A realistic ~250-byte producer event.
+fn producer_event(i: usize) -> String {
+    format!(
+        r#"{{"type":"TASK_{}","sessionId":"swarm-7f3a9c","agentId":"agent-{}","traceId":"tr-{:08x}","spanId":"sp-{:06x}","phase":"execute","duration":{}.25,"data":{{"taskId":"task-{}","status":"running","attempt":1,"note":"fetching page 3 of results"}}}}"#,
+        if i % 3 == 0 { "START" } else { "PROGRESS" },
+        i % 4,
+        i * 7919,
+        i,
+        i % 100,
+        i / 3
+    )
+}
+
+fn stored_events(n: usize) -> Vec<Event> {
+    let mut body = format!(
+        "[{}]",
+        (0..n).map(producer_event).collect::<Vec<_>>().join(",")
+    )
+    .into_bytes();
+    let mut buffers = simd_json::Buffers::default();
+    let values = parse_body(&mut body, &mut buffers).expect("bench body parses");
+    let mut ctx = IngestContext::new(65536, 1_700_000_000_000, 1);
+    let pending = validate(&values, &mut ctx).expect("bench events are valid");
+    pending
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut json = format!("{{\"seq\":{},", 1000 + i).into_bytes();
+            json.extend_from_slice(&p.json_tail);
+            Event {
+                seq: 1000 + i as u64,
+                timestamp: p.timestamp,
+                session: p.session,
+                agent: p.agent,
+                kind: p.kind,
+                json: Bytes::from(json),
+            }
+        })
+        .collect()
+}
+
+fn client_message_parse(c: &mut Criterion) {
+    let subscribe = br#"{"type":"subscribe_session","sessionId":"swarm-7f3a9c","sinceSeq":12345,"requestId":"r-17"}"#.to_vec();
+    let publish = format!(
+        r#"{{"type":"publish","requestId":9,"events":[{}]}}"#,
+        (0..10).map(producer_event).collect::<Vec<_>>().join(",")
+    )
+    .into_bytes();
+    let mut buffers = simd_json::Buffers::default();
+    let mut g = c.benchmark_group("client_message_parse");
+    let mut buf = Vec::new();
+    g.bench_function("subscribe", |b| {
+        b.iter(|| {
+            buf.clear();
+            buf.extend_from_slice(&subscribe);
+            let p = parse_client_message(&mut buf, &mut buffers).map(|p| p.msg.type_name());
+            black_box(p.ok());
+        })
+    });
+    g.bench_function("publish_10", |b| {
+        b.iter(|| {
+            buf.clear();
+            buf.extend_from_slice(&publish);
+            let p = parse_client_message(&mut buf, &mut buffers).map(|p| p.msg.type_name());
+            black_box(p.ok());
+        })
+    });
+    g.finish();
+}
+
+fn ingest_validate_50(c: &mut Criterion) {
+    let body = format!(
+        "[{}]",
+        (0..50).map(producer_event).collect::<Vec<_>>().join(",")
+    )
+    .into_bytes();
+    let mut buffers = simd_json::Buffers::default();
+    let mut ctx = IngestContext::new(65536, 1_700_000_000_000, 1);
+    let mut buf = Vec::new();
+    c.bench_function("ingest_parse_only_50", |b| {
+        b.iter(|| {
+            buf.clear();
+            buf.extend_from_slice(&body);
+            black_box(parse_body(&mut buf, &mut buffers).expect("parses").len());
+        })
+    });
+    c.bench_function("ingest_validate_50", |b| {
+        b.iter(|| {
+            buf.clear();
+            buf.extend_from_slice(&body);
+            let values = parse_body(&mut buf, &mut buffers).expect("parses");
+            black_box(validate(&values, &mut ctx).expect("valid").len());
+        })
+    });
+}
+
+fn encoders(c: &mut Criterion) {
+    let events = stored_events(50);
+    let mut out = Vec::with_capacity(64 * 1024);
+    c.bench_function("encode_trace_batch_50", |b| {
+        b.iter(|| {
+            out.clear();
+            encode_trace_batch(
+                &mut out,
+                "swarm-7f3a9c",
+                events.iter(),
+                BatchCompression::None,
+                1,
+            );
+            black_box(out.len());
+        })
+    });
+    c.bench_function("encode_trace_batch_50_delta", |b| {
+        b.iter(|| {
+            out.clear();
+            encode_trace_batch(
+                &mut out,
+                "swarm-7f3a9c",
+                events.iter(),
+                BatchCompression::Delta,
+                1,
+            );
+            black_box(out.len());
+        })
+    });
+    c.bench_function("encode_binary_batch_50", |b| {
+        b.iter(|| {
+            out.clear();
+            encode_binary_batch(&mut out, "swarm-7f3a9c", events.iter(), 1);
+            black_box(out.len());
+        })
+    });
+    let mut frame = Vec::new();
+    encode_binary_batch(&mut frame, "swarm-7f3a9c", events.iter(), 1);
+    c.bench_function("decode_binary_batch_50", |b| {
+        b.iter(|| {
+            black_box(
+                tracecast::protocol::decode_binary_batch(&frame)
+                    .map(|d| d.events.len())
+                    .ok(),
+            )
+        })
+    });
+}
+
+criterion_group!(benches, client_message_parse, ingest_validate_50, encoders);
+criterion_main!(benches);

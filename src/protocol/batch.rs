@@ -185,10 +185,14 @@ fn string_end(json: &[u8], p: usize) -> Option<usize> {
     }
     let mut i = p + 1;
     loop {
+        // Jump straight to the next byte that can end or escape the string.
+        i += json
+            .get(i..)?
+            .iter()
+            .position(|b| *b == b'"' || *b == b'\\')?;
         match json.get(i)? {
             b'"' => return Some(i + 1),
-            b'\\' => i += 2,
-            _ => i += 1,
+            _ => i += 2,
         }
     }
 }
@@ -201,6 +205,10 @@ fn value_end(json: &[u8], p: usize) -> Option<usize> {
             let mut depth = 0usize;
             let mut i = p;
             loop {
+                i += json
+                    .get(i..)?
+                    .iter()
+                    .position(|b| matches!(b, b'"' | b'{' | b'[' | b'}' | b']'))?;
                 match json.get(i)? {
                     b'"' => {
                         i = string_end(json, i)?;
