@@ -51,7 +51,12 @@ fn rate_limit_check(c: &mut Criterion) {
 fn scope_allows(c: &mut Criterion) {
     let scope = SessionScope::from_patterns(["prod-*", "staging-*-eu", "exact-session"]);
     c.bench_function("scope_allows", |b| {
-        b.iter(|| (scope.allows(black_box("staging-7-eu")), scope.allows(black_box("other-session"))))
+        b.iter(|| {
+            (
+                scope.allows(black_box("staging-7-eu")),
+                scope.allows(black_box("other-session")),
+            )
+        })
     });
 }
 

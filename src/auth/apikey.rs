@@ -34,8 +34,16 @@ impl ApiKey {
             _ => return Err(AuthConfigError::ApiKeyMissingOrAmbiguous { index }),
         };
         let permissions = Permissions::from_names(cfg.permissions.iter().map(String::as_str))
-            .map_err(|bad| AuthConfigError::ApiKeyBadPermission { index, value: bad.to_owned() })?;
-        Ok(ApiKey { digest, name: cfg.name.clone(), permissions, scope: SessionScope::from_patterns(&cfg.sessions) })
+            .map_err(|bad| AuthConfigError::ApiKeyBadPermission {
+                index,
+                value: bad.to_owned(),
+            })?;
+        Ok(ApiKey {
+            digest,
+            name: cfg.name.clone(),
+            permissions,
+            scope: SessionScope::from_patterns(&cfg.sessions),
+        })
     }
 }
 
@@ -58,7 +66,11 @@ pub struct ApiKeyStore {
 
 impl ApiKeyStore {
     pub fn from_config(cfgs: &[ApiKeyConfig]) -> Result<ApiKeyStore, AuthConfigError> {
-        let keys = cfgs.iter().enumerate().map(|(i, c)| ApiKey::from_config(i, c)).collect::<Result<_, _>>()?;
+        let keys = cfgs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ApiKey::from_config(i, c))
+            .collect::<Result<_, _>>()?;
         Ok(ApiKeyStore { keys })
     }
 
@@ -135,26 +147,63 @@ mod tests {
     fn plain_and_sha256_keys() {
         let store = ApiKeyStore::from_config(&[
             key_cfg(Some("plain-key-1"), None, &["read"]),
-            key_cfg(None, Some(&hex(sha256(b"hashed-key-2")).to_uppercase()), &["publish"]),
+            key_cfg(
+                None,
+                Some(&hex(sha256(b"hashed-key-2")).to_uppercase()),
+                &["publish"],
+            ),
         ])
         .unwrap();
-        assert_eq!(store.lookup("plain-key-1").map(|k| k.permissions), Some(Permissions::READ));
-        assert_eq!(store.lookup("hashed-key-2").map(|k| k.permissions), Some(Permissions::PUBLISH));
+        assert_eq!(
+            store.lookup("plain-key-1").map(|k| k.permissions),
+            Some(Permissions::READ)
+        );
+        assert_eq!(
+            store.lookup("hashed-key-2").map(|k| k.permissions),
+            Some(Permissions::PUBLISH)
+        );
         assert!(store.lookup("plain-key-").is_none());
         assert!(store.lookup("").is_none());
-        assert!(store.lookup(&hex(sha256(b"hashed-key-2"))).is_none(), "the digest itself is not a key");
+        assert!(
+            store.lookup(&hex(sha256(b"hashed-key-2"))).is_none(),
+            "the digest itself is not a key"
+        );
     }
 
     #[test]
     fn config_errors_name_the_index() {
         let cases: Vec<(ApiKeyConfig, AuthConfigError)> = vec![
-            (key_cfg(None, None, &["read"]), AuthConfigError::ApiKeyMissingOrAmbiguous { index: 1 }),
-            (key_cfg(Some("a"), Some(&"0".repeat(64)), &["read"]), AuthConfigError::ApiKeyMissingOrAmbiguous { index: 1 }),
-            (key_cfg(Some(""), None, &["read"]), AuthConfigError::ApiKeyMissingOrAmbiguous { index: 1 }),
-            (key_cfg(None, Some("abc"), &["read"]), AuthConfigError::ApiKeyBadHex { index: 1 }),
-            (key_cfg(None, Some(&"g".repeat(64)), &["read"]), AuthConfigError::ApiKeyBadHex { index: 1 }),
-            (key_cfg(None, Some(&"é".repeat(32)), &["read"]), AuthConfigError::ApiKeyBadHex { index: 1 }),
-            (key_cfg(Some("k"), None, &["read", "wrte"]), AuthConfigError::ApiKeyBadPermission { index: 1, value: "wrte".into() }),
+            (
+                key_cfg(None, None, &["read"]),
+                AuthConfigError::ApiKeyMissingOrAmbiguous { index: 1 },
+            ),
+            (
+                key_cfg(Some("a"), Some(&"0".repeat(64)), &["read"]),
+                AuthConfigError::ApiKeyMissingOrAmbiguous { index: 1 },
+            ),
+            (
+                key_cfg(Some(""), None, &["read"]),
+                AuthConfigError::ApiKeyMissingOrAmbiguous { index: 1 },
+            ),
+            (
+                key_cfg(None, Some("abc"), &["read"]),
+                AuthConfigError::ApiKeyBadHex { index: 1 },
+            ),
+            (
+                key_cfg(None, Some(&"g".repeat(64)), &["read"]),
+                AuthConfigError::ApiKeyBadHex { index: 1 },
+            ),
+            (
+                key_cfg(None, Some(&"é".repeat(32)), &["read"]),
+                AuthConfigError::ApiKeyBadHex { index: 1 },
+            ),
+            (
+                key_cfg(Some("k"), None, &["read", "wrte"]),
+                AuthConfigError::ApiKeyBadPermission {
+                    index: 1,
+                    value: "wrte".into(),
+                },
+            ),
         ];
         for (bad, want) in cases {
             let err = ApiKeyStore::from_config(&[key_cfg(Some("ok"), None, &[]), bad]).unwrap_err();
@@ -164,7 +213,8 @@ mod tests {
 
     #[test]
     fn debug_has_no_key_material() {
-        let store = ApiKeyStore::from_config(&[key_cfg(Some("super-secret-key"), None, &["read"])]).unwrap();
+        let store = ApiKeyStore::from_config(&[key_cfg(Some("super-secret-key"), None, &["read"])])
+            .unwrap();
         let dbg = format!("{store:?}");
         assert!(!dbg.contains("super-secret-key"));
         assert!(!dbg.contains(&hex(sha256(b"super-secret-key"))));

@@ -20,21 +20,27 @@ pub fn extract_credential<'a>(
     for (name, value) in headers {
         if name.eq_ignore_ascii_case("authorization") {
             let value = value.trim();
-            let (scheme, rest) = value.split_once(|c: char| c == ' ' || c == '\t').unwrap_or((value, ""));
+            let (scheme, rest) = value.split_once([' ', '\t']).unwrap_or((value, ""));
             if scheme.eq_ignore_ascii_case("bearer") {
                 return Some(Cow::Borrowed(rest.trim()));
             }
         }
     }
     if !api_key_header.is_empty() {
-        if let Some((_, v)) = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(api_key_header)) {
+        if let Some((_, v)) = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(api_key_header))
+        {
             return Some(Cow::Borrowed(v.trim()));
         }
     }
     let query = query.strip_prefix('?').unwrap_or(query);
     query
         .split('&')
-        .find_map(|pair| pair.strip_prefix("token=").or((pair == "token").then_some("")))
+        .find_map(|pair| {
+            pair.strip_prefix("token=")
+                .or((pair == "token").then_some(""))
+        })
         .map(percent_decode)
 }
 
@@ -67,7 +73,9 @@ fn percent_decode(raw: &str) -> Cow<'_, str> {
             }
         }
     }
-    String::from_utf8(out).map(Cow::Owned).unwrap_or(Cow::Borrowed(raw))
+    String::from_utf8(out)
+        .map(Cow::Owned)
+        .unwrap_or(Cow::Borrowed(raw))
 }
 
 #[cfg(test)]
@@ -75,23 +83,44 @@ mod tests {
     use super::*;
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn extraction_table() {
-        let cases: &[(&[(&str, &str)], &str, Option<&str>)] = &[
-            (&[("authorization", "Bearer abc.def.ghi")], "", Some("abc.def.ghi")),
+        /// (headers, query, expected credential)
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, Option<&'a str>);
+        let cases: &[Case<'_>] = &[
+            (
+                &[("authorization", "Bearer abc.def.ghi")],
+                "",
+                Some("abc.def.ghi"),
+            ),
             (&[("authorization", "bearer   tok  ")], "", Some("tok")),
             (&[("authorization", "Bearer")], "", Some("")),
             (&[("authorization", "Basic dXNlcjpwdw==")], "", None),
-            (&[("authorization", "Basic x"), ("x-api-key", "k1")], "", Some("k1")),
+            (
+                &[("authorization", "Basic x"), ("x-api-key", "k1")],
+                "",
+                Some("k1"),
+            ),
             (&[("x-api-key", " k1 ")], "", Some("k1")),
             (&[("X-Api-Key", "k1")], "", Some("k1")),
-            (&[("authorization", "Bearer b"), ("x-api-key", "k")], "token=q", Some("b")),
+            (
+                &[("authorization", "Bearer b"), ("x-api-key", "k")],
+                "token=q",
+                Some("b"),
+            ),
             (&[("x-api-key", "k")], "token=q", Some("k")),
             (&[], "token=q", Some("q")),
-            (&[], "?session=s&token=a%2Eb%2Bc+d&token=second", Some("a.b+c d")),
+            (
+                &[],
+                "?session=s&token=a%2Eb%2Bc+d&token=second",
+                Some("a.b+c d"),
+            ),
             (&[], "tokens=x&xtoken=y", None),
             (&[], "token", Some("")),
             (&[], "token=%zz", Some("%zz")),
@@ -109,7 +138,13 @@ mod tests {
     #[test]
     fn custom_header_name() {
         let headers = h(&[("x-tracecast-key", "k")]);
-        assert_eq!(extract_credential(&headers, "", "X-Tracecast-Key").as_deref(), Some("k"));
-        assert_eq!(extract_credential(&headers, "", "x-api-key").as_deref(), None);
+        assert_eq!(
+            extract_credential(&headers, "", "X-Tracecast-Key").as_deref(),
+            Some("k")
+        );
+        assert_eq!(
+            extract_credential(&headers, "", "x-api-key").as_deref(),
+            None
+        );
     }
 }

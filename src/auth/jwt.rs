@@ -52,13 +52,19 @@ impl JwtKey {
         // HMAC's own key rule (hash if longer than a block, then zero-pad) done here so the
         // infallible fixed-size constructor can be used; the resulting MAC is identical.
         let mut block = [0u8; SHA256_BLOCK];
-        if secret.len() > SHA256_BLOCK {
-            let digest = Sha256::digest(secret);
-            block[..digest.len()].copy_from_slice(&digest);
+        let digest;
+        let key = if secret.len() > SHA256_BLOCK {
+            digest = Sha256::digest(secret);
+            digest.as_slice()
         } else {
-            block[..secret.len()].copy_from_slice(secret);
+            secret
+        };
+        for (b, k) in block.iter_mut().zip(key) {
+            *b = *k;
         }
-        JwtKey { mac: <HmacSha256 as KeyInit>::new(&block.into()) }
+        JwtKey {
+            mac: <HmacSha256 as KeyInit>::new(&block.into()),
+        }
     }
 
     fn tag(&self, signing_input: &[u8]) -> [u8; SIG_BYTES] {
@@ -91,7 +97,12 @@ pub struct Validation {
 
 impl Default for Validation {
     fn default() -> Validation {
-        Validation { issuer: None, audience: None, leeway_secs: 30, require_exp: true }
+        Validation {
+            issuer: None,
+            audience: None,
+            leeway_secs: 30,
+            require_exp: true,
+        }
     }
 }
 
@@ -132,7 +143,12 @@ pub struct Claims {
 /// Checks, in order: total size; exactly three `.`-separated parts; part sizes; header
 /// (`alg` = `HS256`, `typ` absent or `JWT`, no `crit`); signature (constant time); then
 /// the payload JSON, `permissions`, `exp`, `nbf`, `iss`, `aud`.
-pub fn verify(token: &str, key: &JwtKey, validation: &Validation, now_secs: i64) -> Result<Claims, JwtError> {
+pub fn verify(
+    token: &str,
+    key: &JwtKey,
+    validation: &Validation,
+    now_secs: i64,
+) -> Result<Claims, JwtError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(JwtError::TooLarge);
     }
@@ -141,7 +157,9 @@ pub fn verify(token: &str, key: &JwtKey, validation: &Validation, now_secs: i64)
     if sig_b64.contains('.') {
         return Err(JwtError::Malformed);
     }
-    if header_b64.len() > b64_len(MAX_HEADER_BYTES) || payload_b64.len() > b64_len(MAX_PAYLOAD_BYTES) {
+    if header_b64.len() > b64_len(MAX_HEADER_BYTES)
+        || payload_b64.len() > b64_len(MAX_PAYLOAD_BYTES)
+    {
         return Err(JwtError::TooLarge);
     }
 
@@ -157,10 +175,13 @@ pub fn verify(token: &str, key: &JwtKey, validation: &Validation, now_secs: i64)
     if decode(sig_b64, &mut sig)? != SIG_BYTES {
         return Err(JwtError::Malformed);
     }
-    let signing_input = token.get(..header_b64.len() + 1 + payload_b64.len()).ok_or(JwtError::Malformed)?;
+    let signing_input = token
+        .get(..header_b64.len() + 1 + payload_b64.len())
+        .ok_or(JwtError::Malformed)?;
     let mut mac = key.mac.clone();
     mac.update(signing_input.as_bytes());
-    mac.verify_slice(sig.get(..SIG_BYTES).ok_or(JwtError::Malformed)?).map_err(|_| JwtError::BadSignature)?;
+    mac.verify_slice(sig.get(..SIG_BYTES).ok_or(JwtError::Malformed)?)
+        .map_err(|_| JwtError::BadSignature)?;
 
     let payload = decode_vec(payload_b64)?;
     let raw: RawClaims = serde_json::from_slice(&payload).map_err(|_| JwtError::Malformed)?;
@@ -191,7 +212,9 @@ pub fn mint_with_key(key: &JwtKey, claims: &Claims) -> String {
 
 // URL_SAFE_NO_PAD refuses `=`, `+`, `/`, whitespace and non-canonical trailing bits.
 fn decode(b64: &str, out: &mut [u8]) -> Result<usize, JwtError> {
-    URL_SAFE_NO_PAD.decode_slice(b64, out).map_err(|_| JwtError::Malformed)
+    URL_SAFE_NO_PAD
+        .decode_slice(b64, out)
+        .map_err(|_| JwtError::Malformed)
 }
 
 fn decode_vec(b64: &str) -> Result<Vec<u8>, JwtError> {
@@ -309,7 +332,9 @@ fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error
 
 /// An array of permission names, folded straight into a set without allocating; an
 /// unknown name is remembered as `Err` so it maps to `InvalidClaims`, not `Malformed`.
-fn permission_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Result<Permissions, ()>>, D::Error> {
+fn permission_list<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Result<Permissions, ()>>, D::Error> {
     struct V;
     impl<'de> Visitor<'de> for V {
         type Value = Option<Result<Permissions, ()>>;
@@ -471,7 +496,11 @@ mod tests {
 
     #[test]
     fn mint_verify_round_trip() {
-        let c = Claims { aud: vec!["a".into(), "b".into()], iss: Some("me".into()), ..claims() };
+        let c = Claims {
+            aud: vec!["a".into(), "b".into()],
+            iss: Some("me".into()),
+            ..claims()
+        };
         let token = mint(SECRET, &c);
         assert_eq!(check(&token), Ok(c));
     }
@@ -482,12 +511,18 @@ mod tests {
         // test vector — proves the hand-prepared key block gives the standard MAC.
         let tag = JwtKey::new(b"key").tag(b"The quick brown fox jumps over the lazy dog");
         let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
+        assert_eq!(
+            hex,
+            "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
+        );
         // And a key longer than a block is hashed first, like HMAC says.
         let long = [7u8; 100];
         let mut reference = <HmacSha256 as KeyInit>::new_from_slice(&long).unwrap();
         reference.update(b"x");
-        assert_eq!(JwtKey::new(&long).tag(b"x")[..], reference.finalize().into_bytes()[..]);
+        assert_eq!(
+            JwtKey::new(&long).tag(b"x")[..],
+            reference.finalize().into_bytes()[..]
+        );
     }
 
     #[test]
@@ -496,39 +531,174 @@ mod tests {
         let valid = raw_token(HS256, good, SECRET);
         let parts: Vec<&str> = valid.split('.').collect();
         let cases: Vec<(&str, String, JwtError)> = vec![
-            ("alg none", format!("{}.{}.", b64(br#"{"alg":"none"}"#), parts[1]), JwtError::UnsupportedAlgorithm),
-            ("alg none signed", raw_token(r#"{"alg":"none"}"#, good, SECRET), JwtError::UnsupportedAlgorithm),
-            ("HS384", raw_token(r#"{"alg":"HS384"}"#, good, SECRET), JwtError::UnsupportedAlgorithm),
-            ("HS512", raw_token(r#"{"alg":"HS512"}"#, good, SECRET), JwtError::UnsupportedAlgorithm),
-            ("RS256", raw_token(r#"{"alg":"RS256"}"#, good, SECRET), JwtError::UnsupportedAlgorithm),
-            ("hs256 lowercase", raw_token(r#"{"alg":"hs256"}"#, good, SECRET), JwtError::UnsupportedAlgorithm),
-            ("missing alg", raw_token(r#"{"typ":"JWT"}"#, good, SECRET), JwtError::UnsupportedAlgorithm),
-            ("crit", raw_token(r#"{"alg":"HS256","crit":["b64"],"b64":false}"#, good, SECRET), JwtError::UnsupportedAlgorithm),
-            ("typ not JWT", raw_token(r#"{"alg":"HS256","typ":"at+jwt"}"#, good, SECRET), JwtError::Malformed),
-            ("duplicate alg", raw_token(r#"{"alg":"none","alg":"HS256"}"#, good, SECRET), JwtError::Malformed),
-            ("header not object", raw_token(r#""HS256""#, good, SECRET), JwtError::Malformed),
-            ("wrong key", raw_token(HS256, good, b"another-secret-another-secret-xx"), JwtError::BadSignature),
-            ("tampered payload", format!("{}.{}.{}", parts[0], b64(br#"{"sub":"root","exp":1700003600}"#), parts[2]), JwtError::BadSignature),
-            ("two parts", format!("{}.{}", parts[0], parts[1]), JwtError::Malformed),
+            (
+                "alg none",
+                format!("{}.{}.", b64(br#"{"alg":"none"}"#), parts[1]),
+                JwtError::UnsupportedAlgorithm,
+            ),
+            (
+                "alg none signed",
+                raw_token(r#"{"alg":"none"}"#, good, SECRET),
+                JwtError::UnsupportedAlgorithm,
+            ),
+            (
+                "HS384",
+                raw_token(r#"{"alg":"HS384"}"#, good, SECRET),
+                JwtError::UnsupportedAlgorithm,
+            ),
+            (
+                "HS512",
+                raw_token(r#"{"alg":"HS512"}"#, good, SECRET),
+                JwtError::UnsupportedAlgorithm,
+            ),
+            (
+                "RS256",
+                raw_token(r#"{"alg":"RS256"}"#, good, SECRET),
+                JwtError::UnsupportedAlgorithm,
+            ),
+            (
+                "hs256 lowercase",
+                raw_token(r#"{"alg":"hs256"}"#, good, SECRET),
+                JwtError::UnsupportedAlgorithm,
+            ),
+            (
+                "missing alg",
+                raw_token(r#"{"typ":"JWT"}"#, good, SECRET),
+                JwtError::UnsupportedAlgorithm,
+            ),
+            (
+                "crit",
+                raw_token(
+                    r#"{"alg":"HS256","crit":["b64"],"b64":false}"#,
+                    good,
+                    SECRET,
+                ),
+                JwtError::UnsupportedAlgorithm,
+            ),
+            (
+                "typ not JWT",
+                raw_token(r#"{"alg":"HS256","typ":"at+jwt"}"#, good, SECRET),
+                JwtError::Malformed,
+            ),
+            (
+                "duplicate alg",
+                raw_token(r#"{"alg":"none","alg":"HS256"}"#, good, SECRET),
+                JwtError::Malformed,
+            ),
+            (
+                "header not object",
+                raw_token(r#""HS256""#, good, SECRET),
+                JwtError::Malformed,
+            ),
+            (
+                "wrong key",
+                raw_token(HS256, good, b"another-secret-another-secret-xx"),
+                JwtError::BadSignature,
+            ),
+            (
+                "tampered payload",
+                format!(
+                    "{}.{}.{}",
+                    parts[0],
+                    b64(br#"{"sub":"root","exp":1700003600}"#),
+                    parts[2]
+                ),
+                JwtError::BadSignature,
+            ),
+            (
+                "two parts",
+                format!("{}.{}", parts[0], parts[1]),
+                JwtError::Malformed,
+            ),
             ("four parts", format!("{valid}.x"), JwtError::Malformed),
             ("one part", parts[0].to_owned(), JwtError::Malformed),
             ("empty", String::new(), JwtError::Malformed),
             ("dots only", "..".into(), JwtError::Malformed),
             ("padded sig", format!("{valid}="), JwtError::Malformed),
-            ("padded header", format!("{}=.{}.{}", parts[0], parts[1], parts[2]), JwtError::Malformed),
-            ("std alphabet", format!("{}.{}.+{}", parts[0], parts[1], &parts[2][1..]), JwtError::Malformed),
-            ("bad base64 header", format!("!!!.{}.{}", parts[1], parts[2]), JwtError::Malformed),
+            (
+                "padded header",
+                format!("{}=.{}.{}", parts[0], parts[1], parts[2]),
+                JwtError::Malformed,
+            ),
+            (
+                "std alphabet",
+                format!("{}.{}.+{}", parts[0], parts[1], &parts[2][1..]),
+                JwtError::Malformed,
+            ),
+            (
+                "bad base64 header",
+                format!("!!!.{}.{}", parts[1], parts[2]),
+                JwtError::Malformed,
+            ),
             ("whitespace", format!(" {valid}"), JwtError::Malformed),
-            ("short sig", format!("{}.{}.{}", parts[0], parts[1], &parts[2][..42]), JwtError::Malformed),
-            ("payload not json", raw_token(HS256, "not json", SECRET), JwtError::Malformed),
-            ("exp string", raw_token(HS256, r#"{"exp":"1700003600"}"#, SECRET), JwtError::Malformed),
-            ("unknown permission", raw_token(HS256, r#"{"exp":1700003600,"permissions":["read","root"]}"#, SECRET), JwtError::InvalidClaims),
-            ("no exp", raw_token(HS256, r#"{"sub":"a"}"#, SECRET), JwtError::Expired),
-            ("expired", raw_token(HS256, r#"{"exp":1699990000}"#, SECRET), JwtError::Expired),
-            ("nbf future", raw_token(HS256, r#"{"exp":1700003600,"nbf":1700000100}"#, SECRET), JwtError::NotYetValid),
-            ("oversized token", "a".repeat(MAX_TOKEN_BYTES + 1), JwtError::TooLarge),
-            ("oversized payload", raw_token(HS256, &format!(r#"{{"exp":1700003600,"x":"{}"}}"#, "y".repeat(MAX_PAYLOAD_BYTES)), SECRET), JwtError::TooLarge),
-            ("oversized header", raw_token(&format!(r#"{{"alg":"HS256","x":"{}"}}"#, "y".repeat(MAX_HEADER_BYTES)), good, SECRET), JwtError::TooLarge),
+            (
+                "short sig",
+                format!("{}.{}.{}", parts[0], parts[1], &parts[2][..42]),
+                JwtError::Malformed,
+            ),
+            (
+                "payload not json",
+                raw_token(HS256, "not json", SECRET),
+                JwtError::Malformed,
+            ),
+            (
+                "exp string",
+                raw_token(HS256, r#"{"exp":"1700003600"}"#, SECRET),
+                JwtError::Malformed,
+            ),
+            (
+                "unknown permission",
+                raw_token(
+                    HS256,
+                    r#"{"exp":1700003600,"permissions":["read","root"]}"#,
+                    SECRET,
+                ),
+                JwtError::InvalidClaims,
+            ),
+            (
+                "no exp",
+                raw_token(HS256, r#"{"sub":"a"}"#, SECRET),
+                JwtError::Expired,
+            ),
+            (
+                "expired",
+                raw_token(HS256, r#"{"exp":1699990000}"#, SECRET),
+                JwtError::Expired,
+            ),
+            (
+                "nbf future",
+                raw_token(HS256, r#"{"exp":1700003600,"nbf":1700000100}"#, SECRET),
+                JwtError::NotYetValid,
+            ),
+            (
+                "oversized token",
+                "a".repeat(MAX_TOKEN_BYTES + 1),
+                JwtError::TooLarge,
+            ),
+            (
+                "oversized payload",
+                raw_token(
+                    HS256,
+                    &format!(
+                        r#"{{"exp":1700003600,"x":"{}"}}"#,
+                        "y".repeat(MAX_PAYLOAD_BYTES)
+                    ),
+                    SECRET,
+                ),
+                JwtError::TooLarge,
+            ),
+            (
+                "oversized header",
+                raw_token(
+                    &format!(
+                        r#"{{"alg":"HS256","x":"{}"}}"#,
+                        "y".repeat(MAX_HEADER_BYTES)
+                    ),
+                    good,
+                    SECRET,
+                ),
+                JwtError::TooLarge,
+            ),
         ];
         assert_eq!(check(&valid).map(|c| c.sub), Ok(Some("a".into())));
         for (name, token, want) in cases {
@@ -548,37 +718,71 @@ mod tests {
         chars[42] = alphabet.chars().nth(idx | 1).unwrap();
         let tweaked: String = chars.into_iter().collect();
         assert_ne!(tweaked, sig);
-        assert_eq!(check(&format!("{head}.{tweaked}")), Err(JwtError::Malformed));
+        assert_eq!(
+            check(&format!("{head}.{tweaked}")),
+            Err(JwtError::Malformed)
+        );
     }
 
     #[test]
     fn leeway_edges() {
         let key = JwtKey::new(SECRET);
-        let v = Validation { leeway_secs: 30, ..Validation::default() };
-        let exp = mint(SECRET, &Claims { exp: Some(NOW), ..claims() });
+        let v = Validation {
+            leeway_secs: 30,
+            ..Validation::default()
+        };
+        let exp = mint(
+            SECRET,
+            &Claims {
+                exp: Some(NOW),
+                ..claims()
+            },
+        );
         assert!(verify(&exp, &key, &v, NOW + 29).is_ok());
         assert_eq!(verify(&exp, &key, &v, NOW + 30), Err(JwtError::Expired));
-        let nbf = mint(SECRET, &Claims { nbf: Some(NOW + 30), ..claims() });
+        let nbf = mint(
+            SECRET,
+            &Claims {
+                nbf: Some(NOW + 30),
+                ..claims()
+            },
+        );
         assert!(verify(&nbf, &key, &v, NOW).is_ok());
         assert_eq!(verify(&nbf, &key, &v, NOW - 1), Err(JwtError::NotYetValid));
-        let strict = Validation { leeway_secs: 0, ..v.clone() };
+        let strict = Validation {
+            leeway_secs: 0,
+            ..v.clone()
+        };
         assert_eq!(verify(&exp, &key, &strict, NOW), Err(JwtError::Expired));
         assert!(verify(&exp, &key, &strict, NOW - 1).is_ok());
         // Saturation instead of overflow at the extremes.
-        let huge = Validation { leeway_secs: u64::MAX, ..v.clone() };
+        let huge = Validation {
+            leeway_secs: u64::MAX,
+            ..v.clone()
+        };
         assert!(verify(&exp, &key, &huge, i64::MAX - 1).is_ok());
         let far = raw_token(HS256, r#"{"exp":1e300,"nbf":-1e300}"#, SECRET);
         assert!(verify(&far, &key, &v, NOW).is_ok());
         let frac = raw_token(HS256, r#"{"exp":1700000000.9}"#, SECRET);
-        assert_eq!(verify(&frac, &key, &strict, NOW).map(|c| c.exp), Err(JwtError::Expired));
-        let optional = Validation { require_exp: false, ..v };
+        assert_eq!(
+            verify(&frac, &key, &strict, NOW).map(|c| c.exp),
+            Err(JwtError::Expired)
+        );
+        let optional = Validation {
+            require_exp: false,
+            ..v
+        };
         assert!(verify(&raw_token(HS256, "{}", SECRET), &key, &optional, NOW).is_ok());
     }
 
     #[test]
     fn issuer_and_audience() {
         let key = JwtKey::new(SECRET);
-        let v = Validation { issuer: Some("tc".into()), audience: Some("viewer".into()), ..Validation::default() };
+        let v = Validation {
+            issuer: Some("tc".into()),
+            audience: Some("viewer".into()),
+            ..Validation::default()
+        };
         let ok = |c: Claims| verify(&mint(SECRET, &c), &key, &v, NOW);
         let with = |iss: Option<&str>, aud: &[&str]| Claims {
             iss: iss.map(str::to_owned),
@@ -587,14 +791,28 @@ mod tests {
         };
         assert!(ok(with(Some("tc"), &["viewer"])).is_ok());
         assert!(ok(with(Some("tc"), &["other", "viewer"])).is_ok());
-        assert_eq!(ok(with(Some("tc2"), &["viewer"])), Err(JwtError::IssuerMismatch));
+        assert_eq!(
+            ok(with(Some("tc2"), &["viewer"])),
+            Err(JwtError::IssuerMismatch)
+        );
         assert_eq!(ok(with(None, &["viewer"])), Err(JwtError::IssuerMismatch));
-        assert_eq!(ok(with(Some("tc"), &["other"])), Err(JwtError::AudienceMismatch));
+        assert_eq!(
+            ok(with(Some("tc"), &["other"])),
+            Err(JwtError::AudienceMismatch)
+        );
         assert_eq!(ok(with(Some("tc"), &[])), Err(JwtError::AudienceMismatch));
         // Audience given as a plain string in the raw JSON.
-        let t = raw_token(HS256, r#"{"exp":1700003600,"iss":"tc","aud":"viewer"}"#, SECRET);
+        let t = raw_token(
+            HS256,
+            r#"{"exp":1700003600,"iss":"tc","aud":"viewer"}"#,
+            SECRET,
+        );
         assert!(verify(&t, &key, &v, NOW).is_ok());
-        let t = raw_token(HS256, r#"{"exp":1700003600,"iss":"tc","aud":["x","viewer"]}"#, SECRET);
+        let t = raw_token(
+            HS256,
+            r#"{"exp":1700003600,"iss":"tc","aud":["x","viewer"]}"#,
+            SECRET,
+        );
         assert!(verify(&t, &key, &v, NOW).is_ok());
         let t = raw_token(HS256, r#"{"exp":1700003600,"iss":"tc","aud":[1]}"#, SECRET);
         assert_eq!(verify(&t, &key, &v, NOW), Err(JwtError::Malformed));
@@ -602,11 +820,20 @@ mod tests {
 
     #[test]
     fn claims_shapes() {
-        let t = raw_token(HS256, r#"{"exp":1700003600,"sessions":"one","jti":"x","permissions":["admin","read"]}"#, SECRET);
+        let t = raw_token(
+            HS256,
+            r#"{"exp":1700003600,"sessions":"one","jti":"x","permissions":["admin","read"]}"#,
+            SECRET,
+        );
         let c = check(&t).unwrap();
         assert_eq!(c.sessions, Some(vec!["one".into()]));
         assert_eq!(c.permissions, Permissions::ADMIN | Permissions::READ);
-        let c = check(&raw_token(HS256, r#"{"exp":1700003600,"sessions":null}"#, SECRET)).unwrap();
+        let c = check(&raw_token(
+            HS256,
+            r#"{"exp":1700003600,"sessions":null}"#,
+            SECRET,
+        ))
+        .unwrap();
         assert_eq!((c.sessions, c.permissions), (None, Permissions::empty()));
     }
 

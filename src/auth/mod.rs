@@ -52,7 +52,9 @@ impl Authenticator {
     pub fn from_config(cfg: &AuthConfig) -> Result<Authenticator, AuthConfigError> {
         let jwt = match cfg.jwt_secret.len() {
             0 => None,
-            n if n < jwt::MIN_SECRET_BYTES => return Err(AuthConfigError::JwtSecretTooShort { len: n }),
+            n if n < jwt::MIN_SECRET_BYTES => {
+                return Err(AuthConfigError::JwtSecretTooShort { len: n })
+            }
             _ => Some(JwtKey::new(cfg.jwt_secret.as_bytes())),
         };
         let api_keys = ApiKeyStore::from_config(&cfg.api_keys)?;
@@ -98,7 +100,11 @@ impl Authenticator {
     }
 
     /// [`extract_credential`] with the configured API-key header.
-    pub fn extract<'a>(&self, headers: &'a [(String, String)], query: &'a str) -> Option<std::borrow::Cow<'a, str>> {
+    pub fn extract<'a>(
+        &self,
+        headers: &'a [(String, String)],
+        query: &'a str,
+    ) -> Option<std::borrow::Cow<'a, str>> {
         extract_credential(headers, query, &self.api_key_header)
     }
 
@@ -119,7 +125,9 @@ impl Authenticator {
         let jwt_shaped = credential.bytes().filter(|&b| b == b'.').count() == 2;
         if let (true, Some(key)) = (jwt_shaped, &self.jwt) {
             match jwt::verify(credential, key, &self.validation, now_secs) {
-                Ok(claims) => return Ok(Principal::from_claims(claims, self.validation.leeway_secs)),
+                Ok(claims) => {
+                    return Ok(Principal::from_claims(claims, self.validation.leeway_secs))
+                }
                 Err(JwtError::Malformed) if !self.api_keys.is_empty() => {
                     return self.lookup_key(credential).ok_or(AuthError::Malformed);
                 }
@@ -168,7 +176,9 @@ pub fn unix_now_secs() -> i64 {
 /// RFC 9110 `token`: the characters a header field name may use.
 fn is_header_token(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]
@@ -206,14 +216,21 @@ mod tests {
     fn token(perms: Permissions, exp: i64) -> String {
         jwt::mint(
             SECRET.as_bytes(),
-            &Claims { sub: Some("bob".into()), permissions: perms, exp: Some(exp), ..Claims::default() },
+            &Claims {
+                sub: Some("bob".into()),
+                permissions: perms,
+                exp: Some(exp),
+                ..Claims::default()
+            },
         )
     }
 
     #[test]
     fn jwt_and_api_keys() {
         let a = Authenticator::from_config(&cfg()).unwrap();
-        let p = a.authenticate(&token(Permissions::ADMIN, NOW + 60), NOW).unwrap();
+        let p = a
+            .authenticate(&token(Permissions::ADMIN, NOW + 60), NOW)
+            .unwrap();
         assert_eq!(p.subject.as_deref(), Some("bob"));
         assert!(p.is_admin() && p.can_read("any"));
         assert_eq!(p.expires_at, Some(NOW + 60 + 30));
@@ -224,43 +241,96 @@ mod tests {
         assert_eq!(p.expires_at, None);
 
         // An API key with two dots: not a valid JWT, so it's tried as a key.
-        assert!(a.authenticate("weird.key.withdots", NOW).unwrap().can_publish());
+        assert!(a
+            .authenticate("weird.key.withdots", NOW)
+            .unwrap()
+            .can_publish());
         assert_eq!(a.authenticate("not.a.key", NOW), Err(AuthError::Malformed));
         assert_eq!(a.authenticate("nope", NOW), Err(AuthError::UnknownApiKey));
         assert_eq!(a.authenticate("", NOW), Err(AuthError::MissingCredential));
-        assert_eq!(a.authenticate(&"k".repeat(9000), NOW), Err(AuthError::TokenTooLarge));
-        assert_eq!(a.authenticate(&token(Permissions::READ, NOW - 60), NOW), Err(AuthError::Expired));
-        let wrong = jwt::mint(b"some-other-secret-of-32-bytes!!!", &Claims { exp: Some(NOW + 5), ..Claims::default() });
+        assert_eq!(
+            a.authenticate(&"k".repeat(9000), NOW),
+            Err(AuthError::TokenTooLarge)
+        );
+        assert_eq!(
+            a.authenticate(&token(Permissions::READ, NOW - 60), NOW),
+            Err(AuthError::Expired)
+        );
+        let wrong = jwt::mint(
+            b"some-other-secret-of-32-bytes!!!",
+            &Claims {
+                exp: Some(NOW + 5),
+                ..Claims::default()
+            },
+        );
         assert_eq!(a.authenticate(&wrong, NOW), Err(AuthError::BadSignature));
     }
 
     #[test]
     fn jwt_without_secret_is_unknown_key() {
-        let a = Authenticator::from_config(&AuthConfig { jwt_secret: String::new(), ..cfg() }).unwrap();
-        assert_eq!(a.authenticate(&token(Permissions::READ, NOW + 60), NOW), Err(AuthError::UnknownApiKey));
+        let a = Authenticator::from_config(&AuthConfig {
+            jwt_secret: String::new(),
+            ..cfg()
+        })
+        .unwrap();
+        assert_eq!(
+            a.authenticate(&token(Permissions::READ, NOW + 60), NOW),
+            Err(AuthError::UnknownApiKey)
+        );
     }
 
     #[test]
     fn disabled_allows_everything() {
         let a = Authenticator::from_config(&AuthConfig::default()).unwrap();
         assert_eq!(a.authenticate("", NOW), Ok(Principal::anonymous_full()));
-        assert_eq!(Authenticator::disabled().authenticate("x", NOW), Ok(Principal::anonymous_full()));
+        assert_eq!(
+            Authenticator::disabled().authenticate("x", NOW),
+            Ok(Principal::anonymous_full())
+        );
     }
 
     #[test]
     fn config_validation() {
-        let none = AuthConfig { enabled: true, ..AuthConfig::default() };
-        assert_eq!(Authenticator::from_config(&none).unwrap_err(), AuthConfigError::NoCredentialsConfigured);
-        let short = AuthConfig { jwt_secret: "short".into(), ..cfg() };
-        assert_eq!(Authenticator::from_config(&short).unwrap_err(), AuthConfigError::JwtSecretTooShort { len: 5 });
-        let header = AuthConfig { api_key_header: "X Api Key".into(), ..cfg() };
-        assert_eq!(Authenticator::from_config(&header).unwrap_err(), AuthConfigError::BadApiKeyHeader);
+        let none = AuthConfig {
+            enabled: true,
+            ..AuthConfig::default()
+        };
+        assert_eq!(
+            Authenticator::from_config(&none).unwrap_err(),
+            AuthConfigError::NoCredentialsConfigured
+        );
+        let short = AuthConfig {
+            jwt_secret: "short".into(),
+            ..cfg()
+        };
+        assert_eq!(
+            Authenticator::from_config(&short).unwrap_err(),
+            AuthConfigError::JwtSecretTooShort { len: 5 }
+        );
+        let header = AuthConfig {
+            api_key_header: "X Api Key".into(),
+            ..cfg()
+        };
+        assert_eq!(
+            Authenticator::from_config(&header).unwrap_err(),
+            AuthConfigError::BadApiKeyHeader
+        );
         let mut bad_perm = cfg();
         bad_perm.api_keys[1].permissions.push("superuser".into());
         let err = Authenticator::from_config(&bad_perm).unwrap_err();
-        assert_eq!(err, AuthConfigError::ApiKeyBadPermission { index: 1, value: "superuser".into() });
+        assert_eq!(
+            err,
+            AuthConfigError::ApiKeyBadPermission {
+                index: 1,
+                value: "superuser".into()
+            }
+        );
         assert!(err.to_string().contains("api_keys[1]") && err.to_string().contains("superuser"));
-        let a = Authenticator::from_config(&AuthConfig { api_key_header: "X-Custom".into(), ..cfg() }).unwrap();
+        let a = Authenticator::from_config(&AuthConfig {
+            api_key_header: "X-Custom".into(),
+            ..cfg()
+        })
+        .unwrap();
         assert_eq!(a.api_key_header(), "x-custom");
         let headers = vec![("x-custom".to_owned(), "reader-key-0001".to_owned())];
         assert_eq!(a.extract(&headers, "").as_deref(), Some("reader-key-0001"));
@@ -270,18 +340,37 @@ mod tests {
     fn no_secret_material_in_debug_or_display() {
         let a = Authenticator::from_config(&cfg()).unwrap();
         let tok = token(Permissions::READ, NOW - 100);
-        let mut outputs = vec![format!("{a:?}"), format!("{:?}", JwtKey::new(SECRET.as_bytes()))];
-        for cred in [tok.as_str(), "reader-key-0001x", "weird.key.withdotsx", &"z".repeat(9000), "a.b.c"] {
+        let mut outputs = vec![
+            format!("{a:?}"),
+            format!("{:?}", JwtKey::new(SECRET.as_bytes())),
+        ];
+        for cred in [
+            tok.as_str(),
+            "reader-key-0001x",
+            "weird.key.withdotsx",
+            &"z".repeat(9000),
+            "a.b.c",
+        ] {
             if let Err(e) = a.authenticate(cred, NOW) {
                 outputs.push(format!("{e:?} {e} {}", e.code()));
             }
         }
-        let short = AuthConfig { jwt_secret: "tiny-secret".into(), ..cfg() };
+        let short = AuthConfig {
+            jwt_secret: "tiny-secret".into(),
+            ..cfg()
+        };
         let e = Authenticator::from_config(&short).unwrap_err();
         outputs.push(format!("{e:?} {e}"));
         let sig = tok.rsplit('.').next().unwrap_or_default();
         for out in &outputs {
-            for secret in [SECRET, "tiny-secret", "reader-key-0001", "weird.key.withdots", tok.as_str(), sig] {
+            for secret in [
+                SECRET,
+                "tiny-secret",
+                "reader-key-0001",
+                "weird.key.withdots",
+                tok.as_str(),
+                sig,
+            ] {
                 assert!(!out.contains(secret), "{out:?} leaks {secret:?}");
             }
         }

@@ -17,8 +17,11 @@ impl Permissions {
     pub const PUBLISH: Permissions = Permissions(2);
     pub const ADMIN: Permissions = Permissions(4);
 
-    const NAMES: [(&'static str, Permissions); 3] =
-        [("read", Self::READ), ("publish", Self::PUBLISH), ("admin", Self::ADMIN)];
+    const NAMES: [(&'static str, Permissions); 3] = [
+        ("read", Self::READ),
+        ("publish", Self::PUBLISH),
+        ("admin", Self::ADMIN),
+    ];
 
     pub const fn empty() -> Permissions {
         Permissions(0)
@@ -43,7 +46,10 @@ impl Permissions {
 
     /// The permission spelled `name`, if it is one of `read`, `publish`, `admin`.
     pub fn from_name(name: &str) -> Option<Permissions> {
-        Self::NAMES.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, p)| *p)
     }
 
     /// Parses a list of names; the first unknown one is returned as the error so the
@@ -61,7 +67,10 @@ impl Permissions {
 
     /// The names in the set, in the fixed order read, publish, admin.
     pub fn names(self) -> impl Iterator<Item = &'static str> {
-        Self::NAMES.into_iter().filter(move |(_, p)| self.contains(*p)).map(|(n, _)| n)
+        Self::NAMES
+            .into_iter()
+            .filter(move |(_, p)| self.contains(*p))
+            .map(|(n, _)| n)
     }
 }
 
@@ -108,6 +117,9 @@ mod tests {
 
     #[test]
     fn debug_lists_names() {
-        assert_eq!(format!("{:?}", Permissions::READ | Permissions::ADMIN), r#"{"read", "admin"}"#);
+        assert_eq!(
+            format!("{:?}", Permissions::READ | Permissions::ADMIN),
+            r#"{"read", "admin"}"#
+        );
     }
 }

@@ -24,7 +24,12 @@ pub struct Principal {
 impl Principal {
     /// Everything allowed: what every connection is when auth is disabled.
     pub fn anonymous_full() -> Principal {
-        Principal { subject: None, permissions: Permissions::all(), scope: SessionScope::all(), expires_at: None }
+        Principal {
+            subject: None,
+            permissions: Permissions::all(),
+            scope: SessionScope::all(),
+            expires_at: None,
+        }
     }
 
     /// From verified claims. An absent `sessions` claim means every session for an admin
@@ -51,7 +56,8 @@ impl Principal {
 
     /// Subscribe, history, time travel, breakpoints and `/v1/history` on `session`.
     pub fn can_read(&self, session: &str) -> bool {
-        self.is_admin() || (self.permissions.contains(Permissions::READ) && self.scope.allows(session))
+        self.is_admin()
+            || (self.permissions.contains(Permissions::READ) && self.scope.allows(session))
     }
 
     /// Read permission at all (some session may be readable), e.g. to accept a
@@ -89,7 +95,8 @@ mod tests {
     fn permission_table() {
         use Permissions as P;
         // (permissions, sessions claim, session, can_read, can_publish, is_admin)
-        let cases: &[(P, Option<&[&str]>, &str, bool, bool, bool)] = &[
+        type Case<'a> = (P, Option<&'a [&'a str]>, &'a str, bool, bool, bool);
+        let cases: &[Case<'_>] = &[
             (P::READ, Some(&["s-*"]), "s-1", true, false, false),
             (P::READ, Some(&["s-*"]), "other", false, false, false),
             (P::READ, Some(&["*"]), "anything", true, false, false),
@@ -103,7 +110,11 @@ mod tests {
         ];
         for (i, (perms, sessions, session, read, publish, admin)) in cases.iter().enumerate() {
             let p = principal(*perms, *sessions);
-            assert_eq!((p.can_read(session), p.can_publish(), p.is_admin()), (*read, *publish, *admin), "case {i}");
+            assert_eq!(
+                (p.can_read(session), p.can_publish(), p.is_admin()),
+                (*read, *publish, *admin),
+                "case {i}"
+            );
         }
     }
 

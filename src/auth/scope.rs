@@ -16,7 +16,11 @@ enum Pattern {
     Exact(String),
     /// At least one `*`: `first` is the text before the first `*`, `last` the text after
     /// the last one, `middle` the pieces between (empty pieces from `**` dropped).
-    Glob { first: String, middle: Vec<String>, last: String },
+    Glob {
+        first: String,
+        middle: Vec<String>,
+        last: String,
+    },
 }
 
 impl Pattern {
@@ -28,7 +32,11 @@ impl Pattern {
             None => Pattern::Exact(text.to_owned()),
             Some(last) => Pattern::Glob {
                 first: first.to_owned(),
-                middle: rest.into_iter().filter(|p| !p.is_empty()).map(str::to_owned).collect(),
+                middle: rest
+                    .into_iter()
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
                 last: last.to_owned(),
             },
         }
@@ -37,12 +45,20 @@ impl Pattern {
     fn matches(&self, id: &str) -> bool {
         match self {
             Pattern::Exact(s) => s == id,
-            Pattern::Glob { first, middle, last } => {
+            Pattern::Glob {
+                first,
+                middle,
+                last,
+            } => {
                 if id.len() < first.len() + last.len() {
                     return false;
                 }
-                let Some(rest) = id.strip_prefix(first.as_str()) else { return false };
-                let Some(mut rest) = rest.strip_suffix(last.as_str()) else { return false };
+                let Some(rest) = id.strip_prefix(first.as_str()) else {
+                    return false;
+                };
+                let Some(mut rest) = rest.strip_suffix(last.as_str()) else {
+                    return false;
+                };
                 // Greedy leftmost placement is optimal for `*`-only globs: taking the
                 // earliest occurrence of each piece leaves the most room for the next.
                 for piece in middle {
@@ -59,7 +75,11 @@ impl Pattern {
     fn source(&self) -> String {
         match self {
             Pattern::Exact(s) => s.clone(),
-            Pattern::Glob { first, middle, last } => {
+            Pattern::Glob {
+                first,
+                middle,
+                last,
+            } => {
                 let mut out = first.clone();
                 for m in middle {
                     out.push('*');
@@ -84,12 +104,18 @@ pub struct SessionScope {
 impl SessionScope {
     /// Every session (the pattern `*`).
     pub fn all() -> SessionScope {
-        SessionScope { all: true, patterns: Vec::new() }
+        SessionScope {
+            all: true,
+            patterns: Vec::new(),
+        }
     }
 
     /// No session at all.
     pub fn none() -> SessionScope {
-        SessionScope { all: false, patterns: Vec::new() }
+        SessionScope {
+            all: false,
+            patterns: Vec::new(),
+        }
     }
 
     /// Compiles `patterns`; an empty list is [`SessionScope::none`].
@@ -139,7 +165,9 @@ impl SessionScope {
 
 impl fmt::Debug for SessionScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("SessionScope").field(&self.patterns()).finish()
+        f.debug_tuple("SessionScope")
+            .field(&self.patterns())
+            .finish()
     }
 }
 
@@ -171,7 +199,11 @@ mod tests {
             ("ab*ba", "aba", false),
             ("ab*ba", "abba", true),
             ("a**b", "ab", true),
-            ("*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false),
+            (
+                "*a*a*a*b",
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                false,
+            ),
             ("*a*a*a*b", "xaxaxab", true),
             ("ü*", "üx", true),
             ("*ü", "aü", true),
@@ -190,7 +222,10 @@ mod tests {
         assert!(SessionScope::from_patterns(Vec::<String>::new()).is_none());
         assert!(!SessionScope::none().allows(""));
         assert!(SessionScope::all().allows("whatever"));
-        assert_eq!(SessionScope::from_patterns(["a**b", "c"]).patterns(), ["a*b", "c"]);
+        assert_eq!(
+            SessionScope::from_patterns(["a**b", "c"]).patterns(),
+            ["a*b", "c"]
+        );
         assert_eq!(SessionScope::all().patterns(), ["*"]);
     }
 

@@ -15,10 +15,21 @@ const NOW: i64 = 1_700_000_000;
 pub fn run(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let key = JwtKey::new(SECRET.as_bytes());
-    let validation =
-        Validation { issuer: Some("tracecast".into()), audience: Some("viewer".into()), ..Validation::default() };
+    let validation = Validation {
+        issuer: Some("tracecast".into()),
+        audience: Some("viewer".into()),
+        ..Validation::default()
+    };
     let _ = jwt::verify(&text, &key, &validation, NOW);
-    let _ = jwt::verify(&text, &key, &Validation { require_exp: false, ..Validation::default() }, i64::MIN);
+    let _ = jwt::verify(
+        &text,
+        &key,
+        &Validation {
+            require_exp: false,
+            ..Validation::default()
+        },
+        i64::MIN,
+    );
 
     let cfg = AuthConfig {
         enabled: true,
@@ -58,7 +69,11 @@ mod tests {
     fn valid_seed_verifies() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/jwt/valid");
         let token = std::fs::read_to_string(path).unwrap();
-        let v = Validation { issuer: Some("tracecast".into()), audience: Some("viewer".into()), ..Validation::default() };
+        let v = Validation {
+            issuer: Some("tracecast".into()),
+            audience: Some("viewer".into()),
+            ..Validation::default()
+        };
         let claims = jwt::verify(&token, &JwtKey::new(SECRET.as_bytes()), &v, NOW).unwrap();
         assert_eq!(claims.sub.as_deref(), Some("alice"));
     }

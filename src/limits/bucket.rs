@@ -71,7 +71,10 @@ impl TokenBucket {
         let elapsed = now_ms.saturating_sub(self.last_ms);
         self.last_ms = self.last_ms.max(now_ms);
         if elapsed > 0 && self.level < self.max_level {
-            self.level = self.level.saturating_add(elapsed.saturating_mul(self.per_ms)).min(self.max_level);
+            self.level = self
+                .level
+                .saturating_add(elapsed.saturating_mul(self.per_ms))
+                .min(self.max_level);
         }
     }
 
@@ -139,7 +142,10 @@ mod tests {
                 if let Err(wait) = b.try_take(now, n) {
                     let mut probe = b.clone();
                     if wait > 0 {
-                        assert!(probe.try_take(now + wait - 1, n).is_err(), "{cap} {per} {period} {n}");
+                        assert!(
+                            probe.try_take(now + wait - 1, n).is_err(),
+                            "{cap} {per} {period} {n}"
+                        );
                     }
                     now += wait;
                     assert_eq!(b.try_take(now, n), Ok(()));
@@ -153,7 +159,11 @@ mod tests {
         let mut b = TokenBucket::per_ms(5, 1, 0);
         assert_eq!(b.try_take(0, 6), Err(u64::MAX));
         assert_eq!(b.available(1_000_000), 5, "refill is capped");
-        assert_eq!(b.try_take(500, 5), Ok(()), "time going backwards adds nothing");
+        assert_eq!(
+            b.try_take(500, 5),
+            Ok(()),
+            "time going backwards adds nothing"
+        );
         assert_eq!(b.try_take(400, 1), Err(1));
         let mut frozen = TokenBucket::new(1, 0, 1000, 0);
         assert_eq!(frozen.try_take(0, 1), Ok(()));

@@ -19,7 +19,10 @@ pub struct IpLimiter {
 
 impl IpLimiter {
     pub fn new(max_per_ip: usize) -> IpLimiter {
-        IpLimiter { max_per_ip, live: HashMap::new() }
+        IpLimiter {
+            max_per_ip,
+            live: HashMap::new(),
+        }
     }
 
     /// Counts a new connection from `ip` if under the cap. Every `true` must be paired
@@ -67,7 +70,8 @@ pub struct AcceptRate {
 
 impl AcceptRate {
     pub fn new(per_sec: u32, now_ms: u64) -> AcceptRate {
-        let bucket = (per_sec > 0).then(|| TokenBucket::new(u64::from(per_sec), u64::from(per_sec), 1000, now_ms));
+        let bucket = (per_sec > 0)
+            .then(|| TokenBucket::new(u64::from(per_sec), u64::from(per_sec), 1000, now_ms));
         AcceptRate { bucket, refused: 0 }
     }
 

@@ -18,7 +18,9 @@ use crate::config::RateLimitConfig;
 pub enum Decision {
     Allow,
     /// Drop the message, answer `rate_limit_exceeded` with `retryAfterMs`.
-    Limited { retry_after_ms: u64 },
+    Limited {
+        retry_after_ms: u64,
+    },
     /// Close the connection with 1008.
     Abuse,
 }
@@ -52,7 +54,10 @@ impl RateLimiter {
         let on = cfg.enabled && window > 0;
         let bucket = |max: u64| (max > 0).then(|| TokenBucket::new(max, max, window, now_ms));
         RateLimiter {
-            buckets: on.then(|| Buckets { messages: bucket(cfg.max_messages), bytes: bucket(cfg.max_bytes_per_window) }),
+            buckets: on.then(|| Buckets {
+                messages: bucket(cfg.max_messages),
+                bytes: bucket(cfg.max_bytes_per_window),
+            }),
             window_ms: window,
             abuse_threshold: (on && cfg.abuse_multiplier > 0 && cfg.max_messages > 0)
                 .then(|| cfg.abuse_multiplier.saturating_mul(cfg.max_messages)),
@@ -71,7 +76,9 @@ impl RateLimiter {
         if self.abusive {
             return Decision::Abuse;
         }
-        let Some(b) = &mut self.buckets else { return Decision::Allow };
+        let Some(b) = &mut self.buckets else {
+            return Decision::Allow;
+        };
         let mut wait = None::<u64>;
         if let Some(m) = &mut b.messages {
             m.refill(now_ms);
@@ -105,12 +112,17 @@ impl RateLimiter {
     #[cold]
     fn refuse(&mut self, now_ms: u64, retry_after_ms: u64) -> Decision {
         self.limited_count += 1;
-        if now_ms.saturating_sub(self.window_start_ms) >= self.window_ms || self.refused_in_window == 0 {
+        if now_ms.saturating_sub(self.window_start_ms) >= self.window_ms
+            || self.refused_in_window == 0
+        {
             self.window_start_ms = now_ms;
             self.refused_in_window = 0;
         }
         self.refused_in_window += 1;
-        if self.abuse_threshold.is_some_and(|t| self.refused_in_window > t) {
+        if self
+            .abuse_threshold
+            .is_some_and(|t| self.refused_in_window > t)
+        {
             self.abusive = true;
             return Decision::Abuse;
         }
@@ -133,7 +145,13 @@ mod tests {
     use super::*;
 
     fn cfg(max_messages: u64, max_bytes: u64, mult: u64) -> RateLimitConfig {
-        RateLimitConfig { enabled: true, window_ms: 1000, max_messages, max_bytes_per_window: max_bytes, abuse_multiplier: mult }
+        RateLimitConfig {
+            enabled: true,
+            window_ms: 1000,
+            max_messages,
+            max_bytes_per_window: max_bytes,
+            abuse_multiplier: mult,
+        }
     }
 
     #[test]
@@ -143,7 +161,12 @@ mod tests {
             assert_eq!(r.check(0, 100), Decision::Allow);
         }
         // 10 per 1000 ms: one every 100 ms.
-        assert_eq!(r.check(0, 1), Decision::Limited { retry_after_ms: 100 });
+        assert_eq!(
+            r.check(0, 1),
+            Decision::Limited {
+                retry_after_ms: 100
+            }
+        );
         assert_eq!(r.check(99, 1), Decision::Limited { retry_after_ms: 1 });
         assert_eq!(r.check(100, 1), Decision::Allow);
         assert_eq!(r.limited_count(), 2);
@@ -154,11 +177,21 @@ mod tests {
         let mut r = RateLimiter::new(&cfg(100, 1000, 0), 0);
         assert_eq!(r.check(0, 900), Decision::Allow);
         // 1 byte/ms refill: 200 bytes short.
-        assert_eq!(r.check(0, 300), Decision::Limited { retry_after_ms: 200 });
+        assert_eq!(
+            r.check(0, 300),
+            Decision::Limited {
+                retry_after_ms: 200
+            }
+        );
         // The refused message took nothing from the message bucket either.
         assert_eq!(r.check(200, 300), Decision::Allow);
         // Oversized message costs the whole budget once full.
-        assert_eq!(r.check(200, 5000), Decision::Limited { retry_after_ms: 1000 });
+        assert_eq!(
+            r.check(200, 5000),
+            Decision::Limited {
+                retry_after_ms: 1000
+            }
+        );
         assert_eq!(r.check(1200, 5000), Decision::Allow);
     }
 
@@ -170,7 +203,10 @@ mod tests {
         }
         // Threshold 2 × 5 = 10 refusals allowed; the 11th in the window is abuse.
         for i in 0..10 {
-            assert!(matches!(r.check(1, 1), Decision::Limited { .. }), "refusal {i}");
+            assert!(
+                matches!(r.check(1, 1), Decision::Limited { .. }),
+                "refusal {i}"
+            );
         }
         assert_eq!(r.check(2, 1), Decision::Abuse);
         assert_eq!(r.check(100_000, 1), Decision::Abuse, "sticky");
@@ -195,8 +231,20 @@ mod tests {
 
     #[test]
     fn disabled_and_zero_limits() {
-        let mut off = RateLimiter::new(&RateLimitConfig { enabled: false, ..cfg(1, 1, 1) }, 0);
-        let mut zero_window = RateLimiter::new(&RateLimitConfig { window_ms: 0, ..cfg(1, 1, 1) }, 0);
+        let mut off = RateLimiter::new(
+            &RateLimitConfig {
+                enabled: false,
+                ..cfg(1, 1, 1)
+            },
+            0,
+        );
+        let mut zero_window = RateLimiter::new(
+            &RateLimitConfig {
+                window_ms: 0,
+                ..cfg(1, 1, 1)
+            },
+            0,
+        );
         let mut unlimited = RateLimiter::new(&cfg(0, 0, 1), 0);
         for _ in 0..1000 {
             assert_eq!(off.check(0, u64::MAX), Decision::Allow);
@@ -209,7 +257,9 @@ mod tests {
     #[test]
     fn defaults_hold_budget() {
         let mut r = RateLimiter::new(&RateLimitConfig::default(), 0);
-        let allowed = (0..2000).filter(|_| r.check(0, 10) == Decision::Allow).count();
+        let allowed = (0..2000)
+            .filter(|_| r.check(0, 10) == Decision::Allow)
+            .count();
         assert_eq!(allowed, 1000);
     }
 }
