@@ -20,9 +20,7 @@ pub fn extract_credential<'a>(
     for (name, value) in headers {
         if name.eq_ignore_ascii_case("authorization") {
             let value = value.trim();
-            let (scheme, rest) = value
-                .split_once(|c: char| c == ' ' || c == '\t')
-                .unwrap_or((value, ""));
+            let (scheme, rest) = value.split_once([' ', '\t']).unwrap_or((value, ""));
             if scheme.eq_ignore_ascii_case("bearer") {
                 return Some(Cow::Borrowed(rest.trim()));
             }
@@ -93,7 +91,9 @@ mod tests {
 
     #[test]
     fn extraction_table() {
-        let cases: &[(&[(&str, &str)], &str, Option<&str>)] = &[
+        /// (headers, query, expected credential)
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, Option<&'a str>);
+        let cases: &[Case<'_>] = &[
             (
                 &[("authorization", "Bearer abc.def.ghi")],
                 "",

@@ -95,7 +95,8 @@ mod tests {
     fn permission_table() {
         use Permissions as P;
         // (permissions, sessions claim, session, can_read, can_publish, is_admin)
-        let cases: &[(P, Option<&[&str]>, &str, bool, bool, bool)] = &[
+        type Case<'a> = (P, Option<&'a [&'a str]>, &'a str, bool, bool, bool);
+        let cases: &[Case<'_>] = &[
             (P::READ, Some(&["s-*"]), "s-1", true, false, false),
             (P::READ, Some(&["s-*"]), "other", false, false, false),
             (P::READ, Some(&["*"]), "anything", true, false, false),

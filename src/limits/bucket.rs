@@ -5,31 +5,38 @@
 //! `refill_per_period` units. Refill and take are then one multiply-add and a compare —
 //! no floats, no division on the allow path, no drift — and `retry_after_ms` is an exact
 //! ceiling: waiting that long always succeeds, one millisecond less never does.
+//!
+//! Units are `u64` (a multiply on `u128` costs several instructions on the hot path);
+//! `capacity × period_ms` saturates at `u64::MAX` (≈1.8e19), i.e. only budgets beyond
+//! ~3e14 tokens per minute lose precision, far outside any sane configuration.
 
 /// A bucket of `capacity` tokens refilled at `refill_per_period` tokens per `period_ms`.
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
     /// Current level, in units (tokens × `period_ms`).
-    level: u128,
+    level: u64,
     /// `capacity × period_ms`.
-    max_level: u128,
+    max_level: u64,
     /// Units added per elapsed millisecond (= tokens per period).
-    per_ms: u128,
+    per_ms: u64,
     /// Units one token costs (= `period_ms`).
-    unit: u128,
+    unit: u64,
+    /// In whole tokens, kept so callers never divide on the hot path.
+    capacity: u64,
     last_ms: u64,
 }
 
 impl TokenBucket {
     /// A full bucket at `now_ms`. `period_ms` of 0 is treated as 1.
     pub fn new(capacity: u64, refill_per_period: u64, period_ms: u64, now_ms: u64) -> TokenBucket {
-        let unit = u128::from(period_ms.max(1));
-        let max_level = u128::from(capacity) * unit;
+        let unit = period_ms.max(1);
+        let max_level = capacity.saturating_mul(unit);
         TokenBucket {
             level: max_level,
             max_level,
-            per_ms: u128::from(refill_per_period),
+            per_ms: refill_per_period,
             unit,
+            capacity,
             last_ms: now_ms,
         }
     }
@@ -41,6 +48,7 @@ impl TokenBucket {
 
     /// Takes `n` tokens at `now_ms`, or says how many milliseconds until it could.
     /// `Err(u64::MAX)` when it never could: `n` is above capacity, or there is no refill.
+    #[inline]
     pub fn try_take(&mut self, now_ms: u64, n: u64) -> Result<(), u64> {
         self.refill(now_ms);
         match self.shortfall(n) {
@@ -55,23 +63,25 @@ impl TokenBucket {
     /// Whole tokens available at `now_ms`.
     pub fn available(&mut self, now_ms: u64) -> u64 {
         self.refill(now_ms);
-        u64::try_from(self.level / self.unit).unwrap_or(u64::MAX)
+        self.level / self.unit
     }
 
+    #[inline]
     pub(crate) fn refill(&mut self, now_ms: u64) {
         let elapsed = now_ms.saturating_sub(self.last_ms);
         self.last_ms = self.last_ms.max(now_ms);
         if elapsed > 0 && self.level < self.max_level {
             self.level = self
                 .level
-                .saturating_add(u128::from(elapsed) * self.per_ms)
+                .saturating_add(elapsed.saturating_mul(self.per_ms))
                 .min(self.max_level);
         }
     }
 
     /// `None` if `n` tokens are there now; otherwise the exact wait in milliseconds.
+    #[inline]
     pub(crate) fn shortfall(&self, n: u64) -> Option<u64> {
-        let cost = u128::from(n) * self.unit;
+        let cost = n.saturating_mul(self.unit);
         if cost <= self.level {
             return None;
         }
@@ -79,16 +89,17 @@ impl TokenBucket {
             return Some(u64::MAX);
         }
         let deficit = cost - self.level;
-        Some(u64::try_from(deficit.div_ceil(self.per_ms)).unwrap_or(u64::MAX))
+        Some(deficit.div_ceil(self.per_ms))
     }
 
     /// Callers have checked [`Self::shortfall`] is `None`.
+    #[inline]
     pub(crate) fn take_unchecked(&mut self, n: u64) {
-        self.level = self.level.saturating_sub(u128::from(n) * self.unit);
+        self.level = self.level.saturating_sub(n.saturating_mul(self.unit));
     }
 
     pub(crate) fn capacity(&self) -> u64 {
-        u64::try_from(self.max_level / self.unit).unwrap_or(u64::MAX)
+        self.capacity
     }
 }
 
@@ -157,8 +168,10 @@ mod tests {
         let mut frozen = TokenBucket::new(1, 0, 1000, 0);
         assert_eq!(frozen.try_take(0, 1), Ok(()));
         assert_eq!(frozen.try_take(10_000, 1), Err(u64::MAX));
+        // Saturating units: a silly budget still behaves (allows, then refills).
         let mut huge = TokenBucket::new(u64::MAX, u64::MAX, u64::MAX, 0);
-        assert_eq!(huge.try_take(u64::MAX, u64::MAX), Ok(()));
+        assert_eq!(huge.try_take(0, 1), Ok(()));
+        assert_eq!(huge.try_take(u64::MAX, 1), Ok(()));
         assert_eq!(huge.capacity(), u64::MAX);
     }
 }

@@ -71,6 +71,7 @@ impl RateLimiter {
     /// Accounts one inbound message of `bytes` bytes at `now_ms`. A message larger than
     /// the whole byte budget costs the whole budget, so it passes once the bucket is
     /// full instead of never (`max_message_size` is the limit for single messages).
+    #[inline]
     pub fn check(&mut self, now_ms: u64, bytes: u64) -> Decision {
         if self.abusive {
             return Decision::Abuse;
