@@ -14,19 +14,30 @@ static RUN: AtomicU64 = AtomicU64::new(0);
 pub fn run(data: &[u8]) {
     let mut at = 0;
     while let Some(rest) = data.get(at..).filter(|r| !r.is_empty()) {
-        let Ok((body, n)) = record::decode_record(rest) else { break };
+        let Ok((body, n)) = record::decode_record(rest) else {
+            break;
+        };
         let _ = record::for_each_entry(body, |_, _, _| Ok(()));
         at += n;
     }
     let _ = record::decode_entry(data);
 
-    let dir = std::env::temp_dir().join(format!("tracecast-fuzz-{}-{}", std::process::id(), RUN.fetch_add(1, Ordering::Relaxed)));
+    let dir = std::env::temp_dir().join(format!(
+        "tracecast-fuzz-{}-{}",
+        std::process::id(),
+        RUN.fetch_add(1, Ordering::Relaxed)
+    ));
     if std::fs::create_dir_all(&dir).is_err() {
         return;
     }
     for quarantine in [false, true] {
         let _ = std::fs::write(dir.join("00000000000000000001.log"), data);
-        let cfg = StorageConfig { fsync: FsyncPolicy::Never, quarantine_corrupt: quarantine, checkpoint_every: 4, ..StorageConfig::default() };
+        let cfg = StorageConfig {
+            fsync: FsyncPolicy::Never,
+            quarantine_corrupt: quarantine,
+            checkpoint_every: 4,
+            ..StorageConfig::default()
+        };
         if let Ok((st, _)) = LogStore::open(&dir, &cfg, Box::new(|| {})) {
             for s in st.sessions() {
                 let _ = st.after_seq(&s.id, 0, 1000);

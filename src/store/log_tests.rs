@@ -476,13 +476,19 @@ fn interval_policy_syncs_on_its_own() {
 #[test]
 fn documented_layout_written_by_another_tool_is_read() {
     // The corpus seed was produced by a short script from docs/STORAGE.md alone.
-    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/log_record/valid_three_records");
-    let Ok(bytes) = std::fs::read(seed) else { return };
+    let seed =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/log_record/valid_three_records");
+    let Ok(bytes) = std::fs::read(seed) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.path().join("00000000000000000001.log"), bytes).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("00000000000000000001.log"), bytes)
+        .unwrap_or_else(|e| panic!("{e}"));
     let (st, rep) = open(dir.path(), &cfg());
     assert_eq!(rep.events, 4);
-    let (state, _) = st.state_at("s1", 1000, 10).unwrap_or_else(|e| panic!("{e}"));
+    let (state, _) = st
+        .state_at("s1", 1000, 10)
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut out = Vec::new();
     state.to_json(&mut out);
     assert_eq!(
