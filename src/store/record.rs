@@ -140,7 +140,7 @@ pub fn frame_header(b: &[u8]) -> Option<(usize, u32)> {
 
 /// Checks a body's length bounds before reading it.
 pub fn check_body_len(len: usize) -> Result<(), DecodeError> {
-    if len < BODY_HEADER + ENTRY_HEADER || len > MAX_BODY {
+    if !(BODY_HEADER + ENTRY_HEADER..=MAX_BODY).contains(&len) {
         return Err(DecodeError::BadLength(len as u64));
     }
     Ok(())
