@@ -139,6 +139,34 @@ struct Stats {
     hist: Histogram<u64>,
 }
 
+impl Stats {
+    fn new(hist: Histogram<u64>) -> Self {
+        Stats {
+            now_ns: 0,
+            win_start_ns: u64::MAX,
+            win_end_ns: u64::MAX,
+            ready: 0,
+            delivered_total: 0,
+            delivered_rx_window: 0,
+            delivered_attr: 0,
+            published_total: 0,
+            published_window: 0,
+            expected_total: 0,
+            expected_window: 0,
+            acked_events: 0,
+            dropped_notices: 0,
+            dropped_notified: 0,
+            errors: 0,
+            first_error: None,
+            order_violations: 0,
+            connect_failures: 0,
+            first_connect_error: None,
+            disconnects: 0,
+            hist,
+        }
+    }
+}
+
 const MAX_LATENCY_US: u64 = 60_000_000;
 const CONTROL_MASK: [u8; 4] = [0x5a, 0x17, 0xc3, 0x09];
 /// Rate mode: a publisher whose unsent bytes exceed this is skipped (the run falls behind
@@ -175,7 +203,11 @@ fn parse_url(url: &str) -> Result<(String, String), String> {
 enum Phase {
     Setup,
     Run,
-    Drain { since: Instant, last_progress: Instant, last_delivered: u64 },
+    Drain {
+        since: Instant,
+        last_progress: Instant,
+        last_delivered: u64,
+    },
 }
 
 struct App {
@@ -211,7 +243,9 @@ fn run(args: Args) -> Result<String, String> {
         .map_err(|e| format!("resolve {host}: {e}"))?
         .next()
         .ok_or_else(|| format!("{host} resolves to nothing"))?;
-    let mut roles: Vec<Role> = (0..args.subscribers).map(|i| Role::Sub(i % args.sessions)).collect();
+    let mut roles: Vec<Role> = (0..args.subscribers)
+        .map(|i| Role::Sub(i % args.sessions))
+        .collect();
     roles.extend(std::iter::repeat_n(Role::Pub, args.publishers));
     roles.extend(std::iter::repeat_n(Role::Idle, args.idle));
     let epoch_ms = SystemTime::now()
@@ -231,29 +265,7 @@ fn run(args: Args) -> Result<String, String> {
         host,
         path,
         t0: Instant::now(),
-        st: Stats {
-            now_ns: 0,
-            win_start_ns: u64::MAX,
-            win_end_ns: u64::MAX,
-            ready: 0,
-            delivered_total: 0,
-            delivered_rx_window: 0,
-            delivered_attr: 0,
-            published_total: 0,
-            published_window: 0,
-            expected_total: 0,
-            expected_window: 0,
-            acked_events: 0,
-            dropped_notices: 0,
-            dropped_notified: 0,
-            errors: 0,
-            first_error: None,
-            order_violations: 0,
-            connect_failures: 0,
-            first_connect_error: None,
-            disconnects: 0,
-            hist,
-        },
+        st: Stats::new(hist),
         gen: gen::EventGen::new(0x7ace, epoch_ms),
         publishers: Vec::new(),
         next_pub: 0,
@@ -290,11 +302,11 @@ impl App {
             };
             match TcpStream::connect(self.addr) {
                 Ok(mut s) => {
-                    match self
-                        .poll
-                        .registry()
-                        .register(&mut s, token, Interest::READABLE | Interest::WRITABLE)
-                    {
+                    match self.poll.registry().register(
+                        &mut s,
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
                         Ok(()) => {
                             conn.stream = Some(s);
                             self.inflight += 1;
@@ -321,7 +333,9 @@ impl App {
     }
 
     fn close(&mut self, i: usize, why: Option<String>) {
-        let Some(c) = self.conns.get_mut(i) else { return };
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
+        };
         if c.st == St::Closed {
             return;
         }
@@ -332,19 +346,27 @@ impl App {
         c.st = St::Closed;
         if was_setting_up {
             self.inflight -= 1;
-            note_connect_failure(&mut self.st, why.unwrap_or_else(|| "closed during setup".into()));
+            note_connect_failure(
+                &mut self.st,
+                why.unwrap_or_else(|| "closed during setup".into()),
+            );
         } else {
             self.st.disconnects += 1;
             if c.ready && self.st.first_error.is_none() {
                 self.st.first_error = why.map(|w| format!("disconnect: {w}"));
             } else if !c.ready {
-                note_connect_failure(&mut self.st, why.unwrap_or_else(|| "closed before ready".into()));
+                note_connect_failure(
+                    &mut self.st,
+                    why.unwrap_or_else(|| "closed before ready".into()),
+                );
             }
         }
     }
 
     fn flush(&mut self, i: usize) {
-        let Some(c) = self.conns.get_mut(i) else { return };
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
+        };
         let Some(s) = c.stream.as_mut() else { return };
         let mut err = None;
         while c.wpos < c.wbuf.len() {
@@ -375,7 +397,9 @@ impl App {
     }
 
     fn on_event(&mut self, i: usize) {
-        let Some(c) = self.conns.get_mut(i) else { return };
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
+        };
         if c.st == St::Connecting {
             let Some(s) = c.stream.as_mut() else { return };
             if let Ok(Some(e)) | Err(e) = s.take_error() {
@@ -386,7 +410,8 @@ impl App {
                 Ok(_) => {
                     let _ = s.set_nodelay(true);
                     c.st = St::Upgrading;
-                    c.wbuf.extend_from_slice(&ws::handshake_request(&self.host, &self.path));
+                    c.wbuf
+                        .extend_from_slice(&ws::handshake_request(&self.host, &self.path));
                     self.flush(i);
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
@@ -403,8 +428,7 @@ impl App {
     fn read_all(&mut self, i: usize) {
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut failure = None;
-        loop {
-            let Some(c) = self.conns.get_mut(i) else { break };
+        while let Some(c) = self.conns.get_mut(i) {
             let Some(s) = c.stream.as_mut() else { break };
             let n = match s.read(&mut scratch) {
                 Ok(0) => {
@@ -509,7 +533,9 @@ impl App {
 
     /// Queues one publish message on publisher `p`; false when it is backed up.
     fn publish_one(&mut self, p: usize, limit: usize) -> bool {
-        let Some(c) = self.conns.get(p) else { return false };
+        let Some(c) = self.conns.get(p) else {
+            return false;
+        };
         if c.st != St::Open || c.pending_write() > limit {
             return false;
         }
@@ -520,7 +546,9 @@ impl App {
         self.gen
             .write_publish(&self.session_names[session], k, now_ns, &mut self.msg);
         let mask = self.gen.mask();
-        let Some(c) = self.conns.get_mut(p) else { return false };
+        let Some(c) = self.conns.get_mut(p) else {
+            return false;
+        };
         ws::encode_masked(ws::OP_TEXT, &self.msg, mask, &mut c.wbuf);
         self.sent_msgs += 1;
         let k = k as u64;
@@ -536,7 +564,9 @@ impl App {
     }
 
     fn next_publisher(&mut self) -> Option<usize> {
-        let p = *self.publishers.get(self.next_pub % self.publishers.len().max(1))?;
+        let p = *self
+            .publishers
+            .get(self.next_pub % self.publishers.len().max(1))?;
         self.next_pub = self.next_pub.wrapping_add(1);
         Some(p)
     }
@@ -595,6 +625,8 @@ impl App {
         let mut srv_end = None;
         let mut self_end = None;
         let mut window_real = self.args.duration;
+        let mut host_start = None;
+        let mut host_end = None;
         let mut win_started_at = None;
         loop {
             let timeout = match phase {
@@ -619,7 +651,10 @@ impl App {
                 Phase::Setup => {
                     if self.settled() || now >= setup_deadline {
                         if !self.settled() {
-                            eprintln!("loadgen[{}]: setup timed out; running with what is ready", self.args.label);
+                            eprintln!(
+                                "loadgen[{}]: setup timed out; running with what is ready",
+                                self.args.label
+                            );
                         }
                         self.start_run();
                         phase = Phase::Run;
@@ -629,11 +664,13 @@ impl App {
                     if srv_start.is_none() && now_ns >= self.st.win_start_ns {
                         srv_start = Some(server.as_deref().and_then(procstat::sample));
                         self_start = procstat::sample("self");
+                        host_start = procstat::host_busy();
                         win_started_at = Some(now);
                     }
                     if now_ns >= self.st.win_end_ns {
                         srv_end = Some(server.as_deref().and_then(procstat::sample));
                         self_end = procstat::sample("self");
+                        host_end = procstat::host_busy();
                         if let Some(t) = win_started_at {
                             window_real = now.duration_since(t).as_secs_f64();
                         }
@@ -644,7 +681,11 @@ impl App {
                         };
                     }
                 }
-                Phase::Drain { since, last_progress, last_delivered } => {
+                Phase::Drain {
+                    since,
+                    last_progress,
+                    last_delivered,
+                } => {
                     let outstanding = self
                         .st
                         .expected_total
@@ -660,7 +701,11 @@ impl App {
                     {
                         break;
                     }
-                    phase = Phase::Drain { since, last_progress: lp, last_delivered: ld };
+                    phase = Phase::Drain {
+                        since,
+                        last_progress: lp,
+                        last_delivered: ld,
+                    };
                 }
             }
         }
@@ -669,6 +714,7 @@ impl App {
             srv_end.flatten(),
             self_start,
             self_end,
+            host_start.zip(host_end),
             window_real,
         ))
     }
@@ -679,6 +725,7 @@ impl App {
         srv_end: Option<procstat::Sample>,
         self_start: Option<procstat::Sample>,
         self_end: Option<procstat::Sample>,
+        host: Option<(procstat::HostCpu, procstat::HostCpu)>,
         window: f64,
     ) -> String {
         let a = &self.args;
@@ -698,11 +745,31 @@ impl App {
                 own_pct.unwrap_or(0.0)
             );
         }
+        // Busy CPU on the machine that was neither the server nor the loadgen, in % of
+        // one core: high values mean the run shared its cores with something else.
+        let other_pct = host.and_then(|(a, b)| {
+            let busy_pct = procstat::busy_core_pct(a, b)?;
+            let ours = server_cpu.unwrap_or(0.0) + own_cpu.unwrap_or(0.0);
+            Some((busy_pct - 100.0 * ours / window).max(0.0))
+        });
+        let contended = other_pct.is_some_and(|p| p >= 20.0);
+        if contended {
+            eprintln!(
+                "loadgen[{}]: WARNING other processes used {:.0}% of a core during the window: figures are disturbed",
+                a.label,
+                other_pct.unwrap_or(0.0)
+            );
+        }
         let h = &st.hist;
-        let lat = |q: f64| if h.is_empty() { None } else { Some(h.value_at_quantile(q)) };
-        let count_ready = |r: fn(&Role) -> bool| {
-            self.conns.iter().filter(|c| c.ready && r(&c.role)).count()
+        let lat = |q: f64| {
+            if h.is_empty() {
+                None
+            } else {
+                Some(h.value_at_quantile(q))
+            }
         };
+        let count_ready =
+            |r: fn(&Role) -> bool| self.conns.iter().filter(|c| c.ready && r(&c.role)).count();
         let round = |x: f64| (x * 100.0).round() / 100.0;
         let v = serde_json::json!({
             "label": a.label,
@@ -751,11 +818,16 @@ impl App {
             "server_pid": a.server_pid,
             "server_cpu_s": server_cpu.map(round),
             "server_cpu_pct": server_cpu.map(|c| round(100.0 * c / window)),
+            "server_cpu_ns_per_delivery": server_cpu
+                .filter(|_| st.delivered_rx_window > 0)
+                .map(|c| round(c * 1e9 / st.delivered_rx_window as f64)),
             "server_peak_rss_kb": srv_end.and_then(|s| s.hwm_kb),
             "server_rss_kb_start": srv_start.and_then(|s| s.rss_kb),
             "server_rss_kb_end": srv_end.and_then(|s| s.rss_kb),
             "loadgen_cpu_pct": own_pct.map(round),
             "loadgen_saturated": saturated,
+            "other_cpu_pct": other_pct.map(round),
+            "contended": contended,
         });
         v.to_string()
     }
@@ -797,7 +869,9 @@ fn process(c: &mut Conn, data: &[u8], st: &mut Stats) -> Result<usize, String> {
                             c.in_frag = false;
                         }
                     }
-                    ws::OP_PING => ws::encode_masked(ws::OP_PONG, f.payload, CONTROL_MASK, &mut c.wbuf),
+                    ws::OP_PING => {
+                        ws::encode_masked(ws::OP_PONG, f.payload, CONTROL_MASK, &mut c.wbuf)
+                    }
                     ws::OP_PONG => {}
                     ws::OP_CLOSE => {
                         let code = f
@@ -877,6 +951,92 @@ fn mark_ready(c: &mut Conn, st: &mut Stats, is_session_info: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn frame(op: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![0x80 | op];
+        if payload.len() < 126 {
+            v.push(payload.len() as u8);
+        } else {
+            v.push(126);
+            v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        }
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn conn(role: Role) -> Conn {
+        Conn {
+            stream: None,
+            role,
+            st: St::Open,
+            rbuf: Vec::new(),
+            wbuf: Vec::new(),
+            wpos: 0,
+            frag: Vec::new(),
+            in_frag: false,
+            ready: false,
+            last_seq: 0,
+        }
+    }
+
+    #[test]
+    fn counts_deliveries_across_split_reads() {
+        let hist = Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("histogram");
+        let mut st = Stats::new(hist);
+        st.win_start_ns = 1_000;
+        st.win_end_ns = 10_000_000;
+        st.now_ns = 5_000_000;
+        let mut c = conn(Role::Sub(0));
+        let mut wire = frame(ws::OP_TEXT, br#"{"type":"connection","clientId":"c-1"}"#);
+        wire.extend(frame(
+            ws::OP_TEXT,
+            br#"{"type":"session_info","session":{"id":"s-0"}}"#,
+        ));
+        wire.extend(frame(
+            ws::OP_TEXT,
+            br#"{"type":"initial_traces","traces":[{"seq":1,"data":{"lg_ns":2000}}]}"#,
+        ));
+        wire.extend(frame(ws::OP_PING, b"hi"));
+        wire.extend(frame(
+            ws::OP_TEXT,
+            br#"{"type":"trace_batch","sessionId":"s-0","events":[{"seq":5,"data":{"lg_ns":500}},{"seq":6,"data":{"lg_ns":3000000}}],"compression":"none","timestamp":1}"#,
+        ));
+        wire.extend(frame(
+            ws::OP_TEXT,
+            br#"{"type":"trace_batch","events":[{"seq":4}]}"#,
+        ));
+        wire.extend(frame(
+            ws::OP_TEXT,
+            br#"{"type":"events_dropped","sessionId":"s-0","count":7,"fromSeq":8,"toSeq":14}"#,
+        ));
+        // Feed it in awkward pieces, as TCP would.
+        let mut pending = Vec::new();
+        for chunk in wire.chunks(13) {
+            pending.extend_from_slice(chunk);
+            let used = process(&mut c, &pending, &mut st).expect("valid stream");
+            pending.drain(..used);
+        }
+        assert!(pending.is_empty());
+        assert!(c.ready);
+        assert_eq!(st.delivered_total, 3);
+        // lg_ns 500 was published before the window; the initial_traces event is not live.
+        assert_eq!(st.delivered_attr, 1);
+        assert_eq!(st.hist.len(), 1);
+        assert_eq!(st.order_violations, 1);
+        assert_eq!((st.dropped_notices, st.dropped_notified), (1, 7));
+        // The ping was answered with a masked pong.
+        assert_eq!(c.wbuf.first(), Some(&(0x80 | ws::OP_PONG)));
+    }
+
+    #[test]
+    fn close_frame_ends_the_connection() {
+        let hist = Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("histogram");
+        let mut st = Stats::new(hist);
+        let mut c = conn(Role::Idle);
+        let wire = frame(ws::OP_CLOSE, b"\x03\xe9bye");
+        let err = process(&mut c, &wire, &mut st).expect_err("close is terminal");
+        assert!(err.contains("1001"), "{err}");
+    }
 
     #[test]
     fn parses_urls() {

@@ -45,12 +45,79 @@ fn cpu_ticks(stat: &str) -> Option<u64> {
 
 fn status_kb(status: &str, key: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(key))?;
-    line[key.len()..].split_ascii_whitespace().next()?.parse().ok()
+    line[key.len()..]
+        .split_ascii_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Busy and total jiffies summed over all CPUs, and the number of CPUs, from
+/// `/proc/stat`; the difference between two readings shows how much of the machine was
+/// busy, so a run disturbed by someone else's build can be recognised. CPUs are counted
+/// here because the loadgen's own affinity mask (taskset) hides the others.
+pub fn host_busy() -> Option<HostCpu> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let cpus = stat
+        .lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .count();
+    host_busy_from(&stat).map(|(busy, total)| HostCpu {
+        busy,
+        total,
+        cpus: cpus.max(1),
+    })
+}
+
+/// Machine-wide CPU counters (jiffies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostCpu {
+    pub busy: u64,
+    pub total: u64,
+    pub cpus: usize,
+}
+
+/// Busy CPU between two readings, in % of one core.
+pub fn busy_core_pct(a: HostCpu, b: HostCpu) -> Option<f64> {
+    let span = b.total.checked_sub(a.total).filter(|t| *t > 0)? as f64;
+    Some(100.0 * b.cpus as f64 * b.busy.saturating_sub(a.busy) as f64 / span)
+}
+
+fn host_busy_from(stat: &str) -> Option<(u64, u64)> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_ascii_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    // idle and iowait are the 4th and 5th columns.
+    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_proc_stat() {
+        let s = "cpu  100 5 50 800 10 0 5 0 0 0\ncpu0 50 2 25 400 5 0 3 0 0 0\n";
+        assert_eq!(host_busy_from(s), Some((160, 970)));
+        assert_eq!(host_busy_from("intr 1"), None);
+        let a = HostCpu {
+            busy: 100,
+            total: 1000,
+            cpus: 2,
+        };
+        let b = HostCpu {
+            busy: 600,
+            total: 2000,
+            cpus: 2,
+        };
+        assert_eq!(busy_core_pct(a, b), Some(100.0));
+        assert_eq!(busy_core_pct(b, a), None);
+    }
 
     #[test]
     fn parses_stat_with_awkward_comm() {

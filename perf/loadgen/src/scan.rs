@@ -9,7 +9,6 @@
 use memchr::memmem::Finder;
 use std::sync::OnceLock;
 
-
 struct Finders {
     seq: Finder<'static>,
     lg: Finder<'static>,
@@ -131,11 +130,23 @@ mod tests {
         assert_eq!(
             seen,
             vec![
-                Seen { seq: Some(7), lg_ns: Some(100) },
-                Seen { seq: Some(8), lg_ns: None },
-                Seen { seq: Some(9), lg_ns: Some(300) },
+                Seen {
+                    seq: Some(7),
+                    lg_ns: Some(100)
+                },
+                Seen {
+                    seq: Some(8),
+                    lg_ns: None
+                },
+                Seen {
+                    seq: Some(9),
+                    lg_ns: Some(300)
+                },
             ]
         );
-        assert_eq!(scan_batch(br#"{"type":"trace_batch","events":[]}"#, |_| ()), 0);
+        assert_eq!(
+            scan_batch(br#"{"type":"trace_batch","events":[]}"#, |_| ()),
+            0
+        );
     }
 }

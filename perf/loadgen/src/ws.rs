@@ -192,7 +192,11 @@ mod tests {
             let f = server_frame(true, OP_TEXT, &payload);
             for cut in [0, 1, f.len().saturating_sub(1)] {
                 if cut < f.len() {
-                    assert_eq!(parse_frame(&f[..cut]), Parse::Partial, "size {size} cut {cut}");
+                    assert_eq!(
+                        parse_frame(&f[..cut]),
+                        Parse::Partial,
+                        "size {size} cut {cut}"
+                    );
                 }
             }
             let mut with_tail = f.clone();
@@ -264,6 +268,9 @@ mod tests {
             Handshake::Failed(m) if m.contains("503")
         ));
         let wrong = b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: nope\r\n\r\n";
-        assert!(matches!(parse_handshake_response(wrong), Handshake::Failed(_)));
+        assert!(matches!(
+            parse_handshake_response(wrong),
+            Handshake::Failed(_)
+        ));
     }
 }
