@@ -11,6 +11,8 @@
 #   MAX_OUTSTANDING=100000     flat: closed-loop bound on undelivered deliveries
 #   TRACECAST_CMD              server command; {PORT} and {CONFIG} are substituted.
 #                              default: target/release/tracecast serve --port {PORT} --ephemeral --config {CONFIG}
+#   TRACECAST_CONFIG_EXTRA     TOML appended to the generated tracecast config (top-level
+#                              keys must come before the [rate_limit] table, so use tables)
 #   NODE_CMD                   default: node perf/peers/node-ws/server.js {PORT}
 #   PORT=18080                 port the servers listen on (one at a time)
 #   SERVER_CORE=0 LOADGEN_CORE=1   taskset pinning
@@ -54,15 +56,18 @@ if [ "$(ulimit -n)" -lt 10100 ]; then
 fi
 
 # tracecast's defaults protect a public server (max_connections 1000, 1000 messages a
-# minute per connection); the benchmark needs them out of the way, as they are in Node.
-cat >"$WORK/tracecast.toml" <<'TOML'
+# minute per connection); the benchmark needs them out of the way, as they are in the
+# Node peer. Info logs per connection would also be a cost Node does not pay.
+cat >"$WORK/tracecast.toml" <<TOML
 bind = "127.0.0.1"
 max_connections = 20000
 
+[log]
+level = "warn"
+
 [rate_limit]
-window_ms = 1000
-max_messages = 1000000
-max_bytes_per_window = 1073741824
+enabled = false
+${TRACECAST_CONFIG_EXTRA:-}
 TOML
 
 USER_TRACECAST_CMD="${TRACECAST_CMD:-}"
