@@ -16,6 +16,8 @@
 #   NODE_CMD                   default: node perf/peers/node-ws/server.js {PORT}
 #   PORT=18080                 port the servers listen on (one at a time)
 #   SERVER_CORE=0 LOADGEN_CORE=1   taskset pinning
+#   NICE=-10                   run server and loadgen at this nice level (root) so other
+#                              work on a shared machine disturbs the run less; default 0
 #   RESULTS=perf/results/<scenario>-<time>.jsonl
 #   SKIP_BUILD=1               do not run cargo build / npm install
 #   LOADGEN_ARGS               extra loadgen flags, appended last
@@ -31,6 +33,7 @@ ROUNDS="${ROUNDS:-3}"
 PORT="${PORT:-18080}"
 SERVER_CORE="${SERVER_CORE:-0}"
 LOADGEN_CORE="${LOADGEN_CORE:-1}"
+NICE="${NICE:-0}"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 LOADGEN="$TARGET/release/loadgen"
 STAMP="$(date +%Y%m%d-%H%M%S)"
@@ -71,8 +74,11 @@ ${TRACECAST_CONFIG_EXTRA:-}
 TOML
 
 USER_TRACECAST_CMD="${TRACECAST_CMD:-}"
-TRACECAST_CMD="${TRACECAST_CMD:-$TARGET/release/tracecast serve --port {PORT} --ephemeral --config {CONFIG}}"
-NODE_CMD="${NODE_CMD:-node $ROOT/perf/peers/node-ws/server.js {PORT}}"
+# Defaults live in plain variables: a literal "}" inside ${VAR:-…} would end it early.
+DEFAULT_TRACECAST_CMD="$TARGET/release/tracecast serve --port {PORT} --ephemeral --config {CONFIG}"
+DEFAULT_NODE_CMD="node $ROOT/perf/peers/node-ws/server.js {PORT}"
+TRACECAST_CMD="${TRACECAST_CMD:-$DEFAULT_TRACECAST_CMD}"
+NODE_CMD="${NODE_CMD:-$DEFAULT_NODE_CMD}"
 
 if [ -z "${SKIP_BUILD:-}" ]; then
   echo "== building (release)" >&2
@@ -102,7 +108,9 @@ start_server() {
   local name="$1" cmd
   cmd="$(server_cmd "$name")"
   # exec keeps the pid we record the server's own, so /proc/PID is the server.
-  bash -c "exec taskset -c $SERVER_CORE $cmd" >"$WORK/$name.log" 2>&1 &
+  # tracecast refuses unknown TRACECAST_* variables, so this script's own stay here.
+  env -u TRACECAST_CMD -u TRACECAST_CONFIG_EXTRA \
+    bash -c "exec nice -n $NICE taskset -c $SERVER_CORE $cmd" >"$WORK/$name.log" 2>&1 &
   SERVER_PID=$!
   local deadline=$((SECONDS + 20))
   until (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do
@@ -149,7 +157,7 @@ run_one() {
   start_server "$server" || return 1
   echo "== $scenario round $round: $server (pid $SERVER_PID)" >&2
   # shellcheck disable=SC2086
-  if out="$(taskset -c "$LOADGEN_CORE" "$LOADGEN" $args --server-pid "$SERVER_PID" \
+  if out="$(nice -n "$NICE" taskset -c "$LOADGEN_CORE" "$LOADGEN" $args --server-pid "$SERVER_PID" \
       --label "$server/$scenario/r$round" ${LOADGEN_ARGS:-})"; then
     echo "$out" | jq -c --arg server "$server" --arg scenario "$scenario" --argjson round "$round" \
       '{server: $server, scenario: $scenario, round: $round} + .' >>"$RESULTS"

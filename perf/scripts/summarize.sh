@@ -25,6 +25,7 @@ jq -rs '
       cpu_ns_per_delivery: (map(.server_cpu_ns_per_delivery) | median),
       peak_rss_kb: (map(.server_peak_rss_kb) | median),
       rss_end_kb: (map(.server_rss_kb_end) | median),
+      idle_conns: (map(.ready.idle) | median),
       loadgen_saturated_runs: (map(select(.loadgen_saturated)) | length),
       contended_runs: (map(select(.contended)) | length) };
   group_by(.scenario) | map(
@@ -41,8 +42,16 @@ jq -rs '
               peak_rss_kb: ratio($by.tracecast.peak_rss_kb; $by.node.peak_rss_kb),
               rss_end_kb: ratio($by.tracecast.rss_end_kb; $by.node.rss_end_kb) }
           else null end) })
-  | .[]
-  | "== \(.scenario)",
-    (.servers | to_entries[] | "  \(.key): \(.value | tostring)"),
-    (if .tracecast_over_node then "  tracecast/node: \(.tracecast_over_node | tostring)" else empty end)
+  | . as $all
+  | ($all[]
+     | "== \(.scenario)",
+       (.servers | to_entries[] | "  \(.key): \(.value | tostring)"),
+       (if .tracecast_over_node then "  tracecast/node: \(.tracecast_over_node | tostring)" else empty end)),
+    ( ($all | map({key: .scenario, value: .servers}) | from_entries) as $s
+      | if ($s.idle and $s.start) then
+          "== memory per idle connection (idle rss_end - start rss_end) / idle connections",
+          ($s.idle | keys[] as $srv
+           | select($s.start[$srv] and $s.idle[$srv].rss_end_kb and $s.start[$srv].rss_end_kb)
+           | "  \($srv): \((($s.idle[$srv].rss_end_kb - $s.start[$srv].rss_end_kb) * 1024 / $s.idle[$srv].idle_conns) | round) bytes")
+        else empty end )
 ' "$1"
