@@ -40,8 +40,8 @@ pub fn claims(args: &TokenArgs, config: &Config, now: i64) -> Result<Claims, Cli
     if args.sub.is_empty() {
         return Err(CliError::Usage("--sub must not be empty".into()));
     }
-    let permissions =
-        Permissions::from_names(args.permissions.iter().map(String::as_str)).map_err(|p| {
+    let permissions = Permissions::from_names(args.permissions.iter().map(String::as_str))
+        .map_err(|p| {
             CliError::Usage(format!(
                 "--permissions: {p:?} is not one of {}",
                 PERMISSIONS.join(", ")
@@ -141,8 +141,8 @@ mod tests {
         config.auth.jwt_audience = "aud-1".into();
         let token = jwt::mint(secret, &claims(&args, &config, 1000).expect("claims"));
         let validation = jwt::Validation::from_config(&config.auth);
-        let got = jwt::verify(&token, &jwt::JwtKey::new(secret), &validation, 1010)
-            .expect("verifies");
+        let got =
+            jwt::verify(&token, &jwt::JwtKey::new(secret), &validation, 1010).expect("verifies");
         assert_eq!(got.sub.as_deref(), Some("ci"));
         assert_eq!(got.permissions, Permissions::PUBLISH);
         assert_eq!(got.aud, vec!["aud-1".to_owned()]);

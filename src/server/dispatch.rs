@@ -433,12 +433,8 @@ fn on_auth(
                 Job::History(h) => p.can_read(&h.session),
                 Job::Resume(r) => p.can_read(&r.session),
             });
-            let dropped: Vec<Arc<str>> = c
-                .subs
-                .iter()
-                .filter(|s| !p.can_read(s))
-                .cloned()
-                .collect();
+            let dropped: Vec<Arc<str>> =
+                c.subs.iter().filter(|s| !p.can_read(s)).cloned().collect();
             for s in &dropped {
                 ctx.hub.unsubscribe(s, id);
                 c.subs.retain(|x| x != s);
