@@ -2,20 +2,18 @@
 //!
 //! The secret comes from the configuration (file or `TRACECAST_JWT_SECRET`), never from a
 //! flag, so it does not end up in shell history or `ps`. The issuer and audience are taken
-//! from the same configuration so the token passes the server's checks as minted.
-//!
-//! INTEGRATOR: [`mint_hs256`] is a minimal local signer kept so this command works and is
-//! tested on its own; once `crate::auth::jwt::mint` exists it can replace the body.
+//! from the same configuration so the token passes the server's checks as minted. Signing
+//! goes through [`crate::auth::jwt::mint`], the same code the server verifies against, so
+//! the claim names and encoding cannot drift apart.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
 use clap::Args;
-use hmac::{KeyInit, Mac};
 
 use super::duration::parse_duration;
 use super::CliError;
+use crate::auth::{jwt, Claims, Permissions};
 use crate::config::{Config, Overrides, PERMISSIONS};
 
 #[derive(Debug, Clone, Args)]
@@ -37,54 +35,33 @@ pub struct TokenArgs {
     pub config: Option<PathBuf>,
 }
 
-/// Builds the claims object; `now` in seconds since the epoch.
-pub fn claims(args: &TokenArgs, config: &Config, now: u64) -> Result<serde_json::Value, CliError> {
+/// Builds the claims; `now` in seconds since the epoch.
+pub fn claims(args: &TokenArgs, config: &Config, now: i64) -> Result<Claims, CliError> {
     if args.sub.is_empty() {
         return Err(CliError::Usage("--sub must not be empty".into()));
     }
-    if let Some(p) = args
-        .permissions
-        .iter()
-        .find(|p| !PERMISSIONS.contains(&p.as_str()))
-    {
-        return Err(CliError::Usage(format!(
-            "--permissions: {p:?} is not one of {}",
-            PERMISSIONS.join(", ")
-        )));
-    }
+    let permissions = Permissions::from_names(args.permissions.iter().map(String::as_str))
+        .map_err(|p| {
+            CliError::Usage(format!(
+                "--permissions: {p:?} is not one of {}",
+                PERMISSIONS.join(", ")
+            ))
+        })?;
     if args.sessions.iter().any(|s| s.is_empty()) {
         return Err(CliError::Usage("--sessions: empty pattern".into()));
     }
-    let exp = now.saturating_add(args.ttl.as_secs().max(1));
-    let mut claims = serde_json::json!({
-        "sub": args.sub,
-        "iat": now,
-        "exp": exp,
-        "permissions": args.permissions,
-        "sessions": args.sessions,
-    });
-    if let Some(map) = claims.as_object_mut() {
-        if !config.auth.jwt_issuer.is_empty() {
-            map.insert("iss".into(), config.auth.jwt_issuer.clone().into());
-        }
-        if !config.auth.jwt_audience.is_empty() {
-            map.insert("aud".into(), config.auth.jwt_audience.clone().into());
-        }
-    }
-    Ok(claims)
-}
-
-/// `header.payload.signature`, HS256, base64url without padding.
-pub fn mint_hs256(secret: &[u8], claims: &serde_json::Value) -> Result<String, CliError> {
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let header = b64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let payload = b64.encode(claims.to_string());
-    let signing_input = format!("{header}.{payload}");
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret)
-        .map_err(|e| CliError::Runtime(format!("token: {e}")))?;
-    mac.update(signing_input.as_bytes());
-    let signature = b64.encode(mac.finalize().into_bytes());
-    Ok(format!("{signing_input}.{signature}"))
+    let ttl = i64::try_from(args.ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+    let opt = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    Ok(Claims {
+        sub: Some(args.sub.clone()),
+        iss: opt(&config.auth.jwt_issuer),
+        aud: opt(&config.auth.jwt_audience).into_iter().collect(),
+        exp: Some(now.saturating_add(ttl)),
+        nbf: None,
+        iat: Some(now),
+        permissions,
+        sessions: Some(args.sessions.clone()),
+    })
 }
 
 /// Runs the command: prints the token on stdout.
@@ -101,13 +78,10 @@ pub fn run(args: &TokenArgs) -> Result<(), CliError> {
     }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0);
     let claims = claims(args, &config, now)?;
-    println!(
-        "{}",
-        mint_hs256(config.auth.jwt_secret.as_bytes(), &claims)?
-    );
+    println!("{}", jwt::mint(config.auth.jwt_secret.as_bytes(), &claims));
     Ok(())
 }
 
@@ -144,12 +118,13 @@ mod tests {
         let mut config = Config::default();
         config.auth.jwt_issuer = "me".into();
         let c = claims(&args, &config, 1000).expect("claims");
-        assert_eq!(c["sub"], "ci");
-        assert_eq!(c["exp"], 8200);
-        assert_eq!(c["permissions"], serde_json::json!(["read", "publish"]));
-        assert_eq!(c["sessions"], serde_json::json!(["a-*", "b"]));
-        assert_eq!(c["iss"], "me");
-        assert!(c.get("aud").is_none());
+        assert_eq!(c.sub.as_deref(), Some("ci"));
+        assert_eq!(c.exp, Some(8200));
+        assert_eq!(c.iat, Some(1000));
+        assert_eq!(c.permissions, Permissions::READ | Permissions::PUBLISH);
+        assert_eq!(c.sessions, Some(vec!["a-*".to_owned(), "b".to_owned()]));
+        assert_eq!(c.iss.as_deref(), Some("me"));
+        assert!(c.aud.is_empty());
         let bad = parse(&["--sub", "x", "--permissions", "root"]);
         assert!(claims(&bad, &config, 0).is_err());
         assert!(T::try_parse_from(["t", "--sub", "x", "--ttl", "soon"]).is_err());
@@ -158,15 +133,19 @@ mod tests {
     }
 
     #[test]
-    fn signature_verifies() {
-        let token = mint_hs256(b"secret", &serde_json::json!({"sub":"a"})).expect("mint");
-        let parts: Vec<&str> = token.split('.').collect();
-        assert_eq!(parts.len(), 3);
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"secret").expect("key");
-        mac.update(format!("{}.{}", parts[0], parts[1]).as_bytes());
-        let sig = b64.decode(parts[2]).expect("b64");
-        assert!(mac.verify_slice(&sig).is_ok());
-        assert_eq!(b64.decode(parts[1]).expect("b64"), br#"{"sub":"a"}"#);
+    fn minted_token_verifies_with_the_servers_rules() {
+        let secret = b"a-test-secret-that-is-32-bytes!!";
+        let args = parse(&["--sub", "ci", "--permissions", "publish", "--ttl", "90s"]);
+        let mut config = Config::default();
+        config.auth.jwt_issuer = "iss-1".into();
+        config.auth.jwt_audience = "aud-1".into();
+        let token = jwt::mint(secret, &claims(&args, &config, 1000).expect("claims"));
+        let validation = jwt::Validation::from_config(&config.auth);
+        let got =
+            jwt::verify(&token, &jwt::JwtKey::new(secret), &validation, 1010).expect("verifies");
+        assert_eq!(got.sub.as_deref(), Some("ci"));
+        assert_eq!(got.permissions, Permissions::PUBLISH);
+        assert_eq!(got.aud, vec!["aud-1".to_owned()]);
+        assert_eq!(got.exp, Some(1090));
     }
 }

@@ -426,6 +426,22 @@ fn on_auth(
             if let Some(exp) = p.expires_at {
                 ctx.schedule_expiry(id, exp);
             }
+            // A refreshed credential may read less than the one it replaces: subscriptions
+            // it does not allow end here, each one announced, and so do pending history
+            // and catch-up jobs for sessions it may not read.
+            c.jobs.retain(|j| match j {
+                Job::History(h) => p.can_read(&h.session),
+                Job::Resume(r) => p.can_read(&r.session),
+            });
+            let dropped: Vec<Arc<str>> =
+                c.subs.iter().filter(|s| !p.can_read(s)).cloned().collect();
+            for s in &dropped {
+                ctx.hub.unsubscribe(s, id);
+                c.subs.retain(|x| x != s);
+                ctx.scratch.clear();
+                enc::encode_unsubscribed(&mut ctx.scratch, s, rid);
+                send_scratch(ctx, c, out);
+            }
             c.principal = Some(p);
         }
         Err(e) => {

@@ -523,3 +523,158 @@ impl Raw {
         None
     }
 }
+
+// ───────────────────────────── t-sec helpers ─────────────────────────────
+// Credentials at the upgrade, close reasons, metrics scraping, hand-made frames.
+
+/// Seconds since the Unix epoch, for `exp` / `nbf` claims.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (for `?token=`).
+pub fn pct(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A hand-made upgrade request to `path` (which may carry a query) with extra headers.
+/// Returns the status and head, and the open stream when the answer was 101.
+pub fn raw_upgrade(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, Option<Raw>) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    // The server may answer and close before reading everything (429/503 at accept).
+    let _ = stream.write_all(req.as_bytes());
+    let mut raw = Raw {
+        stream,
+        buf: Vec::new(),
+    };
+    let deadline = Instant::now() + WAIT;
+    while !raw.buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        if !raw.fill(deadline) {
+            break;
+        }
+    }
+    let Some(end) = raw.buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        panic!(
+            "no response head to the upgrade: {:?}",
+            String::from_utf8_lossy(&raw.buf)
+        );
+    };
+    let head: Vec<u8> = raw.buf.drain(..end + 4).collect();
+    let head = String::from_utf8_lossy(&head).to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    (status, head, (status == 101).then_some(raw))
+}
+
+impl Raw {
+    /// Reads server frames until a JSON text frame arrives; `None` when the socket ends.
+    pub fn next_json(&mut self) -> Option<Value> {
+        while let Some((op, p)) = self.next_frame() {
+            match op {
+                0x1 => return Some(serde_json::from_slice(&p).expect("server sent JSON")),
+                0x8 => return None,
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Skips frames until a close frame; returns its code and reason.
+    pub fn close_reason(&mut self) -> Option<(u16, String)> {
+        while let Some((op, p)) = self.next_frame() {
+            if op == 0x8 && p.len() >= 2 {
+                return Some((
+                    u16::from_be_bytes([p[0], p[1]]),
+                    String::from_utf8_lossy(&p[2..]).to_string(),
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// One masked client text frame, as bytes (to write many in one go).
+pub fn masked_text(payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x81];
+    if payload.len() < 126 {
+        f.push(0x80 | payload.len() as u8);
+    } else {
+        f.push(0x80 | 126);
+        f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    }
+    let key = [0x5a, 0x13, 0x77, 0xc4];
+    f.extend_from_slice(&key);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    f
+}
+
+impl Client {
+    /// Connects to `url` with extra request headers (credentials at the upgrade).
+    pub fn connect_with(url: &str, headers: &[(&str, &str)]) -> Client {
+        let mut req = url.into_client_request_compat();
+        for (k, v) in headers {
+            req.headers_mut().insert(
+                tungstenite::http::HeaderName::from_bytes(k.as_bytes()).expect("header name"),
+                tungstenite::http::HeaderValue::from_str(v).expect("header value"),
+            );
+        }
+        Self::connect_request(req)
+    }
+
+    /// Waits for the server's close frame; returns its code and reason.
+    pub fn recv_close_reason(&mut self) -> Option<(u16, String)> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self.ws.read() {
+                Ok(Message::Close(f)) => {
+                    return f.map(|f| (u16::from(f.code), f.reason.to_string()))
+                }
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    return None
+                }
+                Err(e) => panic!("websocket error while waiting for close: {e}"),
+            }
+            assert!(Instant::now() < deadline, "server did not close in time");
+        }
+    }
+}
+
+impl TestServer {
+    /// The value of one un-labelled sample in `/metrics` (sent with `headers`).
+    pub fn metric(&self, name: &str, headers: &[(&str, &str)]) -> f64 {
+        let (status, _, body) = self.http("GET", "/metrics", headers, b"");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let text = String::from_utf8_lossy(&body).to_string();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+    }
+}
