@@ -310,6 +310,7 @@ fn time_travel_traces_are_the_last_100_at_or_before_t_and_survive_restart() {
         );
         let after = [t0 + 17, t0 + 199, t0 + 1_000];
         let before: Vec<Value> = after.iter().map(|&t| travel(&mut c, "tt", t)).collect();
+        drop(c);
         assert!(s.terminate().success());
         (seqs, before)
     };
