@@ -120,7 +120,10 @@ impl IngestFailure {
 
 /// An acknowledgement waiting for its batch to be durable.
 pub(crate) enum Ack {
-    Ws { conn: ConnId, frame: Bytes },
+    Ws {
+        conn: ConnId,
+        frame: Bytes,
+    },
     /// `close`: the request did not keep the connection alive, so it ends after this.
     Http {
         conn: ConnId,

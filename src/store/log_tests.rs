@@ -512,7 +512,13 @@ fn byte_retention_runs_at_roll_and_remembers_what_it_deleted() {
         let session = if i % 3 == 0 { "a" } else { "b" };
         let got = append(
             &mut st,
-            vec![pending(session, i, None, "X", ",\"pad\":\"......................\"")],
+            vec![pending(
+                session,
+                i,
+                None,
+                "X",
+                ",\"pad\":\"......................\"",
+            )],
         );
         if session == "a" {
             a_seqs.extend(got.first_seq());
