@@ -389,6 +389,20 @@ fn on_subscribe(
             ctx.hub.unsubscribe(session_id, id);
             c.jobs
                 .retain(|j| !matches!(j, Job::Resume(r) if r.session == session));
+            // What retention deleted after `since` can never be caught up: say so first,
+            // so the client knows the run that follows starts later than it asked.
+            if let Some(d) = ctx.store.deleted_after(session_id, since) {
+                ctx.scratch.clear();
+                enc::encode_events_dropped(
+                    &mut ctx.scratch,
+                    session_id,
+                    d.count,
+                    d.from_seq,
+                    d.to_seq,
+                    Some("retention"),
+                );
+                send_scratch(ctx, c, out);
+            }
             c.jobs.push_back(Job::Resume(ResumeJob {
                 session,
                 after: since,

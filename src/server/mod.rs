@@ -120,8 +120,16 @@ impl IngestFailure {
 
 /// An acknowledgement waiting for its batch to be durable.
 pub(crate) enum Ack {
-    Ws { conn: ConnId, frame: Bytes },
-    Http { conn: ConnId, response: Vec<u8> },
+    Ws {
+        conn: ConnId,
+        frame: Bytes,
+    },
+    /// `close`: the request did not keep the connection alive, so it ends after this.
+    Http {
+        conn: ConnId,
+        response: Vec<u8>,
+        close: bool,
+    },
 }
 
 /// One hub delivery waiting to be queued on its connection.
@@ -1146,10 +1154,16 @@ impl Server {
                         self.after_io(conn);
                     }
                 }
-                Ack::Http { conn, response } => {
+                Ack::Http {
+                    conn,
+                    response,
+                    close,
+                } => {
                     if let Some(c) = live(&mut self.conns, conn) {
                         c.out.control(Bytes::from(response));
-                        if c.http_wait {
+                        if close {
+                            c.out.closing = true;
+                        } else if c.http_wait {
                             c.http_wait = false;
                             self.pending_reads.push(conn);
                         }

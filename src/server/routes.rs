@@ -41,7 +41,10 @@ pub(crate) fn route(req: &Request, body: &mut [u8], ctx: &mut Ctx, conn: ConnId)
             Err(r) => r,
         },
         ("/v1/events", Method::Post) => match principal(req, ctx) {
-            Ok(p) if p.can_publish() => return ingest(body, ctx, conn),
+            Ok(p) if p.can_publish() => {
+                let keep_alive = req.keep_alive() && !ctx.shutting_down;
+                return ingest(body, ctx, conn, keep_alive);
+            }
             Ok(_) => Response::error(403, "this credential may not publish"),
             Err(r) => r,
         },
@@ -176,7 +179,7 @@ fn history(req: &Request, p: &Principal, ctx: &Ctx) -> Response {
     }
 }
 
-fn ingest(body: &mut [u8], ctx: &mut Ctx, conn: ConnId) -> Routed {
+fn ingest(body: &mut [u8], ctx: &mut Ctx, conn: ConnId, keep_alive: bool) -> Routed {
     let mut buffers = std::mem::take(&mut ctx.buffers);
     let result = match crate::ingest::parse_body(body, &mut buffers) {
         Ok(values) => ctx.ingest_values(&values),
@@ -195,10 +198,18 @@ fn ingest(body: &mut [u8], ctx: &mut Ctx, conn: ConnId) -> Routed {
             write_u64(&mut b, last);
             b.push(b'}');
             let response = Response::new(202).body(JSON, b);
+            // A held answer is written after this request's turn, so it must carry the
+            // connection's fate itself: `Connection: close` is honoured only through it.
+            let held = if keep_alive {
+                response.clone()
+            } else {
+                response.clone().close()
+            };
             if ctx.ack_when_durable(
                 Ack::Http {
                     conn,
-                    response: response.to_bytes(),
+                    response: held.to_bytes(),
+                    close: !keep_alive,
                 },
                 last,
             ) {

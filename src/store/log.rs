@@ -14,7 +14,8 @@ use super::index::{Entry, SeqTimeIndex};
 use super::record::{self, DecodeError, EntryRef};
 use super::sync::{SyncDone, SyncMsg, SyncThread};
 use super::{
-    delivered_json, Appended, Pending, RetentionReport, SessionSummary, Store, StoreError,
+    delivered_json, Appended, Deleted, DeletedRuns, Pending, RetentionReport, SessionSummary,
+    Store, StoreError,
 };
 use crate::config::{FsyncPolicy, StorageConfig};
 use crate::event::{Event, EventRef};
@@ -105,6 +106,8 @@ struct Session {
     agents: HashSet<Arc<str>>,
     /// The newest events, decoded; covers positions `idx.end() - recent.len() ..`.
     recent: VecDeque<EventRef>,
+    /// What retention deleted, for `sinceSeq` resumes.
+    deleted: DeletedRuns,
 }
 
 impl Session {
@@ -115,6 +118,7 @@ impl Session {
             tt: Checkpoints::new(every),
             agents: HashSet::new(),
             recent: VecDeque::new(),
+            deleted: DeletedRuns::default(),
         }
     }
 
@@ -571,9 +575,17 @@ impl LogStore {
         self.segments.pop_front();
         self.total_bytes -= size;
         for s in self.sessions.values_mut() {
+            let (mut first, mut last, mut count) = (0, 0, 0);
             while s.idx.front().is_some_and(|l| l.seg == no) {
-                s.idx.pop_front();
+                if let Some(l) = s.idx.pop_front() {
+                    if count == 0 {
+                        first = l.seq;
+                    }
+                    last = l.seq;
+                    count += 1;
+                }
             }
+            s.deleted.record(first, last, count);
             s.tt.trim(s.idx.base());
             let keep = s.idx.len().min(s.recent.len());
             while s.recent.len() > keep {
@@ -732,6 +744,12 @@ impl Store for LogStore {
             max_ts = max_ts.max(ev.timestamp);
         }
         self.next_seq = last + 1;
+        if new_file {
+            // A roll is when the byte limit can first be exceeded; sweeping here keeps the
+            // disk within `retention_bytes` without waiting for the periodic timer. Age
+            // stays with the timer: it needs a clock, and nothing ages faster at a roll.
+            self.sweep(None);
+        }
         if let Some(seg) = self.segments.back_mut() {
             seg.events += n;
             seg.max_ts = seg.max_ts.max(max_ts);
@@ -814,6 +832,10 @@ impl Store for LogStore {
             .map(|l| l.seq)
     }
 
+    fn deleted_after(&self, session: &str, after: u64) -> Option<Deleted> {
+        self.sessions.get(session)?.deleted.after(after)
+    }
+
     fn state_at(
         &self,
         session: &str,
@@ -861,14 +883,22 @@ impl Store for LogStore {
     }
 
     fn enforce_retention(&mut self, now_ms: i64) -> RetentionReport {
-        let mut rep = RetentionReport::default();
         let cutoff = now_ms.saturating_sub(i64::try_from(self.retention_ms).unwrap_or(i64::MAX));
+        self.sweep(Some(cutoff))
+    }
+}
+
+impl LogStore {
+    /// Deletes old segments over the byte limit, or (with a `cutoff`) whose newest event
+    /// is older than it. The active segment always stays.
+    fn sweep(&mut self, cutoff: Option<i64>) -> RetentionReport {
+        let mut rep = RetentionReport::default();
         while self.segments.len() > 1 {
             let Some(oldest) = self.segments.front() else {
                 break;
             };
             let over_bytes = self.retention_bytes > 0 && self.total_bytes > self.retention_bytes;
-            let too_old = self.retention_ms > 0 && oldest.max_ts < cutoff;
+            let too_old = self.retention_ms > 0 && cutoff.is_some_and(|c| oldest.max_ts < c);
             if !(over_bytes || too_old || oldest.events == 0) {
                 break;
             }

@@ -7,7 +7,9 @@
 //! [`super::Store::first_seq`].
 
 use super::index::{Entry, SeqTimeIndex};
-use super::{delivered_json, Appended, Pending, SessionSummary, Store, StoreError};
+use super::{
+    delivered_json, Appended, Deleted, DeletedRuns, Pending, SessionSummary, Store, StoreError,
+};
 use crate::config::StorageConfig;
 use crate::event::{Event, EventRef};
 use crate::timetravel::{Checkpoints, EventFacts, SessionState};
@@ -29,6 +31,8 @@ struct Session {
     idx: SeqTimeIndex<EventRef>,
     tt: Checkpoints,
     agents: HashSet<Arc<str>>,
+    /// Evicted from the ring: reported to `sinceSeq` resumes as retention.
+    deleted: DeletedRuns,
 }
 
 impl Session {
@@ -88,6 +92,7 @@ impl Store for MemoryStore {
                     idx: SeqTimeIndex::default(),
                     tt: Checkpoints::new(every),
                     agents: HashSet::new(),
+                    deleted: DeletedRuns::default(),
                 });
             if let Some(a) = &ev.agent {
                 if !s.agents.contains(a) {
@@ -98,7 +103,9 @@ impl Store for MemoryStore {
             s.tt.push(pos, &EventFacts::of(&ev));
             s.idx.push(ev.clone());
             while s.idx.len() > self.per_session {
-                s.idx.pop_front();
+                if let Some(gone) = s.idx.pop_front() {
+                    s.deleted.record(gone.seq, gone.seq, 1);
+                }
             }
             s.tt.trim(s.idx.base());
             events.push(ev);
@@ -171,6 +178,10 @@ impl Store for MemoryStore {
             .get(session)
             .and_then(|s| s.idx.front())
             .map(|e| e.seq)
+    }
+
+    fn deleted_after(&self, session: &str, after: u64) -> Option<Deleted> {
+        self.sessions.get(session)?.deleted.after(after)
     }
 
     fn state_at(

@@ -13,6 +13,7 @@ mod sync;
 
 use crate::config::StorageConfig;
 use crate::event::EventRef;
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -26,6 +27,65 @@ pub struct RetentionReport {
     pub segments: usize,
     pub bytes: u64,
     pub events: u64,
+}
+
+/// Events of one session that retention deleted after a seq: what `events_dropped
+/// {reason:"retention"}` tells a resuming client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deleted {
+    pub count: u64,
+    pub from_seq: u64,
+    pub to_seq: u64,
+}
+
+/// Runs kept per session before the oldest two merge; bounds memory on long runs.
+const DELETED_RUNS: usize = 64;
+
+/// The seq runs retention deleted from one session, oldest first: one run per deleted
+/// segment (log) or per evicted event (memory), each `(first, last, count)`.
+///
+/// Retention always deletes a session's oldest events, so the runs are a prefix of the
+/// session. A `since` before a run's first seq counts that run exactly; a `since` inside
+/// a run cannot be resolved without the deleted seqs themselves, so that run counts at
+/// most `min(count, last - since)` — an upper bound, documented in docs/STORAGE.md.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DeletedRuns {
+    runs: VecDeque<(u64, u64, u64)>,
+}
+
+impl DeletedRuns {
+    pub(crate) fn record(&mut self, first: u64, last: u64, count: u64) {
+        if count == 0 {
+            return;
+        }
+        self.runs.push_back((first, last, count));
+        if self.runs.len() > DELETED_RUNS {
+            if let (Some((a, _, c1)), Some((_, b, c2))) =
+                (self.runs.pop_front(), self.runs.pop_front())
+            {
+                self.runs.push_front((a, b, c1 + c2));
+            }
+        }
+    }
+
+    pub(crate) fn after(&self, since: u64) -> Option<Deleted> {
+        let mut out: Option<Deleted> = None;
+        for &(first, last, count) in self.runs.iter().filter(|r| r.1 > since) {
+            let (from, n) = if first > since {
+                (first, count)
+            } else {
+                (since + 1, count.min(last - since))
+            };
+            let d = out.get_or_insert(Deleted {
+                count: 0,
+                from_seq: from,
+                to_seq: last,
+            });
+            d.count += n;
+            d.to_seq = last;
+        }
+        out
+    }
 }
 
 /// Opens the store the configuration asks for: the durable log under `data_dir` when
@@ -198,8 +258,64 @@ pub trait Store {
     fn poll_sync(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// What retention deleted of a session with `seq > after`, in this process's life
+    /// (a restart forgets it). `None` when nothing was.
+    fn deleted_after(&self, _session: &str, _after: u64) -> Option<Deleted> {
+        None
+    }
     /// Deletes whole old segments over the byte or age limit (call from a timer).
     fn enforce_retention(&mut self, _now_ms: i64) -> RetentionReport {
         RetentionReport::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Deleted, DeletedRuns, DELETED_RUNS};
+
+    #[test]
+    fn deleted_runs_answer_what_lies_after_since() {
+        let mut r = DeletedRuns::default();
+        r.record(10, 20, 5);
+        r.record(30, 40, 3);
+        r.record(50, 50, 0); // ignored
+        let d = |count, from_seq, to_seq| {
+            Some(Deleted {
+                count,
+                from_seq,
+                to_seq,
+            })
+        };
+        let cases = [
+            (0, d(8, 10, 40)),
+            (9, d(8, 10, 40)),
+            (10, d(3 + 5, 11, 40)), // inside the first run: at most 5 of it
+            (18, d(2 + 3, 19, 40)), // bounded by the seqs left in the run
+            (20, d(3, 30, 40)),
+            (35, d(3, 36, 40)),
+            (40, None),
+            (99, None),
+        ];
+        for (since, want) in cases {
+            assert_eq!(r.after(since), want, "since {since}");
+        }
+    }
+
+    #[test]
+    fn deleted_runs_stay_bounded_and_keep_the_total() {
+        let mut r = DeletedRuns::default();
+        for s in 1..=1000u64 {
+            r.record(s, s, 1);
+        }
+        assert!(r.runs.len() <= DELETED_RUNS);
+        assert_eq!(
+            r.after(0),
+            Some(Deleted {
+                count: 1000,
+                from_seq: 1,
+                to_seq: 1000
+            })
+        );
+        assert_eq!(r.after(999).map(|d| d.count), Some(1));
     }
 }

@@ -678,3 +678,107 @@ impl TestServer {
             .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// t-store: helpers for durability, history, time-travel and resume tests.
+// ---------------------------------------------------------------------------------------
+
+/// Starts the binary on `dir` expecting it NOT to come up: waits (bounded) for it to exit
+/// and returns the status and everything it wrote to stderr.
+pub fn start_expect_exit(dir: &Path, extra_toml: &str) -> (std::process::ExitStatus, String) {
+    let config = dir.join("tracecast.toml");
+    let data = dir.join("data");
+    let toml = format!(
+        "port = 0\ndata_dir = {:?}\n{}\n",
+        data.display().to_string(),
+        extra_toml
+    );
+    std::fs::write(&config, toml).expect("write config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tracecast"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--log-format", "json"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tracecast");
+    let mut stderr = child.stderr.take().expect("stderr");
+    // Read on a thread so a server that wrongly starts cannot hang the test.
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("server kept running although it should have refused to start");
+        }
+        std::thread::sleep(Duration::from_millis(10)); // polling a process, not syncing
+    };
+    (status, reader.join().unwrap_or_default())
+}
+
+/// The segment files of a server's log, sorted by name (= by first seq).
+pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("data"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// `GET /v1/history` for a whole session (or a query suffix): the NDJSON events and the
+/// `X-Total-Count` header.
+pub fn http_history(s: &TestServer, query: &str) -> (Vec<Value>, u64) {
+    let (status, head, body) = s.http("GET", &format!("/v1/history?{query}"), &[], b"");
+    assert_eq!(
+        status,
+        200,
+        "history: {head} {}",
+        String::from_utf8_lossy(&body)
+    );
+    let total = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("x-total-count")
+                .then(|| v.trim().parse().ok())?
+        })
+        .expect("X-Total-Count header");
+    let events = String::from_utf8_lossy(&body)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("NDJSON line"))
+        .collect();
+    (events, total)
+}
+
+/// The `seq` of each event.
+pub fn seqs_of(events: &[Value]) -> Vec<u64> {
+    events
+        .iter()
+        .map(|e| e["seq"].as_u64().expect("seq"))
+        .collect()
+}
+
+/// Posts a batch over HTTP, asserts 202, returns the acknowledged seqs in order.
+pub fn post_batch(s: &TestServer, events: &[Value]) -> Vec<u64> {
+    let (st, ack) = s.post_events(&Value::Array(events.to_vec()).to_string());
+    assert_eq!(st, 202, "{ack}");
+    let (first, last) = (ack["firstSeq"].as_u64(), ack["lastSeq"].as_u64());
+    let (first, last) = (first.expect("firstSeq"), last.expect("lastSeq"));
+    assert_eq!(last + 1 - first, events.len() as u64, "{ack}");
+    (first..=last).collect()
+}
