@@ -21,8 +21,6 @@ use std::time::Instant;
 
 /// How much one read call asks for.
 const READ_CHUNK: usize = 16 * 1024;
-/// A read buffer keeps at most this capacity while idle, so a burst does not pin memory.
-const IDLE_READ_CAPACITY: usize = 64 * 1024;
 
 /// What a read pass found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,10 +150,9 @@ impl Conn {
     /// Forgets `n` processed bytes at the front of the read buffer.
     pub fn consume(&mut self, n: usize) {
         if n >= self.rbuf.len() {
-            self.rbuf.clear();
-            if self.rbuf.capacity() > IDLE_READ_CAPACITY {
-                self.rbuf = Vec::new();
-            }
+            // An idle connection holds no read buffer at all: ten thousand quiet
+            // subscribers must not pin ten thousand read chunks.
+            self.rbuf = Vec::new();
         } else if n > 0 {
             self.rbuf.drain(..n);
         }
