@@ -1170,6 +1170,17 @@ impl Server {
                 continue;
             }
             let count = d.span.count;
+            if conn.out.queue.would_congest(d.frame.len()) {
+                // Write what is queued before judging: only a client whose socket is
+                // also full is slow.
+                let before = conn.out.queue.len_bytes();
+                if let Err(e) = conn.flush() {
+                    tracing::debug!(conn = d.conn.key, error = %e, "write failed");
+                    conn.dead = true;
+                    continue;
+                }
+                self.ctx.metrics.bytes_sent += (before - conn.out.queue.len_bytes()) as u64;
+            }
             match conn.out.queue.push_events(d.frame, d.span) {
                 Admit::Queued => {
                     self.ctx.metrics.events_delivered += count;
