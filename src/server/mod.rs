@@ -561,6 +561,7 @@ impl Server {
                     closing: false,
                     listed: false,
                     close_deadline: None,
+                    peer_closed: false,
                 },
                 phase: Phase::Http,
                 last_seen: self.ctx.now,
@@ -700,8 +701,24 @@ impl Server {
             conn.last_seen = self.ctx.now;
         }
         if conn.out.closing {
-            // Draining a closing connection: input is discarded.
+            // Draining a closing connection: input is discarded, except that the peer's
+            // close frame (its answer to ours) means it is done listening.
+            if let Phase::Ws(ws) = &mut conn.phase {
+                while let Ok(Read {
+                    consumed,
+                    message: Some(msg),
+                }) = ws.reader.read(&mut conn.rbuf)
+                {
+                    if matches!(msg, crate::ws::Message::Close { .. }) {
+                        conn.out.peer_closed = true;
+                    }
+                    conn.rbuf.drain(..consumed.min(conn.rbuf.len()));
+                }
+            }
             conn.rbuf.clear();
+            if conn.out.peer_closed && conn.out.queue.is_empty() {
+                conn.dead = true;
+            }
         } else {
             self.process_input(id);
         }
@@ -1351,7 +1368,7 @@ impl Server {
                     // Everything said: half-close and let the peer finish (its close frame
                     // or EOF ends it; the close deadline bounds the wait).
                     let _ = conn.sock.shutdown(std::net::Shutdown::Write);
-                    if matches!(conn.phase, Phase::Http) {
+                    if matches!(conn.phase, Phase::Http) || conn.out.peer_closed {
                         conn.dead = true;
                     }
                 }
