@@ -45,6 +45,9 @@ pub(crate) struct Out {
     pub listed: bool,
     /// Close the socket by then even if the peer never drains its queue.
     pub close_deadline: Option<Instant>,
+    /// The peer sent its close frame: once our queue is out, nothing more is owed, and
+    /// the socket closes at once (RFC 6455 §7.1.1) instead of at the close deadline.
+    pub peer_closed: bool,
 }
 
 impl Out {

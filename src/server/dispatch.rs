@@ -54,6 +54,7 @@ pub(crate) fn on_message(
             let code = code.unwrap_or(close_code::NORMAL);
             out.control(close_frame(code, ""));
             out.closing = true;
+            out.peer_closed = true;
         }
     }
 }

@@ -569,6 +569,7 @@ impl Server {
                     closing: false,
                     listed: false,
                     close_deadline: None,
+                    peer_closed: false,
                 },
                 phase: Phase::Http,
                 last_seen: self.ctx.now,
@@ -708,8 +709,24 @@ impl Server {
             conn.last_seen = self.ctx.now;
         }
         if conn.out.closing {
-            // Draining a closing connection: input is discarded.
+            // Draining a closing connection: input is discarded, except that the peer's
+            // close frame (its answer to ours) means it is done listening.
+            if let Phase::Ws(ws) = &mut conn.phase {
+                while let Ok(Read {
+                    consumed,
+                    message: Some(msg),
+                }) = ws.reader.read(&mut conn.rbuf)
+                {
+                    if matches!(msg, crate::ws::Message::Close { .. }) {
+                        conn.out.peer_closed = true;
+                    }
+                    conn.rbuf.drain(..consumed.min(conn.rbuf.len()));
+                }
+            }
             conn.rbuf.clear();
+            if conn.out.peer_closed && conn.out.queue.is_empty() {
+                conn.dead = true;
+            }
         } else {
             self.process_input(id);
         }
@@ -1184,6 +1201,17 @@ impl Server {
                 continue;
             }
             let count = d.span.count;
+            if conn.out.queue.would_congest(d.frame.len()) {
+                // Write what is queued before judging: only a client whose socket is
+                // also full is slow.
+                let before = conn.out.queue.len_bytes();
+                if let Err(e) = conn.flush() {
+                    tracing::debug!(conn = d.conn.key, error = %e, "write failed");
+                    conn.dead = true;
+                    continue;
+                }
+                self.ctx.metrics.bytes_sent += (before - conn.out.queue.len_bytes()) as u64;
+            }
             match conn.out.queue.push_events(d.frame, d.span) {
                 Admit::Queued => {
                     self.ctx.metrics.events_delivered += count;
@@ -1354,7 +1382,7 @@ impl Server {
                     // Everything said: half-close and let the peer finish (its close frame
                     // or EOF ends it; the close deadline bounds the wait).
                     let _ = conn.sock.shutdown(std::net::Shutdown::Write);
-                    if matches!(conn.phase, Phase::Http) {
+                    if matches!(conn.phase, Phase::Http) || conn.out.peer_closed {
                         conn.dead = true;
                     }
                 }

@@ -124,6 +124,14 @@ impl WriteQueue {
         });
     }
 
+    /// True when an event frame of `len` bytes would meet the backpressure policy as
+    /// things stand: the moment to hand the kernel what is queued first, so a burst
+    /// bigger than the high water mark (one large ingest, fanned out within one loop
+    /// turn) does not drop events for a client that is keeping up.
+    pub fn would_congest(&self, len: usize) -> bool {
+        self.congested || self.bytes + len > self.high_water || self.frames.len() >= self.max_frames
+    }
+
     /// Offers an event frame; the backpressure policy decides whether it is queued.
     pub fn push_events(&mut self, bytes: Bytes, span: EventSpan) -> Admit {
         if self.congested && self.bytes < self.low_water {
