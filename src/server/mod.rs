@@ -156,6 +156,8 @@ pub(crate) struct Ctx {
     pub now_ms: i64,
     pub now: Instant,
     pub shutting_down: bool,
+    /// Connection gauges, refreshed by the loop before `/metrics` is rendered.
+    pub gauges: Gauges,
     outbox: Vec<Delivery>,
     held: VecDeque<(u64, Ack)>,
     /// Connections with history/resume jobs.
@@ -280,13 +282,12 @@ impl Ctx {
         self.timers.schedule(self.now + wait, Timer::AuthExpiry(id));
     }
 
+    /// Prometheus text; the connection gauges are taken by the loop just before.
     pub fn render_metrics(&self) -> String {
         let g = Gauges {
-            connections: 0,
-            websocket_connections: 0,
-            sessions: self.sessions.len(),
-            queue_bytes: 0,
+            sessions: self.store.sessions().len(),
             next_seq: self.store.next_seq(),
+            ..self.gauges
         };
         self.metrics.render(&g)
     }
@@ -395,6 +396,7 @@ impl Server {
             now_ms: start_ms,
             now,
             shutting_down: false,
+            gauges: Gauges::default(),
             outbox: Vec::new(),
             held: VecDeque::new(),
             job_conns: Vec::new(),
@@ -865,6 +867,18 @@ impl Server {
         let mut body = conn.rbuf[req.head_len..total].to_vec();
         conn.consume(total);
         let keep_alive = req.keep_alive() && !self.ctx.shutting_down;
+        if req.path == "/metrics" {
+            self.ctx.gauges = Gauges {
+                connections: self.conns.len(),
+                websocket_connections: self.ws_count,
+                queue_bytes: self
+                    .conns
+                    .iter()
+                    .map(|(_, c)| c.out.queue.len_bytes())
+                    .sum(),
+                ..Gauges::default()
+            };
+        }
         let routed = routes::route(&req, &mut body, &mut self.ctx, id);
         let Some(conn) = self.conns.get_mut(id.key as usize) else {
             return false;

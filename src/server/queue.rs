@@ -33,6 +33,9 @@ pub struct EventSpan {
 #[derive(Debug)]
 struct Queued {
     bytes: Bytes,
+    /// `last_seq` of the frame offered for the same session just before this one, so a
+    /// drop can tell whether it continues the previous drop range.
+    prev: Option<u64>,
     /// `None` for control frames, which are never dropped.
     events: Option<EventSpan>,
 }
@@ -73,6 +76,8 @@ pub struct WriteQueue {
     congested: bool,
     drops: Vec<EventSpan>,
     dropped_events: u64,
+    /// Per session, the `last_seq` of the latest event frame offered (kept or dropped).
+    last_offered: Vec<(Arc<str>, u64)>,
 }
 
 impl WriteQueue {
@@ -88,6 +93,7 @@ impl WriteQueue {
             congested: false,
             drops: Vec::new(),
             dropped_events: 0,
+            last_offered: Vec::new(),
         }
     }
 
@@ -120,6 +126,7 @@ impl WriteQueue {
         self.bytes += bytes.len();
         self.frames.push_back(Queued {
             bytes,
+            prev: None,
             events: None,
         });
     }
@@ -134,20 +141,32 @@ impl WriteQueue {
 
     /// Offers an event frame; the backpressure policy decides whether it is queued.
     pub fn push_events(&mut self, bytes: Bytes, span: EventSpan) -> Admit {
+        let prev = match self
+            .last_offered
+            .iter_mut()
+            .find(|(s, _)| *s == span.session)
+        {
+            Some((_, last)) => Some(std::mem::replace(last, span.last_seq)),
+            None => {
+                self.last_offered
+                    .push((span.session.clone(), span.last_seq));
+                None
+            }
+        };
         if self.congested && self.bytes < self.low_water {
             self.congested = false;
         }
         let fits =
             |q: &Self, len: usize| q.bytes + len <= q.high_water && q.frames.len() < q.max_frames;
         if !self.congested && fits(self, bytes.len()) {
-            self.enqueue(bytes, span);
+            self.enqueue(bytes, span, prev);
             return Admit::Queued;
         }
         self.congested = true;
         match self.policy {
             BackpressurePolicy::Disconnect => Admit::Disconnect,
             BackpressurePolicy::DropNewest => {
-                self.record_drop(span);
+                self.record_drop(span, prev);
                 Admit::Dropped
             }
             BackpressurePolicy::DropOldest => {
@@ -159,7 +178,7 @@ impl WriteQueue {
                         if let Some(q) = self.frames.remove(i) {
                             self.bytes -= q.bytes.len();
                             if let Some(s) = q.events {
-                                self.record_drop(s);
+                                self.record_drop(s, q.prev);
                             }
                         }
                     } else {
@@ -167,11 +186,11 @@ impl WriteQueue {
                     }
                 }
                 if fits(self, bytes.len()) || self.frames.is_empty() {
-                    self.enqueue(bytes, span);
+                    self.enqueue(bytes, span, prev);
                     Admit::Queued
                 } else {
                     // Only control frames left and still no room: the new frame goes.
-                    self.record_drop(span);
+                    self.record_drop(span, prev);
                     Admit::Dropped
                 }
             }
@@ -190,22 +209,31 @@ impl WriteQueue {
         }
     }
 
-    fn enqueue(&mut self, bytes: Bytes, span: EventSpan) {
+    fn enqueue(&mut self, bytes: Bytes, span: EventSpan, prev: Option<u64>) {
         self.bytes += bytes.len();
         self.frames.push_back(Queued {
             bytes,
+            prev,
             events: Some(span),
         });
     }
 
-    fn record_drop(&mut self, span: EventSpan) {
+    /// Records a dropped frame. It extends an unreported range only when it is that
+    /// range's direct successor among the session's frames (`prev` is the range's last
+    /// seq), so a range never spans an event the client did receive.
+    fn record_drop(&mut self, span: EventSpan, prev: Option<u64>) {
         self.dropped_events += span.count;
-        if let Some(d) = self.drops.iter_mut().find(|d| d.session == span.session) {
-            d.first_seq = d.first_seq.min(span.first_seq);
-            d.last_seq = d.last_seq.max(span.last_seq);
-            d.count += span.count;
-        } else {
-            self.drops.push(span);
+        let next = self
+            .drops
+            .iter_mut()
+            .rev()
+            .find(|d| d.session == span.session && Some(d.last_seq) == prev);
+        match next {
+            Some(d) => {
+                d.last_seq = span.last_seq;
+                d.count += span.count;
+            }
+            None => self.drops.push(span),
         }
     }
 
@@ -403,6 +431,66 @@ mod tests {
                 first_seq: 6,
                 last_seq: 8,
                 count: 3
+            }]
+        );
+    }
+
+    #[test]
+    fn drop_ranges_never_span_a_delivered_frame() {
+        let mut q = WriteQueue::new(&cfg(BackpressurePolicy::DropOldest));
+        let mut w = Trickle {
+            out: Vec::new(),
+            cap: 1000,
+            calls: 0,
+        };
+        // Frames of 40 bytes: two fit under the high water mark of 100.
+        for seq in 1..=3 {
+            q.push_events(Bytes::from(vec![b'x'; 40]), span(seq, seq));
+        }
+        // Seq 1 was evicted by seq 3. Deliver seq 2 and 3, then overflow again.
+        w.calls = 1;
+        q.flush(&mut w).unwrap();
+        for seq in 4..=6 {
+            q.push_events(Bytes::from(vec![b'x'; 40]), span(seq, seq));
+        }
+        let drops = q.take_drops().unwrap_or_default();
+        w.calls = 1;
+        q.flush(&mut w).unwrap();
+        let drops2 = q.take_drops().unwrap_or_default();
+        let all: Vec<_> = drops.into_iter().chain(drops2).collect();
+        // Seq 1 and seq 4 are missing, 2, 3, 5, 6 were delivered: two separate ranges.
+        assert_eq!(
+            all.iter()
+                .map(|d| (d.first_seq, d.last_seq, d.count))
+                .collect::<Vec<_>>(),
+            vec![(1, 1, 1), (4, 4, 1)]
+        );
+    }
+
+    #[test]
+    fn consecutive_drops_merge_into_one_range() {
+        let mut q = WriteQueue::new(&cfg(BackpressurePolicy::DropNewest));
+        q.push_events(Bytes::from(vec![0; 90]), span(1, 1));
+        for seq in 2..=5 {
+            assert_eq!(
+                q.push_events(Bytes::from(vec![0; 20]), span(seq, seq)),
+                Admit::Dropped
+            );
+        }
+        let mut w = Trickle {
+            out: Vec::new(),
+            cap: 1000,
+            calls: 1,
+        };
+        q.flush(&mut w).unwrap();
+        let drops = q.take_drops().unwrap();
+        assert_eq!(
+            drops,
+            vec![EventSpan {
+                session: "s".into(),
+                first_seq: 2,
+                last_seq: 5,
+                count: 4
             }]
         );
     }
