@@ -16,8 +16,10 @@ fn start_in_process() -> (
 ) {
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = std::thread::spawn(move || {
-        let mut config = Config::default();
-        config.port = 0;
+        let mut config = Config {
+            port: 0,
+            ..Config::default()
+        };
         config.storage.persist = false;
         let server = Server::bind(config).expect("bind");
         tx.send((server.publisher(), server.local_addr().to_string()))
