@@ -21,6 +21,8 @@
 #   RESULTS=perf/results/<scenario>-<time>.jsonl
 #   SKIP_BUILD=1               do not run cargo build / npm install
 #   LOADGEN_ARGS               extra loadgen flags, appended last
+#   URL_QUERY                  appended to the WebSocket URL (e.g. "?token=…")
+#   RATE_LIMIT_TOML            body of tracecast's [rate_limit] table (default: enabled = false)
 #
 # Needs: cargo, node + npm, taskset, jq.
 set -euo pipefail
@@ -69,7 +71,7 @@ max_connections = 20000
 level = "warn"
 
 [rate_limit]
-enabled = false
+${RATE_LIMIT_TOML:-enabled = false}
 ${TRACECAST_CONFIG_EXTRA:-}
 TOML
 
@@ -109,7 +111,7 @@ start_server() {
   cmd="$(server_cmd "$name")"
   # exec keeps the pid we record the server's own, so /proc/PID is the server.
   # tracecast refuses unknown TRACECAST_* variables, so this script's own stay here.
-  env -u TRACECAST_CMD -u TRACECAST_CONFIG_EXTRA \
+  env -u TRACECAST_CMD -u TRACECAST_CONFIG_EXTRA -u TRACECAST_TOKEN \
     bash -c "exec nice -n $NICE taskset -c $SERVER_CORE $cmd" >"$WORK/$name.log" 2>&1 &
   SERVER_PID=$!
   local deadline=$((SECONDS + 20))
@@ -141,7 +143,7 @@ stop_server() {
 }
 
 scenario_args() {
-  local url="ws://127.0.0.1:$PORT/ws"
+  local url="ws://127.0.0.1:$PORT/ws${URL_QUERY:-}"
   case "$1" in
     fixed) echo "--url $url --subscribers 1000 --sessions 10 --publishers 10 --rate 10000 --batch 10 --duration ${DURATION:-20} --warmup ${WARMUP:-5}" ;;
     flat) echo "--url $url --subscribers 1000 --sessions 10 --publishers 10 --rate 0 --batch 10 --max-outstanding ${MAX_OUTSTANDING:-100000} --duration ${DURATION:-20} --warmup ${WARMUP:-5}" ;;
