@@ -133,3 +133,71 @@ fn client_close_is_echoed_with_its_code() {
     r.frame(FIN | CLOSE, &[0x03, 0xE8], true);
     assert_eq!(r.close_code(), Some(1000));
 }
+
+/// permessage-deflate (RFC 7692) end to end: negotiated without context takeover, a large
+/// batch arrives compressed (RSV1) and inflates to the plain JSON; small control messages
+/// stay uncompressed; a compressed client message is understood.
+#[test]
+fn permessage_deflate_compresses_large_batches_and_reads_compressed_messages() {
+    use miniz_oxide::inflate::decompress_to_vec;
+    let s = TestServer::start("[storage]\npersist = false\n"); // compression_min_bytes = 1024
+    let (mut raw, head) = Raw::upgrade_head(
+        &s.addr,
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
+    );
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.contains("sec-websocket-extensions: permessage-deflate"),
+        "{head}"
+    );
+    assert!(head.contains("server_no_context_takeover"), "{head}");
+
+    // `connection` is small: sent plain.
+    let (op, hello) = raw.next_frame().expect("connection message");
+    assert_eq!(op, 0x1);
+    assert_eq!(raw.last_b0 & 0x40, 0, "small frames are not compressed");
+    assert!(String::from_utf8_lossy(&hello).contains("\"connection\""));
+
+    // A compressed client message (raw deflate, sync-flush tail removed).
+    let msg = br#"{"type":"subscribe_session","sessionId":"z-1"}"#;
+    // compress_to_vec ends the stream with a final block, which a permessage-deflate
+    // reader must accept as well as a sync-flushed one.
+    let compressed = miniz_oxide::deflate::compress_to_vec(msg, 6);
+    raw.frame(0xC1, &compressed, true); // FIN | RSV1 | text
+    let mut saw_info = false;
+    for _ in 0..2 {
+        let (_, p) = raw.next_frame().expect("reply");
+        let text = if raw.last_b0 & 0x40 != 0 {
+            let mut p = p.clone();
+            p.extend_from_slice(&[0, 0, 0xff, 0xff, 0x03, 0x00]); // + an empty final block
+            decompress_to_vec(&p).expect("inflates")
+        } else {
+            p
+        };
+        saw_info |= String::from_utf8_lossy(&text).contains("session_info");
+    }
+    assert!(saw_info, "the compressed subscribe was understood");
+
+    let body = serde_json::Value::Array(
+        (0..20)
+            .map(|i| event("z-1", "a", "TASK_START", i))
+            .collect(),
+    );
+    let (st, _) = s.post_events(&body.to_string());
+    assert_eq!(st, 202);
+    let (op, payload) = raw.next_frame().expect("batch");
+    assert_eq!(op, 0x1);
+    assert_ne!(raw.last_b0 & 0x40, 0, "a large batch is compressed");
+    let mut p = payload.clone();
+    p.extend_from_slice(&[0, 0, 0xff, 0xff, 0x03, 0x00]); // + an empty final block
+    let json = decompress_to_vec(&p).expect("inflates");
+    assert!(
+        json.len() > payload.len() * 2,
+        "compression pays: {} -> {}",
+        json.len(),
+        payload.len()
+    );
+    let v: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
+    assert_eq!(v["type"], "trace_batch");
+    assert_eq!(v["events"].as_array().unwrap().len(), 20);
+}

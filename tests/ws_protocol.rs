@@ -294,3 +294,100 @@ fn connection_limit_answers_503_before_the_upgrade() {
     c1.send(json!({"type": "heartbeat"}));
     assert!(c1.try_recv(Duration::from_secs(5)).is_some());
 }
+
+/// Rebuilds delta-encoded events the way docs/PROTOCOL.md tells a client to.
+fn undelta(events: &[Value]) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for e in events {
+        let mut full = match out.last() {
+            Some(prev) => prev.as_object().unwrap().clone(),
+            None => serde_json::Map::new(),
+        };
+        for (k, v) in e.as_object().unwrap() {
+            if k != "$removed" {
+                full.insert(k.clone(), v.clone());
+            }
+        }
+        if let Some(removed) = e.get("$removed").and_then(Value::as_array) {
+            for r in removed {
+                full.remove(r.as_str().unwrap());
+            }
+        }
+        out.push(Value::Object(full));
+    }
+    out
+}
+
+#[test]
+fn delta_batches_rebuild_to_the_same_events_as_plain_ones() {
+    let s = TestServer::start(EPHEMERAL);
+    let mut plain = s.client();
+    let mut delta = Client::connect(&format!("{}?compression=delta", s.ws_url()));
+    plain.subscribe("d-1");
+    delta.subscribe("d-1");
+    let mut evs: Vec<Value> = (0..6).map(|i| event("d-1", "a", "TASK_START", i)).collect();
+    evs[3].as_object_mut().unwrap().remove("metadata");
+    post_ok(&s, &Value::Array(evs).to_string());
+
+    let (whole, _) = plain.recv_events(6);
+    let frame = delta.recv_type("trace_batch");
+    assert_eq!(frame["compression"], "delta", "{frame}");
+    let parts = frame["events"].as_array().unwrap();
+    assert_eq!(parts.len(), 6);
+    assert!(
+        parts[1].get("sessionId").is_none(),
+        "unchanged fields are left out: {}",
+        parts[1]
+    );
+    assert!(
+        parts[3]["$removed"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("metadata")),
+        "{}",
+        parts[3]
+    );
+    assert_eq!(undelta(parts), whole);
+}
+
+#[test]
+fn binary_subprotocol_carries_batches_that_decode_to_the_stored_events() {
+    use tungstenite::client::IntoClientRequest;
+    let s = TestServer::start(EPHEMERAL);
+    let mut req = s.ws_url().into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "tracecast.bin".parse().unwrap());
+    let mut bin = Client::connect_request(req);
+    assert_eq!(
+        bin.hello["serverInfo"]["binaryProtocol"]["active"], true,
+        "{}",
+        bin.hello
+    );
+    let mut plain = s.client();
+    bin.subscribe("b-1");
+    plain.subscribe("b-1");
+    post_ok(&s, &batch("b-1", "agent-7", 0, 3));
+    let (whole, _) = plain.recv_events(3);
+
+    let deadline = std::time::Instant::now() + WAIT;
+    let frame = loop {
+        match bin.ws.read() {
+            Ok(Message::Binary(b)) => break b,
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("websocket error: {e}"),
+        }
+        assert!(std::time::Instant::now() < deadline, "no binary batch");
+    };
+    let decoded = tracecast::protocol::decode_binary_batch(&frame).expect("a valid binary batch");
+    assert_eq!(decoded.session, Some("b-1"));
+    assert_eq!(decoded.events.len(), 3);
+    for (d, w) in decoded.events.iter().zip(&whole) {
+        assert_eq!(Some(d.seq), w["seq"].as_u64());
+        assert_eq!(d.agent, Some("agent-7"));
+        let json: Value = serde_json::from_slice(d.json).unwrap();
+        assert_eq!(&json, w);
+    }
+}

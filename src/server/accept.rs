@@ -247,6 +247,7 @@ impl Server {
         let mut client = Client {
             format: upgrade.format,
             deflate: upgrade.deflate,
+            delta: req.query_param("compression").is_some_and(|c| c == "delta"),
             principal,
             subs: Vec::new(),
             agents: None,

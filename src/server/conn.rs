@@ -71,6 +71,8 @@ pub(crate) enum Job {
 pub(crate) struct Client {
     pub format: WireFormat,
     pub deflate: bool,
+    /// `?compression=delta` at the upgrade: batches carry top-level deltas.
+    pub delta: bool,
     /// `None` until authenticated (only when auth is enabled).
     pub principal: Option<Principal>,
     pub subs: Vec<Arc<str>>,

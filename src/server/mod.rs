@@ -178,7 +178,7 @@ impl Ctx {
         Audience {
             binary: c.format == WireFormat::Binary,
             deflate: c.deflate,
-            delta: false,
+            delta: c.delta,
             agents: c.agents.clone(),
         }
     }

@@ -399,21 +399,34 @@ pub fn event(session: &str, agent: &str, kind: &str, n: usize) -> Value {
 pub struct Raw {
     pub stream: TcpStream,
     pub buf: Vec<u8>,
+    /// The first header byte of the frame `next_frame` returned last (FIN, RSV bits).
+    pub last_b0: u8,
 }
 
 impl Raw {
     pub fn upgrade(addr: &str) -> Raw {
+        Self::upgrade_with(addr, "")
+    }
+
+    /// Upgrades with extra request header lines (each ending in `\r\n`); returns the
+    /// connection and the 101 response head.
+    pub fn upgrade_with(addr: &str, extra_headers: &str) -> Raw {
+        Self::upgrade_head(addr, extra_headers).0
+    }
+
+    pub fn upgrade_head(addr: &str, extra_headers: &str) -> (Raw, String) {
         let mut stream = TcpStream::connect(addr).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
         let req = format!(
-            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra_headers}\r\n"
         );
         stream.write_all(req.as_bytes()).unwrap();
         let mut raw = Raw {
             stream,
             buf: Vec::new(),
+            last_b0: 0,
         };
         let head = raw.read_until(b"\r\n\r\n");
         assert!(
@@ -421,7 +434,7 @@ impl Raw {
             "no 101: {}",
             String::from_utf8_lossy(&head)
         );
-        raw
+        (raw, String::from_utf8_lossy(&head).to_string())
     }
 
     fn fill(&mut self, deadline: Instant) -> bool {
@@ -502,6 +515,7 @@ impl Raw {
                     n => (2, n),
                 };
                 if hlen != usize::MAX && self.buf.len() >= hlen + len {
+                    self.last_b0 = self.buf[0];
                     let payload = self.buf[hlen..hlen + len].to_vec();
                     self.buf.drain(..hlen + len);
                     return Some((op, payload));
@@ -567,6 +581,7 @@ pub fn raw_upgrade(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, St
     let mut raw = Raw {
         stream,
         buf: Vec::new(),
+        last_b0: 0,
     };
     let deadline = Instant::now() + WAIT;
     while !raw.buf.windows(4).any(|w| w == b"\r\n\r\n") {
