@@ -6,6 +6,7 @@
 use super::conn::{Client, Job, Out};
 use super::history::{refs, HistoryJob, ResumeJob};
 use super::Ctx;
+use crate::event::Event;
 use crate::hub::{agent_filter, ConnId};
 use crate::limits::Decision;
 use crate::protocol::server as enc;
@@ -305,19 +306,101 @@ fn pick_session(
             return None;
         }
     };
-    if !c.principal.as_ref().is_some_and(|p| p.can_read(&session)) {
-        error(
-            ctx,
-            c,
-            out,
-            ErrorCode::Forbidden,
-            "this credential may not read that session",
-            None,
-            rid,
-        );
-        return None;
+    may_read(&session, c, out, ctx, rid).then_some(session)
+}
+
+/// Whether the client may read `session`; answers `forbidden` when not.
+fn may_read(
+    session: &str,
+    c: &mut Client,
+    out: &mut Out,
+    ctx: &mut Ctx,
+    rid: Option<&RequestId>,
+) -> bool {
+    if c.principal.as_ref().is_some_and(|p| p.can_read(session)) {
+        return true;
     }
-    Some(session)
+    error(
+        ctx,
+        c,
+        out,
+        ErrorCode::Forbidden,
+        "this credential may not read that session",
+        None,
+        rid,
+    );
+    false
+}
+
+/// One step of a paced job (one history chunk, one catch-up run). True when finished.
+pub(crate) fn step_job(
+    job: &mut Job,
+    c: &mut Client,
+    out: &mut Out,
+    ctx: &mut Ctx,
+    id: ConnId,
+) -> bool {
+    match job {
+        Job::History(h) => {
+            ctx.scratch.clear();
+            match h.step(&*ctx.store, &mut ctx.scratch) {
+                Ok(last) => {
+                    send_scratch(ctx, c, out);
+                    last
+                }
+                Err(e) => {
+                    let rid = h.request_id.clone();
+                    error(
+                        ctx,
+                        c,
+                        out,
+                        ErrorCode::HistoryError,
+                        &e.to_string(),
+                        None,
+                        rid.as_ref(),
+                    );
+                    true
+                }
+            }
+        }
+        Job::Resume(r) => match r.step(&*ctx.store) {
+            Ok(Some(events)) => {
+                let audience = ctx.audience(c);
+                let chosen: Vec<&Event> = events
+                    .iter()
+                    .map(|e| &**e)
+                    .filter(|e| audience.admits(e))
+                    .collect();
+                if !chosen.is_empty() {
+                    let frame = ctx
+                        .encoder
+                        .encode(&audience, &r.session, &chosen, ctx.now_ms);
+                    out.control(frame);
+                    ctx.metrics.events_delivered += chosen.len() as u64;
+                }
+                false
+            }
+            Ok(None) => {
+                // Caught up, and the hub has nothing pending (the loop runs jobs right
+                // after the turn's flush): join live with no gap and no repeat.
+                let audience = ctx.audience(c);
+                ctx.hub.subscribe(&r.session, id, audience);
+                true
+            }
+            Err(e) => {
+                error(
+                    ctx,
+                    c,
+                    out,
+                    ErrorCode::HistoryError,
+                    &e.to_string(),
+                    None,
+                    None,
+                );
+                true
+            }
+        },
+    }
 }
 
 fn on_subscribe(
@@ -329,16 +412,7 @@ fn on_subscribe(
     id: ConnId,
     rid: Option<&RequestId>,
 ) {
-    if !c.principal.as_ref().is_some_and(|p| p.can_read(session_id)) {
-        error(
-            ctx,
-            c,
-            out,
-            ErrorCode::Forbidden,
-            "this credential may not read that session",
-            None,
-            rid,
-        );
+    if !may_read(session_id, c, out, ctx, rid) {
         return;
     }
     if session_id.is_empty() || session_id.len() > 256 {

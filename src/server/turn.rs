@@ -5,7 +5,7 @@
 //! flushed once, and connections that died are removed — in that order, so a resumed
 //! client joins the live stream only after the turn's batches went out.
 
-use super::conn::{Job, Phase};
+use super::conn::Phase;
 use super::queue::Admit;
 use super::timer::Timer;
 use super::*;
@@ -140,75 +140,13 @@ impl Server {
             }
             if conn.out.queue.below_low_water() {
                 if let Some(mut job) = ws.client.jobs.pop_front() {
-                    let done = match &mut job {
-                        Job::History(h) => {
-                            self.ctx.scratch.clear();
-                            match h.step(&*self.ctx.store, &mut self.ctx.scratch) {
-                                Ok(last) => {
-                                    dispatch::send_scratch(
-                                        &mut self.ctx,
-                                        &mut ws.client,
-                                        &mut conn.out,
-                                    );
-                                    last
-                                }
-                                Err(e) => {
-                                    let rid = h.request_id.clone();
-                                    dispatch::error(
-                                        &mut self.ctx,
-                                        &mut ws.client,
-                                        &mut conn.out,
-                                        ErrorCode::HistoryError,
-                                        &e.to_string(),
-                                        None,
-                                        rid.as_ref(),
-                                    );
-                                    true
-                                }
-                            }
-                        }
-                        Job::Resume(r) => match r.step(&*self.ctx.store) {
-                            Ok(Some(events)) => {
-                                let audience = self.ctx.audience(&ws.client);
-                                let chosen: Vec<&crate::event::Event> = events
-                                    .iter()
-                                    .map(|e| &**e)
-                                    .filter(|e| audience.admits(e))
-                                    .collect();
-                                if !chosen.is_empty() {
-                                    let frame = self.ctx.encoder.encode(
-                                        &audience,
-                                        &r.session,
-                                        &chosen,
-                                        self.ctx.now_ms,
-                                    );
-                                    conn.out.control(frame);
-                                    self.ctx.metrics.events_delivered += chosen.len() as u64;
-                                }
-                                false
-                            }
-                            Ok(None) => {
-                                // Caught up, and the hub has nothing pending (it was
-                                // flushed this turn): join live with no gap and no repeat.
-                                let audience = self.ctx.audience(&ws.client);
-                                self.ctx.hub.subscribe(&r.session, id, audience);
-                                true
-                            }
-                            Err(e) => {
-                                dispatch::error(
-                                    &mut self.ctx,
-                                    &mut ws.client,
-                                    &mut conn.out,
-                                    ErrorCode::HistoryError,
-                                    &e.to_string(),
-                                    None,
-                                    None,
-                                );
-                                true
-                            }
-                        },
-                    };
-                    if !done {
+                    if !dispatch::step_job(
+                        &mut job,
+                        &mut ws.client,
+                        &mut conn.out,
+                        &mut self.ctx,
+                        id,
+                    ) {
                         ws.client.jobs.push_front(job);
                     }
                 }
