@@ -146,6 +146,9 @@ fn a_bad_item_rejects_the_whole_batch_naming_index_and_field() {
         .split(|c: char| !c.is_ascii_alphanumeric())
         .any(|w| w == "2");
     assert!(names_index && msg.contains("sessionId"), "{msg}");
+    assert_eq!(err["error"]["code"], "invalid_request", "{err}");
+    assert_eq!(err["error"]["index"], 2, "{err}");
+    assert_eq!(err["error"]["field"], "sessionId", "{err}");
 
     // Nothing of the refused batch was stored or delivered, and no seq was spent on it.
     assert_eq!(session(&sessions(&s), "b").unwrap()["eventCount"], 1);
@@ -266,4 +269,39 @@ fn publish_cli_stores_piped_ndjson() {
     let total: u64 = acks.iter().map(|a| a["accepted"].as_u64().unwrap()).sum();
     assert_eq!(total, 10, "{out}");
     assert_eq!(session(&sessions(&s), "cli").unwrap()["eventCount"], 10);
+}
+
+/// A chunked request body (what streaming HTTP clients send) is decoded and ingested; one
+/// that grows past max_message_size is refused with 413.
+#[test]
+fn chunked_post_is_accepted_and_an_oversized_one_is_413() {
+    use std::io::{Read, Write};
+    let s = TestServer::start(
+        "max_message_size = 8192\nmax_event_bytes = 4096\n[storage]\npersist = false\n",
+    );
+    let send = |chunks: &[&[u8]]| {
+        let mut st = std::net::TcpStream::connect(&s.addr).unwrap();
+        st.set_read_timeout(Some(WAIT)).unwrap();
+        let mut req = b"POST /v1/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for c in chunks {
+            req.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+            req.extend_from_slice(c);
+            req.extend_from_slice(b"\r\n");
+        }
+        req.extend_from_slice(b"0\r\n\r\n");
+        let _ = st.write_all(&req);
+        let mut resp = Vec::new();
+        let _ = st.read_to_end(&mut resp);
+        parse_response(&resp)
+    };
+    let line = |i: usize| format!("{}\n", event("ch-1", "a", "TASK_START", i));
+    let (a, b) = (line(1), line(2));
+    let (status, _, body) = send(&[a.as_bytes(), b.as_bytes()]);
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    let ack: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(ack["accepted"], 2);
+
+    let big = vec![b' '; 5000];
+    let (status, _, _) = send(&[a.as_bytes(), &big, &big]);
+    assert_eq!(status, 413);
 }

@@ -8,7 +8,7 @@ use super::conn::{Client, Conn, Out, Phase, WsState};
 use super::timer::Timer;
 use super::*;
 use crate::auth::Principal;
-use crate::http::{parse_head, Response, Status};
+use crate::http::{parse_head, ChunkedDecoder, ChunkedStatus, Response, Status};
 use crate::limits::RateLimiter;
 use crate::metrics::Gauges;
 use crate::protocol::server as enc;
@@ -124,33 +124,38 @@ impl Server {
             self.upgrade(id, req);
             return true;
         }
-        // The body: Content-Length only (chunked bodies are refused with 411).
+        // The body: by Content-Length, or chunked (decoded from the start of the body on
+        // each pass until complete; bounded by max_message_size).
         let max = self.ctx.config.max_message_size;
-        if req.chunked {
-            conn.out.control(Bytes::from(
-                Response::error(411, "send a Content-Length body (chunked is not accepted)")
-                    .close()
-                    .to_bytes(),
-            ));
+        let refuse = |conn: &mut Conn, r: Response| {
+            conn.out.control(Bytes::from(r.close().to_bytes()));
             conn.out.closing = true;
-            return false;
-        }
-        let len = req.content_length.unwrap_or(0);
-        if len > max {
-            let r = Response::error(
-                413,
-                &format!("body of {len} bytes exceeds max_message_size ({max})"),
-            )
-            .close();
-            conn.out.control(Bytes::from(r.to_bytes()));
-            conn.out.closing = true;
-            return false;
-        }
-        let total = req.head_len + len;
-        if conn.rbuf.len() < total {
-            return false;
-        }
-        let mut body = conn.rbuf[req.head_len..total].to_vec();
+        };
+        let rest = conn.rbuf.get(req.head_len..).unwrap_or_default();
+        let (mut body, total) = if req.chunked {
+            let mut decoder = ChunkedDecoder::new(max);
+            match decoder.feed(rest) {
+                Ok(ChunkedStatus::Complete { consumed }) => {
+                    (decoder.take_body(), req.head_len + consumed)
+                }
+                Ok(ChunkedStatus::Partial) => return false,
+                Err(e) => {
+                    refuse(conn, e.to_response());
+                    return false;
+                }
+            }
+        } else {
+            let len = req.content_length.unwrap_or(0);
+            if len > max {
+                let msg = format!("body of {len} bytes exceeds max_message_size ({max})");
+                refuse(conn, Response::error(413, &msg));
+                return false;
+            }
+            if rest.len() < len {
+                return false;
+            }
+            (rest[..len].to_vec(), req.head_len + len)
+        };
         conn.consume(total);
         let keep_alive = req.keep_alive() && !self.ctx.shutting_down;
         if req.path == "/metrics" {

@@ -218,7 +218,20 @@ fn ingest(body: &mut [u8], ctx: &mut Ctx, conn: ConnId, keep_alive: bool) -> Rou
                 Routed::Respond(response)
             }
         }
-        Err(IngestFailure::Invalid(e)) => Routed::Respond(Response::error(400, &e.to_string())),
+        Err(IngestFailure::Invalid(e)) => {
+            // The protocol's error shape, plus where the batch went wrong.
+            let mut b = Vec::with_capacity(128);
+            b.extend_from_slice(b"{\"error\":{\"code\":\"invalid_request\",\"message\":");
+            write_json_str(&mut b, &e.to_string());
+            b.extend_from_slice(b",\"index\":");
+            write_u64(&mut b, e.index as u64);
+            if let Some(field) = e.field {
+                b.extend_from_slice(b",\"field\":");
+                write_json_str(&mut b, field);
+            }
+            b.extend_from_slice(b"}}");
+            Routed::Respond(Response::new(400).body(JSON, b))
+        }
         Err(IngestFailure::Store(e)) => {
             Routed::Respond(Response::error(500, &format!("storage error: {e}")))
         }
