@@ -1165,6 +1165,35 @@ impl Config {
                 return fail(key, "must be at least 1 (got 0)".into());
             }
         }
+        // Timers are added to the clock and sizes to buffer lengths: absurd values must
+        // stop start-up here rather than overflow later.
+        const YEAR_MS: u64 = 365 * 24 * 3600 * 1000;
+        let durations: [(&str, u64); 6] = [
+            ("heartbeat_interval_ms", self.heartbeat_interval_ms),
+            ("stale_timeout_ms", self.stale_timeout_ms()),
+            ("batch_timeout_ms", self.batch_timeout_ms),
+            ("auth.auth_timeout_ms", self.auth.auth_timeout_ms),
+            ("rate_limit.window_ms", self.rate_limit.window_ms),
+            ("storage.fsync_interval_ms", self.storage.fsync_interval_ms),
+        ];
+        for (key, value) in durations {
+            if value > YEAR_MS {
+                return fail(
+                    key,
+                    format!("must be at most {YEAR_MS} (one year), got {value}"),
+                );
+            }
+        }
+        const GIB: u64 = 1 << 30;
+        if self.max_message_size as u64 > GIB {
+            return fail(
+                "max_message_size",
+                format!(
+                    "must be at most {GIB} (1 GiB), got {}",
+                    self.max_message_size
+                ),
+            );
+        }
         if self.rate_limit.enabled {
             for (key, value) in [
                 ("rate_limit.max_messages", self.rate_limit.max_messages),
@@ -1584,6 +1613,8 @@ mod tests {
             ("max_event_bytes = 2000000\n", &[], "config: invalid max_event_bytes"),
             ("heartbeat_interval_ms = 0\n", &[], "config: invalid heartbeat_interval_ms"),
             ("stale_timeout_ms = 10\n", &[], "config: invalid stale_timeout_ms"),
+            ("heartbeat_interval_ms = 99999999999999\n", &[], "config: invalid heartbeat_interval_ms"),
+            ("max_message_size = 99999999999\n", &[], "config: invalid max_message_size"),
             ("[storage]\nsegment_bytes = 1000\n", &[], "config: invalid storage.segment_bytes"),
             ("[rate_limit]\nwindow_ms = 0\n", &[], "config: invalid rate_limit.window_ms"),
             ("[auth]\nenabled = true\n", &[], "config: invalid auth.enabled"),
