@@ -312,6 +312,8 @@ pub struct Checkpoints {
     live: SessionState,
     live_pos: u64,
     live_max_ts: i64,
+    /// Where the fold started (0, or where [`Checkpoints::restart_at`] put it).
+    origin: u64,
     list: VecDeque<Checkpoint>,
     scratch: Vec<u8>,
 }
@@ -323,6 +325,7 @@ impl Checkpoints {
             live: SessionState::default(),
             live_pos: 0,
             live_max_ts: i64::MIN,
+            origin: 0,
             list: VecDeque::new(),
             scratch: Vec::new(),
         }
@@ -338,7 +341,7 @@ impl Checkpoints {
         self.live.apply_facts(e, &mut self.scratch);
         self.live_pos += 1;
         self.live_max_ts = self.live_max_ts.max(e.timestamp);
-        let last = self.list.back().map_or(0, |c| c.pos);
+        let last = self.list.back().map_or(self.origin, |c| c.pos);
         let gap = self.every.max(4 * self.live.size() as u64);
         if self.live_pos - last >= gap {
             self.list.push_back(Checkpoint {
@@ -360,6 +363,22 @@ impl Checkpoints {
             Some(c) if c.pos >= min_pos => (c.state.clone(), c.pos),
             _ => (SessionState::default(), min_pos),
         }
+    }
+
+    /// The position of the next event the live fold expects: everything before it has
+    /// been folded. A store that folds lazily catches up from here.
+    pub fn live_pos(&self) -> u64 {
+        self.live_pos
+    }
+
+    /// Starts the fold afresh at `pos` with an empty state and no snapshots: used when
+    /// the events between the fold and `pos` were deleted before it got to them.
+    pub fn restart_at(&mut self, pos: u64) {
+        self.live = SessionState::default();
+        self.live_pos = pos;
+        self.live_max_ts = i64::MIN;
+        self.origin = pos;
+        self.list.clear();
     }
 
     /// Forgets snapshots before `min_pos` (their tail events were deleted).
