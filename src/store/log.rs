@@ -841,12 +841,18 @@ impl Store for LogStore {
         if let Some(seg) = self.segments.back_mut() {
             seg.events += n;
             seg.max_ts = seg.max_ts.max(max_ts);
-            let file = seg.file.clone();
-            let _ = self.sync.tx.send(SyncMsg::Written {
-                file,
-                seq: last,
-                new_file,
-            });
+            // The fsync thread learns of a new file by message, of every write by the
+            // shared seq alone: no channel send (and no wake-up) per append. The message
+            // goes first: the thread reads the seq before draining its queue, so a seq of
+            // a new file is never seen without that file.
+            if new_file {
+                let _ = self.sync.tx.send(SyncMsg::Written {
+                    file: seg.file.clone(),
+                    seq: last,
+                    new_file,
+                });
+            }
+            self.sync.note_written(last);
             if self.policy == FsyncPolicy::Always {
                 let _ = self.sync.tx.send(SyncMsg::SyncNow);
             }
