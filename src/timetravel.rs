@@ -26,6 +26,7 @@
 
 use crate::event::Event;
 use simd_json::prelude::*;
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -83,12 +84,20 @@ impl<'a> EventFacts<'a> {
 
 /// What a `TASK_*` / `STATE_CHANGE` event says beyond its header.
 #[derive(Default)]
-struct Probe {
-    task_id: Option<String>,
-    state: Option<String>,
+struct Probe<'a> {
+    task_id: Option<Cow<'a, str>>,
+    state: Option<Cow<'a, str>>,
 }
 
-fn probe(json: &[u8], scratch: &mut Vec<u8>) -> Probe {
+/// Reads `data.taskId` / `traceId` / `data.state` from an event's JSON. The fast path
+/// walks the bytes once without building a tree; anything it does not handle plainly
+/// (escapes in the strings it needs, a repeated key, a non-integer number, unexpected
+/// structure) is left to the full parser, which stays the reference.
+fn probe<'a>(json: &'a [u8], scratch: &mut Vec<u8>) -> Probe<'a> {
+    fast_probe(json).unwrap_or_else(|| slow_probe(json, scratch))
+}
+
+fn slow_probe(json: &[u8], scratch: &mut Vec<u8>) -> Probe<'static> {
     scratch.clear();
     scratch.extend_from_slice(json);
     let mut out = Probe::default();
@@ -108,12 +117,217 @@ fn probe(json: &[u8], scratch: &mut Vec<u8>) -> Probe {
     out.task_id = data
         .and_then(|d| d.get("taskId"))
         .and_then(as_id)
-        .or_else(|| v.get("traceId").and_then(as_id));
+        .or_else(|| v.get("traceId").and_then(as_id))
+        .map(Cow::Owned);
     out.state = data
         .and_then(|d| d.get("state"))
         .and_then(|s| s.as_str())
-        .map(str::to_owned);
+        .map(|s| Cow::Owned(s.to_owned()));
     out
+}
+
+/// A value the fast probe may need: a plain string, a plain integer, or something else.
+enum Scalar<'a> {
+    Str(&'a str),
+    Int(&'a str),
+    Other,
+}
+
+/// A cursor over JSON bytes for [`fast_probe`]; every method returns `None` when the
+/// input is not what the fast path handles.
+struct Cursor<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&mut self) -> Option<u8> {
+        while let Some(&c) = self.b.get(self.at) {
+            if !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+                return Some(c);
+            }
+            self.at += 1;
+        }
+        None
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.peek()? == c).then(|| self.at += 1)
+    }
+
+    /// A string without escapes (the opening quote is next).
+    fn plain_str(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let rest = self.b.get(self.at..)?;
+        let n = rest.iter().position(|&c| c == b'"' || c == b'\\')?;
+        if rest.get(n) != Some(&b'"') {
+            return None;
+        }
+        let s = std::str::from_utf8(rest.get(..n)?).ok()?;
+        self.at += n + 1;
+        Some(s)
+    }
+
+    /// Skips any string (escapes allowed).
+    fn skip_str(&mut self) -> Option<()> {
+        self.eat(b'"')?;
+        loop {
+            match *self.b.get(self.at)? {
+                b'"' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                b'\\' => self.at += 2,
+                _ => self.at += 1,
+            }
+        }
+    }
+
+    /// Skips any value.
+    fn skip_value(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.skip_str(),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match self.peek()? {
+                        b'"' => self.skip_str()?,
+                        b'{' | b'[' => {
+                            depth += 1;
+                            self.at += 1;
+                        }
+                        b'}' | b']' => {
+                            depth -= 1;
+                            self.at += 1;
+                            if depth == 0 {
+                                return Some(());
+                            }
+                        }
+                        _ => self.at += 1,
+                    }
+                }
+            }
+            _ => {
+                let rest = self.b.get(self.at..)?;
+                let n = rest
+                    .iter()
+                    .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))?;
+                (n > 0).then(|| self.at += n)
+            }
+        }
+    }
+
+    /// A value that may be an id or a state; `None` only when the fast path must give up.
+    fn scalar(&mut self) -> Option<Scalar<'a>> {
+        match self.peek()? {
+            b'"' => {
+                let s = self.plain_str()?;
+                Some(Scalar::Str(s))
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = self.at;
+                self.skip_value()?;
+                let t = std::str::from_utf8(self.b.get(start..self.at)?).ok()?;
+                let digits = t.strip_prefix('-').unwrap_or(t);
+                // Only canonical integers the full parser would print back identically.
+                let canonical = !digits.is_empty()
+                    && digits.len() <= 18
+                    && digits.bytes().all(|c| c.is_ascii_digit())
+                    && (digits == "0" || !digits.starts_with('0'))
+                    && t != "-0";
+                canonical.then_some(Scalar::Int(t))
+            }
+            _ => {
+                self.skip_value()?;
+                Some(Scalar::Other)
+            }
+        }
+    }
+
+    /// Walks an object, calling `f(key, cursor)` with the cursor on each value; `f`
+    /// consumes the value. Keys with escapes end the fast path.
+    fn object(
+        &mut self,
+        mut f: impl FnMut(&'a str, &mut Self) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(b'{')?;
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            let key = self.plain_str()?;
+            self.eat(b':')?;
+            f(key, self)?;
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+fn as_id(s: Scalar<'_>) -> Option<&str> {
+    match s {
+        Scalar::Str(x) | Scalar::Int(x) => Some(x),
+        Scalar::Other => None,
+    }
+}
+
+fn fast_probe(json: &[u8]) -> Option<Probe<'_>> {
+    let mut c = Cursor { b: json, at: 0 };
+    let (mut data_seen, mut trace_seen) = (false, false);
+    let mut trace: Option<&str> = None;
+    let (mut task, mut state): (Option<&str>, Option<&str>) = (None, None);
+    c.object(|key, c| match key {
+        "data" => {
+            if std::mem::replace(&mut data_seen, true) {
+                return None;
+            }
+            if c.peek()? != b'{' {
+                return c.skip_value();
+            }
+            let (mut task_seen, mut state_seen) = (false, false);
+            c.object(|k, c| match k {
+                "taskId" => {
+                    if std::mem::replace(&mut task_seen, true) {
+                        return None;
+                    }
+                    task = as_id(c.scalar()?);
+                    Some(())
+                }
+                "state" => {
+                    if std::mem::replace(&mut state_seen, true) {
+                        return None;
+                    }
+                    if let Scalar::Str(s) = c.scalar()? {
+                        state = Some(s);
+                    }
+                    Some(())
+                }
+                _ => c.skip_value(),
+            })
+        }
+        "traceId" => {
+            if std::mem::replace(&mut trace_seen, true) {
+                return None;
+            }
+            trace = as_id(c.scalar()?);
+            Some(())
+        }
+        _ => c.skip_value(),
+    })?;
+    if c.peek().is_some() {
+        return None;
+    }
+    Some(Probe {
+        task_id: task.or(trace).map(Cow::Borrowed),
+        state: state.map(Cow::Borrowed),
+    })
 }
 
 impl SessionState {
@@ -178,8 +392,10 @@ impl SessionState {
                         a.destroyed_at = Some(e.timestamp);
                     }
                     "STATE_CHANGE" => {
-                        if let Some(s) = &p.state {
-                            a.status = Arc::from(s.as_str());
+                        if let Some(s) = p.state.as_deref() {
+                            if &*a.status != s {
+                                a.status = Arc::from(s);
+                            }
                         }
                     }
                     _ => {}
@@ -194,15 +410,19 @@ impl SessionState {
             _ => return,
         };
         let Some(task_id) = p.task_id else { return };
-        let t = self
-            .tasks
-            .entry(Arc::from(task_id))
-            .or_insert_with(|| TaskState {
-                status,
-                agent_id: None,
-                started_at: e.timestamp,
-                ended_at: None,
-            });
+        // Look up before allocating a key: most task events name a known task.
+        let t = match self.tasks.get_mut(&*task_id) {
+            Some(t) => t,
+            None => self
+                .tasks
+                .entry(Arc::from(&*task_id))
+                .or_insert_with(|| TaskState {
+                    status,
+                    agent_id: None,
+                    started_at: e.timestamp,
+                    ended_at: None,
+                }),
+        };
         t.status = status;
         if t.agent_id.is_none() {
             t.agent_id = agent_key;
@@ -432,6 +652,49 @@ mod tests {
         let mut out = Vec::new();
         s.to_json(&mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+
+    #[test]
+    fn fast_probe_agrees_with_the_full_parser() {
+        let cases: &[&str] = &[
+            r#"{"seq":1,"type":"TASK_START","data":{"taskId":"t1"}}"#,
+            r#"{"seq":1,"data":{"taskId":7},"traceId":"x"}"#,
+            r#"{"seq":1,"data":{"taskId":-7}}"#,
+            r#"{"seq":1,"data":{"taskId":7.5},"traceId":"x"}"#,
+            r#"{"seq":1,"data":{"taskId":1e3},"traceId":"x"}"#,
+            r#"{"seq":1,"data":{"taskId":-0},"traceId":"x"}"#,
+            r#"{"seq":1,"data":{"taskId":123456789012345678901234},"traceId":"x"}"#,
+            r#"{"seq":1,"data":{"taskId":true},"traceId":"x"}"#,
+            r#"{"seq":1,"data":{"taskId":null},"traceId":7}"#,
+            r#"{"seq":1,"data":{"taskId":{"a":1}},"traceId":"tr"}"#,
+            r#"{"seq":1,"data":{"taskId":"t\"q"}}"#,
+            r#"{"seq":1,"data":{"taskId":"t\u0041"}}"#,
+            r#"{"seq":1,"data":{"task\u0049d":"t1"}}"#,
+            r#"{"seq":1,"data":{"taskId":"a","taskId":"b"}}"#,
+            r#"{"seq":1,"traceId":"a","traceId":"b"}"#,
+            r#"{"seq":1,"data":"str","traceId":"tr"}"#,
+            r#"{"seq":1,"data":[1,{"taskId":"no"}],"traceId":"tr"}"#,
+            r#"{"seq":1,"x":{"data":{"taskId":"no"}},"y":[[],{}],"z":"}\"{"}"#,
+            r#" { "seq" : 1 , "data" : { "state" : "idle" , "n" : [ 1 , 2 ] } } "#,
+            r#"{"seq":1,"data":{"state":5}}"#,
+            r#"{"seq":1,"data":{"state":"é✓"}}"#,
+            r#"{"seq":1,"data":{}}"#,
+            r#"{}"#,
+            r#"{"seq":1,"data":{"taskId":"t1"}} trailing"#,
+            r#"{"seq":1,"data":{"taskId":"t1""#,
+            r#"not json"#,
+            "",
+        ];
+        let mut scratch = Vec::new();
+        for c in cases {
+            let fast = probe(c.as_bytes(), &mut scratch);
+            let slow = slow_probe(c.as_bytes(), &mut scratch);
+            assert_eq!(fast.task_id.as_deref(), slow.task_id.as_deref(), "task in {c}");
+            assert_eq!(fast.state.as_deref(), slow.state.as_deref(), "state in {c}");
+        }
+        for plain in [0, 1, 2, 18, 19, 20, 21] {
+            assert!(fast_probe(cases[plain].as_bytes()).is_some(), "{}", cases[plain]);
+        }
     }
 
     #[test]

@@ -122,11 +122,14 @@ pub(crate) fn delivered_json(seq: u64, tail: &[u8]) -> Vec<u8> {
         }
     }
     let digits = digits.get(i..).unwrap_or_default();
-    let mut out = Vec::with_capacity(tail.len() + digits.len() + 9);
+    // An empty remainder (`}`) must not get a dangling comma.
+    let comma = tail.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'}');
+    // Exact capacity: `Bytes::from(Vec)` reuses the allocation as is only when it is full;
+    // a spare byte would cost a second allocation per event.
+    let mut out = Vec::with_capacity(7 + digits.len() + usize::from(comma) + tail.len());
     out.extend_from_slice(b"{\"seq\":");
     out.extend_from_slice(digits);
-    // An empty remainder (`}`) must not get a dangling comma.
-    if tail.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'}') {
+    if comma {
         out.push(b',');
     }
     out.extend_from_slice(tail);
@@ -320,6 +323,7 @@ mod tests {
         for seq in [0u64, 7, 10, 99, 1_000_001, u64::MAX] {
             let got = super::delivered_json(seq, b"\"a\":1}");
             assert_eq!(got, format!("{{\"seq\":{seq},\"a\":1}}").into_bytes());
+            assert_eq!(got.len(), got.capacity());
         }
     }
 
