@@ -77,8 +77,10 @@ pub struct RecoveryReport {
     pub elapsed_ms: u64,
 }
 
-/// Where an event lives: 32 bytes per indexed event.
+/// Where an event lives: 28 bytes per indexed event. Packed to 4-byte alignment (the
+/// `u64`s would otherwise pad it to 32): read `seq`/`ts` through [`Entry`], by value.
 #[derive(Debug, Clone, Copy)]
+#[repr(C, packed(4))]
 struct Loc {
     seq: u64,
     ts: i64,
@@ -136,7 +138,7 @@ impl Session {
             id: self.id.clone(),
             event_count: self.idx.len() as u64,
             agent_count: self.agents.len() as u64,
-            first_timestamp: self.idx.front().map(|e| e.ts),
+            first_timestamp: self.idx.front().map(|e| e.ts()),
             last_timestamp: self.idx.max_ts(),
             last_seq: self.idx.back().map(|e| e.seq),
         }
@@ -570,7 +572,7 @@ impl LogStore {
                 return Ok(());
             };
             let seg = self.segment(first.seg).ok_or_else(|| {
-                StoreError::NotFound(format!("segment {} of seq {}", first.seg, first.seq))
+                StoreError::NotFound(format!("segment {} of seq {}", { first.seg }, first.seq()))
             })?;
             f(seg, run)?;
             run.clear();
@@ -697,9 +699,9 @@ impl LogStore {
             while s.idx.front().is_some_and(|l| l.seg == no) {
                 if let Some(l) = s.idx.pop_front() {
                     if count == 0 {
-                        first = l.seq;
+                        first = l.seq();
                     }
-                    last = l.seq;
+                    last = l.seq();
                     count += 1;
                 }
             }
@@ -923,7 +925,7 @@ impl Store for LogStore {
         self.sessions
             .get(session)
             .and_then(|s| s.idx.front())
-            .map(|l| l.seq)
+            .map(|l| l.seq())
     }
 
     fn deleted_after(&self, session: &str, after: u64) -> Option<Deleted> {
@@ -958,7 +960,7 @@ impl Store for LogStore {
             }
             tt.start_for(at, s.idx.base())
         };
-        let wanted = (from..upper).filter(|&p| s.idx.at(p).is_some_and(|l| l.ts <= at));
+        let wanted = (from..upper).filter(|&p| s.idx.at(p).is_some_and(|l| l.ts() <= at));
         let mut scratch = Vec::new();
         self.fold_positions(s, wanted, |_, e| {
             state.apply_facts(&facts(e), &mut scratch)

@@ -538,3 +538,9 @@ fn byte_retention_runs_at_roll_and_remembers_what_it_deleted() {
     assert_eq!(st.deleted_after("a", first - 1), None);
     assert_eq!(st.deleted_after("nope", 0), None);
 }
+
+#[test]
+fn index_entry_is_28_bytes() {
+    // docs/STORAGE.md quotes the index's memory per event from this.
+    assert_eq!(std::mem::size_of::<Loc>(), 28);
+}
