@@ -41,10 +41,15 @@ impl Names {
     fn new() -> Self {
         Names {
             agents: (0..50).map(|i| Arc::from(format!("agent-{i}"))).collect(),
-            kinds: ["TASK_START", "TASK_COMPLETE", "STATE_CHANGE", "MESSAGE_SEND"]
-                .into_iter()
-                .map(Arc::from)
-                .collect(),
+            kinds: [
+                "TASK_START",
+                "TASK_COMPLETE",
+                "STATE_CHANGE",
+                "MESSAGE_SEND",
+            ]
+            .into_iter()
+            .map(Arc::from)
+            .collect(),
             session: Arc::from("bench"),
         }
     }
@@ -111,7 +116,8 @@ fn append(c: &mut Criterion) {
         g.bench_function(format!("1000x250B_{name}"), |b| {
             b.iter_batched(
                 || {
-                    let batch: Vec<Pending> = (0..1000).map(|i| names.pending(n + i, 130)).collect();
+                    let batch: Vec<Pending> =
+                        (0..1000).map(|i| names.pending(n + i, 130)).collect();
                     n += 1000;
                     batch
                 },
@@ -156,9 +162,10 @@ fn long_log(c: &mut Criterion) {
     let mut g = c.benchmark_group("store_recovery");
     g.sample_size(10);
     g.throughput(Throughput::Bytes(bytes));
-    g.bench_function(format!("open_{}M_events_{}MB", long / 1_000_000, bytes >> 20), |b| {
-        b.iter(|| black_box(open(dir.path(), &config).next_seq()))
-    });
+    g.bench_function(
+        format!("open_{}M_events_{}MB", long / 1_000_000, bytes >> 20),
+        |b| b.iter(|| black_box(open(dir.path(), &config).next_seq())),
+    );
     g.finish();
 
     let st = open(dir.path(), &config);
@@ -220,7 +227,10 @@ fn long_log(c: &mut Criterion) {
     );
     let t = Instant::now();
     let _ = st.state_at("bench", BASE_TS + long as i64 - 1, 100);
-    eprintln!("state_at at the end (checkpoints completed): {:?}", t.elapsed());
+    eprintln!(
+        "state_at at the end (checkpoints completed): {:?}",
+        t.elapsed()
+    );
     g.bench_function(format!("state_at_{}M_session", long / 1_000_000), |b| {
         let mut t = 0i64;
         b.iter(|| {

@@ -82,6 +82,31 @@ impl<'a> EventFacts<'a> {
     }
 }
 
+/// What a run of [`SessionState::fold`] calls reuses: the parse buffer and the few
+/// strings (types, statuses) states keep, shared instead of allocated per event.
+#[derive(Debug, Default)]
+pub struct FoldScratch {
+    json: Vec<u8>,
+    names: Vec<Arc<str>>,
+}
+
+/// Distinct names kept for sharing; beyond this they are allocated (a session with very
+/// many types or statuses still folds correctly, just less cheaply).
+const NAMES: usize = 32;
+
+impl FoldScratch {
+    fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.names.iter().find(|a| &***a == s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        if self.names.len() < NAMES {
+            self.names.push(a.clone());
+        }
+        a
+    }
+}
+
 /// What a `TASK_*` / `STATE_CHANGE` event says beyond its header.
 #[derive(Default)]
 struct Probe<'a> {
@@ -159,7 +184,7 @@ impl<'a> Cursor<'a> {
     fn plain_str(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let rest = self.b.get(self.at..)?;
-        let n = rest.iter().position(|&c| c == b'"' || c == b'\\')?;
+        let n = quote_or_escape(rest)?;
         if rest.get(n) != Some(&b'"') {
             return None;
         }
@@ -172,13 +197,13 @@ impl<'a> Cursor<'a> {
     fn skip_str(&mut self) -> Option<()> {
         self.eat(b'"')?;
         loop {
+            self.at += quote_or_escape(self.b.get(self.at..)?)?;
             match *self.b.get(self.at)? {
                 b'"' => {
                     self.at += 1;
                     return Some(());
                 }
-                b'\\' => self.at += 2,
-                _ => self.at += 1,
+                _ => self.at += 2,
             }
         }
     }
@@ -246,10 +271,7 @@ impl<'a> Cursor<'a> {
 
     /// Walks an object, calling `f(key, cursor)` with the cursor on each value; `f`
     /// consumes the value. Keys with escapes end the fast path.
-    fn object(
-        &mut self,
-        mut f: impl FnMut(&'a str, &mut Self) -> Option<()>,
-    ) -> Option<()> {
+    fn object(&mut self, mut f: impl FnMut(&'a str, &mut Self) -> Option<()>) -> Option<()> {
         self.eat(b'{')?;
         if self.peek()? == b'}' {
             self.at += 1;
@@ -269,6 +291,28 @@ impl<'a> Cursor<'a> {
             }
         }
     }
+}
+
+/// Index of the first `"` or `\\` in `b`. Eight bytes at a time: string values (padding,
+/// messages) are most of an event's bytes, and the fast probe must skip them.
+fn quote_or_escape(b: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(LO) & !x & HI != 0;
+    let mut at = 0;
+    for c in b.chunks_exact(8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let w = u64::from_le_bytes(w);
+        if zero_byte(w ^ (LO * u64::from(b'"'))) || zero_byte(w ^ (LO * u64::from(b'\\'))) {
+            break;
+        }
+        at += 8;
+    }
+    b.get(at..)?
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\')
+        .map(|i| at + i)
 }
 
 fn as_id(s: Scalar<'_>) -> Option<&str> {
@@ -339,6 +383,17 @@ impl SessionState {
 
     /// [`SessionState::apply`] on borrowed facts, reusing a scratch buffer for parsing.
     pub fn apply_facts(&mut self, e: &EventFacts<'_>, scratch: &mut Vec<u8>) {
+        let mut fs = FoldScratch {
+            json: std::mem::take(scratch),
+            names: Vec::new(),
+        };
+        self.fold(e, &mut fs);
+        *scratch = fs.json;
+    }
+
+    /// Folds one event, with a [`FoldScratch`] kept across a run of events so the strings
+    /// the state holds (types, statuses) are shared rather than allocated per event.
+    pub fn fold(&mut self, e: &EventFacts<'_>, fs: &mut FoldScratch) {
         self.event_count += 1;
         self.last_seq = Some(e.seq);
         let needs_json = matches!(
@@ -346,62 +401,54 @@ impl SessionState {
             "TASK_START" | "TASK_COMPLETE" | "TASK_FAIL" | "STATE_CHANGE"
         );
         let p = if needs_json {
-            probe(e.json, scratch)
+            probe(e.json, &mut fs.json)
         } else {
             Probe::default()
         };
-        let mut agent_key: Option<Arc<str>> = None;
         if let Some(id) = e.agent {
-            let (key, a) = match self.agents.get_key_value(id) {
-                Some((k, _)) => {
-                    let k = k.clone();
-                    let a = self.agents.get_mut(id);
-                    (k, a)
-                }
-                None => {
-                    let k: Arc<str> = Arc::from(id);
-                    self.agents.insert(
-                        k.clone(),
-                        AgentState {
-                            status: Arc::from("active"),
-                            last_event_type: Arc::from(e.kind),
-                            last_event_at: e.timestamp,
-                            event_count: 0,
-                            spawned_at: e.timestamp,
-                            destroyed_at: None,
-                        },
-                    );
-                    let a = self.agents.get_mut(id);
-                    (k, a)
-                }
-            };
-            if let Some(a) = a {
+            // One lookup on the common path (a known agent); strings the state keeps are
+            // shared through the scratch's interner instead of allocated per event.
+            if !self.agents.contains_key(id) {
+                let kind = fs.intern(e.kind);
+                let active = fs.intern("active");
+                self.agents.insert(
+                    Arc::from(id),
+                    AgentState {
+                        status: active,
+                        last_event_type: kind,
+                        last_event_at: e.timestamp,
+                        event_count: 0,
+                        spawned_at: e.timestamp,
+                        destroyed_at: None,
+                    },
+                );
+            }
+            if let Some(a) = self.agents.get_mut(id) {
                 a.event_count += 1;
                 if &*a.last_event_type != e.kind {
-                    a.last_event_type = Arc::from(e.kind);
+                    a.last_event_type = fs.intern(e.kind);
                 }
                 a.last_event_at = e.timestamp;
                 match e.kind {
                     "AGENT_SPAWN" => {
-                        a.status = Arc::from("active");
+                        a.status = fs.intern("active");
                         a.spawned_at = e.timestamp;
                         a.destroyed_at = None;
                     }
                     "AGENT_DESTROY" => {
-                        a.status = Arc::from("destroyed");
+                        a.status = fs.intern("destroyed");
                         a.destroyed_at = Some(e.timestamp);
                     }
                     "STATE_CHANGE" => {
                         if let Some(s) = p.state.as_deref() {
                             if &*a.status != s {
-                                a.status = Arc::from(s);
+                                a.status = fs.intern(s);
                             }
                         }
                     }
                     _ => {}
                 }
             }
-            agent_key = Some(key);
         }
         let status = match e.kind {
             "TASK_START" => "running",
@@ -425,7 +472,10 @@ impl SessionState {
         };
         t.status = status;
         if t.agent_id.is_none() {
-            t.agent_id = agent_key;
+            t.agent_id = e
+                .agent
+                .and_then(|id| self.agents.get_key_value(id))
+                .map(|(k, _)| k.clone());
         }
         if status == "running" {
             t.started_at = e.timestamp;
@@ -535,7 +585,7 @@ pub struct Checkpoints {
     /// Where the fold started (0, or where [`Checkpoints::restart_at`] put it).
     origin: u64,
     list: VecDeque<Checkpoint>,
-    scratch: Vec<u8>,
+    scratch: FoldScratch,
 }
 
 impl Checkpoints {
@@ -547,7 +597,7 @@ impl Checkpoints {
             live_max_ts: i64::MIN,
             origin: 0,
             list: VecDeque::new(),
-            scratch: Vec::new(),
+            scratch: FoldScratch::default(),
         }
     }
 
@@ -558,7 +608,7 @@ impl Checkpoints {
             return;
         }
         self.live_pos = pos;
-        self.live.apply_facts(e, &mut self.scratch);
+        self.live.fold(e, &mut self.scratch);
         self.live_pos += 1;
         self.live_max_ts = self.live_max_ts.max(e.timestamp);
         let last = self.list.back().map_or(self.origin, |c| c.pos);
@@ -655,6 +705,23 @@ mod tests {
     }
 
     #[test]
+    fn quote_or_escape_finds_the_first_at_any_offset() {
+        for len in 0..40 {
+            for hit in 0..=len {
+                for c in [b'"', b'\\'] {
+                    let mut b = vec![b'a'; len];
+                    if hit < len {
+                        b[hit] = c;
+                    }
+                    let want = (hit < len).then_some(hit);
+                    assert_eq!(quote_or_escape(&b), want, "len {len} hit {hit}");
+                }
+            }
+        }
+        assert_eq!(quote_or_escape(b"\x80\xff\"\\"), Some(2));
+    }
+
+    #[test]
     fn fast_probe_agrees_with_the_full_parser() {
         let cases: &[&str] = &[
             r#"{"seq":1,"type":"TASK_START","data":{"taskId":"t1"}}"#,
@@ -689,11 +756,19 @@ mod tests {
         for c in cases {
             let fast = probe(c.as_bytes(), &mut scratch);
             let slow = slow_probe(c.as_bytes(), &mut scratch);
-            assert_eq!(fast.task_id.as_deref(), slow.task_id.as_deref(), "task in {c}");
+            assert_eq!(
+                fast.task_id.as_deref(),
+                slow.task_id.as_deref(),
+                "task in {c}"
+            );
             assert_eq!(fast.state.as_deref(), slow.state.as_deref(), "state in {c}");
         }
         for plain in [0, 1, 2, 18, 19, 20, 21] {
-            assert!(fast_probe(cases[plain].as_bytes()).is_some(), "{}", cases[plain]);
+            assert!(
+                fast_probe(cases[plain].as_bytes()).is_some(),
+                "{}",
+                cases[plain]
+            );
         }
     }
 

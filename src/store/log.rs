@@ -19,7 +19,7 @@ use super::{
 };
 use crate::config::{FsyncPolicy, StorageConfig};
 use crate::event::{Event, EventRef};
-use crate::timetravel::{Checkpoints, EventFacts, SessionState};
+use crate::timetravel::{Checkpoints, EventFacts, FoldScratch, SessionState};
 use bytes::Bytes;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -466,7 +466,12 @@ impl LogStore {
 
     /// Indexes the checked entries of one record; returns their largest timestamp. The
     /// session map is consulted once per run of entries of the same session.
-    fn index_recovered(&mut self, seg: u32, base: u64, list: &[(usize, usize, EntryRef<'_>)]) -> i64 {
+    fn index_recovered(
+        &mut self,
+        seg: u32,
+        base: u64,
+        list: &[(usize, usize, EntryRef<'_>)],
+    ) -> i64 {
         let every = self.checkpoint_every;
         let mut max_ts = i64::MIN;
         let mut last_kind = "";
@@ -626,7 +631,9 @@ impl LogStore {
                     .ok_or_else(|| bad(DecodeError::Short))?;
                 let (e, total) = record::decode_entry(ent).map_err(bad)?;
                 if total != len {
-                    return Err(bad(DecodeError::Malformed("entry length differs from index")));
+                    return Err(bad(DecodeError::Malformed(
+                        "entry length differs from index",
+                    )));
                 }
                 let json_at = at + len - e.json.len();
                 out.push(Arc::new(Event {
@@ -944,9 +951,9 @@ impl Store for LogStore {
             .ok_or_else(|| StoreError::NotFound(format!("session {session}")))?;
         let upper = s.idx.upper_for_ts(at);
         let (mut state, from) = {
-            let mut tt = s.tt.try_borrow_mut().map_err(|_| {
-                StoreError::Io(std::io::Error::other("time travel re-entered"))
-            })?;
+            let mut tt =
+                s.tt.try_borrow_mut()
+                    .map_err(|_| StoreError::Io(std::io::Error::other("time travel re-entered")))?;
             // The fold is lazy: bring it up to `upper` (nothing at or after it can be at
             // or before `at`, so later snapshots could not be used anyway). Events the
             // fold never saw may have been deleted meanwhile: then it starts afresh at
@@ -961,10 +968,8 @@ impl Store for LogStore {
             tt.start_for(at, s.idx.base())
         };
         let wanted = (from..upper).filter(|&p| s.idx.at(p).is_some_and(|l| l.ts() <= at));
-        let mut scratch = Vec::new();
-        self.fold_positions(s, wanted, |_, e| {
-            state.apply_facts(&facts(e), &mut scratch)
-        })?;
+        let mut scratch = FoldScratch::default();
+        self.fold_positions(s, wanted, |_, e| state.fold(&facts(e), &mut scratch))?;
         let last = s.idx.last_le(at, upper, traces);
         let recent = match (last.first(), last.last()) {
             (Some(&a), Some(&b)) if b + 1 - a == last.len() as u64 => self.range(s, a, b + 1)?,

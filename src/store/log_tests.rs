@@ -570,9 +570,18 @@ fn state_json(st: &LogStore, session: &str, at: i64) -> String {
 fn task_event(i: i64) -> Pending {
     let agent = format!("a{}", i % 3);
     let (kind, extra) = match i % 4 {
-        0 => ("TASK_START", format!(",\"data\":{{\"taskId\":\"t{}\"}}", i % 7)),
-        1 => ("TASK_COMPLETE", format!(",\"data\":{{\"taskId\":\"t{}\"}}", i % 7)),
-        2 => ("STATE_CHANGE", format!(",\"data\":{{\"state\":\"s{}\"}}", i % 5)),
+        0 => (
+            "TASK_START",
+            format!(",\"data\":{{\"taskId\":\"t{}\"}}", i % 7),
+        ),
+        1 => (
+            "TASK_COMPLETE",
+            format!(",\"data\":{{\"taskId\":\"t{}\"}}", i % 7),
+        ),
+        2 => (
+            "STATE_CHANGE",
+            format!(",\"data\":{{\"state\":\"s{}\"}}", i % 5),
+        ),
         _ => ("MESSAGE_SEND", String::new()),
     };
     pending("s", 1000 + i, Some(&agent), kind, &extra)
@@ -603,7 +612,11 @@ fn lazy_checkpoints_catch_up_and_restart_after_retention() {
     let base = st.sessions.get("s").map_or(0, |s| s.idx.base());
     assert!(base > partial, "{base} {partial}");
     for at in [900, 1000 + base as i64, 1250, 1399, 5000] {
-        assert_eq!(state_json(&st, "s", at), reference_state(&st, "s", at), "at {at}");
+        assert_eq!(
+            state_json(&st, "s", at),
+            reference_state(&st, "s", at),
+            "at {at}"
+        );
     }
     // Later appends are folded incrementally by the next call. (No more retention: a
     // snapshot that outlives deleted events keeps counting them, as documented.)
@@ -612,7 +625,11 @@ fn lazy_checkpoints_catch_up_and_restart_after_retention() {
         append(&mut st, vec![task_event(i)]);
     }
     for at in [1300, 1450, 1499] {
-        assert_eq!(state_json(&st, "s", at), reference_state(&st, "s", at), "at {at}");
+        assert_eq!(
+            state_json(&st, "s", at),
+            reference_state(&st, "s", at),
+            "at {at}"
+        );
     }
     assert_eq!(live(&st), st.sessions.get("s").map_or(0, |s| s.idx.end()));
 }
