@@ -26,6 +26,7 @@
 
 use crate::event::Event;
 use simd_json::prelude::*;
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -81,14 +82,47 @@ impl<'a> EventFacts<'a> {
     }
 }
 
-/// What a `TASK_*` / `STATE_CHANGE` event says beyond its header.
-#[derive(Default)]
-struct Probe {
-    task_id: Option<String>,
-    state: Option<String>,
+/// What a run of [`SessionState::fold`] calls reuses: the parse buffer and the few
+/// strings (types, statuses) states keep, shared instead of allocated per event.
+#[derive(Debug, Default)]
+pub struct FoldScratch {
+    json: Vec<u8>,
+    names: Vec<Arc<str>>,
 }
 
-fn probe(json: &[u8], scratch: &mut Vec<u8>) -> Probe {
+/// Distinct names kept for sharing; beyond this they are allocated (a session with very
+/// many types or statuses still folds correctly, just less cheaply).
+const NAMES: usize = 32;
+
+impl FoldScratch {
+    fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.names.iter().find(|a| &***a == s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        if self.names.len() < NAMES {
+            self.names.push(a.clone());
+        }
+        a
+    }
+}
+
+/// What a `TASK_*` / `STATE_CHANGE` event says beyond its header.
+#[derive(Default)]
+struct Probe<'a> {
+    task_id: Option<Cow<'a, str>>,
+    state: Option<Cow<'a, str>>,
+}
+
+/// Reads `data.taskId` / `traceId` / `data.state` from an event's JSON. The fast path
+/// walks the bytes once without building a tree; anything it does not handle plainly
+/// (escapes in the strings it needs, a repeated key, a non-integer number, unexpected
+/// structure) is left to the full parser, which stays the reference.
+fn probe<'a>(json: &'a [u8], scratch: &mut Vec<u8>) -> Probe<'a> {
+    fast_probe(json).unwrap_or_else(|| slow_probe(json, scratch))
+}
+
+fn slow_probe(json: &[u8], scratch: &mut Vec<u8>) -> Probe<'static> {
     scratch.clear();
     scratch.extend_from_slice(json);
     let mut out = Probe::default();
@@ -108,12 +142,236 @@ fn probe(json: &[u8], scratch: &mut Vec<u8>) -> Probe {
     out.task_id = data
         .and_then(|d| d.get("taskId"))
         .and_then(as_id)
-        .or_else(|| v.get("traceId").and_then(as_id));
+        .or_else(|| v.get("traceId").and_then(as_id))
+        .map(Cow::Owned);
     out.state = data
         .and_then(|d| d.get("state"))
         .and_then(|s| s.as_str())
-        .map(str::to_owned);
+        .map(|s| Cow::Owned(s.to_owned()));
     out
+}
+
+/// A value the fast probe may need: a plain string, a plain integer, or something else.
+enum Scalar<'a> {
+    Str(&'a str),
+    Int(&'a str),
+    Other,
+}
+
+/// A cursor over JSON bytes for [`fast_probe`]; every method returns `None` when the
+/// input is not what the fast path handles.
+struct Cursor<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&mut self) -> Option<u8> {
+        while let Some(&c) = self.b.get(self.at) {
+            if !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+                return Some(c);
+            }
+            self.at += 1;
+        }
+        None
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.peek()? == c).then(|| self.at += 1)
+    }
+
+    /// A string without escapes (the opening quote is next).
+    fn plain_str(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let rest = self.b.get(self.at..)?;
+        let n = quote_or_escape(rest)?;
+        if rest.get(n) != Some(&b'"') {
+            return None;
+        }
+        let s = std::str::from_utf8(rest.get(..n)?).ok()?;
+        self.at += n + 1;
+        Some(s)
+    }
+
+    /// Skips any string (escapes allowed).
+    fn skip_str(&mut self) -> Option<()> {
+        self.eat(b'"')?;
+        loop {
+            self.at += quote_or_escape(self.b.get(self.at..)?)?;
+            match *self.b.get(self.at)? {
+                b'"' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => self.at += 2,
+            }
+        }
+    }
+
+    /// Skips any value.
+    fn skip_value(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.skip_str(),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match self.peek()? {
+                        b'"' => self.skip_str()?,
+                        b'{' | b'[' => {
+                            depth += 1;
+                            self.at += 1;
+                        }
+                        b'}' | b']' => {
+                            depth -= 1;
+                            self.at += 1;
+                            if depth == 0 {
+                                return Some(());
+                            }
+                        }
+                        _ => self.at += 1,
+                    }
+                }
+            }
+            _ => {
+                let rest = self.b.get(self.at..)?;
+                let n = rest
+                    .iter()
+                    .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))?;
+                (n > 0).then(|| self.at += n)
+            }
+        }
+    }
+
+    /// A value that may be an id or a state; `None` only when the fast path must give up.
+    fn scalar(&mut self) -> Option<Scalar<'a>> {
+        match self.peek()? {
+            b'"' => {
+                let s = self.plain_str()?;
+                Some(Scalar::Str(s))
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = self.at;
+                self.skip_value()?;
+                let t = std::str::from_utf8(self.b.get(start..self.at)?).ok()?;
+                let digits = t.strip_prefix('-').unwrap_or(t);
+                // Only canonical integers the full parser would print back identically.
+                let canonical = !digits.is_empty()
+                    && digits.len() <= 18
+                    && digits.bytes().all(|c| c.is_ascii_digit())
+                    && (digits == "0" || !digits.starts_with('0'))
+                    && t != "-0";
+                canonical.then_some(Scalar::Int(t))
+            }
+            _ => {
+                self.skip_value()?;
+                Some(Scalar::Other)
+            }
+        }
+    }
+
+    /// Walks an object, calling `f(key, cursor)` with the cursor on each value; `f`
+    /// consumes the value. Keys with escapes end the fast path.
+    fn object(&mut self, mut f: impl FnMut(&'a str, &mut Self) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            let key = self.plain_str()?;
+            self.eat(b':')?;
+            f(key, self)?;
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Index of the first `"` or `\\` in `b`. Eight bytes at a time: string values (padding,
+/// messages) are most of an event's bytes, and the fast probe must skip them.
+fn quote_or_escape(b: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(LO) & !x & HI != 0;
+    let mut at = 0;
+    for c in b.chunks_exact(8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let w = u64::from_le_bytes(w);
+        if zero_byte(w ^ (LO * u64::from(b'"'))) || zero_byte(w ^ (LO * u64::from(b'\\'))) {
+            break;
+        }
+        at += 8;
+    }
+    b.get(at..)?
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\')
+        .map(|i| at + i)
+}
+
+fn as_id(s: Scalar<'_>) -> Option<&str> {
+    match s {
+        Scalar::Str(x) | Scalar::Int(x) => Some(x),
+        Scalar::Other => None,
+    }
+}
+
+fn fast_probe(json: &[u8]) -> Option<Probe<'_>> {
+    let mut c = Cursor { b: json, at: 0 };
+    let (mut data_seen, mut trace_seen) = (false, false);
+    let mut trace: Option<&str> = None;
+    let (mut task, mut state): (Option<&str>, Option<&str>) = (None, None);
+    c.object(|key, c| match key {
+        "data" => {
+            if std::mem::replace(&mut data_seen, true) {
+                return None;
+            }
+            if c.peek()? != b'{' {
+                return c.skip_value();
+            }
+            let (mut task_seen, mut state_seen) = (false, false);
+            c.object(|k, c| match k {
+                "taskId" => {
+                    if std::mem::replace(&mut task_seen, true) {
+                        return None;
+                    }
+                    task = as_id(c.scalar()?);
+                    Some(())
+                }
+                "state" => {
+                    if std::mem::replace(&mut state_seen, true) {
+                        return None;
+                    }
+                    if let Scalar::Str(s) = c.scalar()? {
+                        state = Some(s);
+                    }
+                    Some(())
+                }
+                _ => c.skip_value(),
+            })
+        }
+        "traceId" => {
+            if std::mem::replace(&mut trace_seen, true) {
+                return None;
+            }
+            trace = as_id(c.scalar()?);
+            Some(())
+        }
+        _ => c.skip_value(),
+    })?;
+    if c.peek().is_some() {
+        return None;
+    }
+    Some(Probe {
+        task_id: task.or(trace).map(Cow::Borrowed),
+        state: state.map(Cow::Borrowed),
+    })
 }
 
 impl SessionState {
@@ -125,6 +383,17 @@ impl SessionState {
 
     /// [`SessionState::apply`] on borrowed facts, reusing a scratch buffer for parsing.
     pub fn apply_facts(&mut self, e: &EventFacts<'_>, scratch: &mut Vec<u8>) {
+        let mut fs = FoldScratch {
+            json: std::mem::take(scratch),
+            names: Vec::new(),
+        };
+        self.fold(e, &mut fs);
+        *scratch = fs.json;
+    }
+
+    /// Folds one event, with a [`FoldScratch`] kept across a run of events so the strings
+    /// the state holds (types, statuses) are shared rather than allocated per event.
+    pub fn fold(&mut self, e: &EventFacts<'_>, fs: &mut FoldScratch) {
         self.event_count += 1;
         self.last_seq = Some(e.seq);
         let needs_json = matches!(
@@ -132,60 +401,54 @@ impl SessionState {
             "TASK_START" | "TASK_COMPLETE" | "TASK_FAIL" | "STATE_CHANGE"
         );
         let p = if needs_json {
-            probe(e.json, scratch)
+            probe(e.json, &mut fs.json)
         } else {
             Probe::default()
         };
-        let mut agent_key: Option<Arc<str>> = None;
         if let Some(id) = e.agent {
-            let (key, a) = match self.agents.get_key_value(id) {
-                Some((k, _)) => {
-                    let k = k.clone();
-                    let a = self.agents.get_mut(id);
-                    (k, a)
-                }
-                None => {
-                    let k: Arc<str> = Arc::from(id);
-                    self.agents.insert(
-                        k.clone(),
-                        AgentState {
-                            status: Arc::from("active"),
-                            last_event_type: Arc::from(e.kind),
-                            last_event_at: e.timestamp,
-                            event_count: 0,
-                            spawned_at: e.timestamp,
-                            destroyed_at: None,
-                        },
-                    );
-                    let a = self.agents.get_mut(id);
-                    (k, a)
-                }
-            };
-            if let Some(a) = a {
+            // One lookup on the common path (a known agent); strings the state keeps are
+            // shared through the scratch's interner instead of allocated per event.
+            if !self.agents.contains_key(id) {
+                let kind = fs.intern(e.kind);
+                let active = fs.intern("active");
+                self.agents.insert(
+                    Arc::from(id),
+                    AgentState {
+                        status: active,
+                        last_event_type: kind,
+                        last_event_at: e.timestamp,
+                        event_count: 0,
+                        spawned_at: e.timestamp,
+                        destroyed_at: None,
+                    },
+                );
+            }
+            if let Some(a) = self.agents.get_mut(id) {
                 a.event_count += 1;
                 if &*a.last_event_type != e.kind {
-                    a.last_event_type = Arc::from(e.kind);
+                    a.last_event_type = fs.intern(e.kind);
                 }
                 a.last_event_at = e.timestamp;
                 match e.kind {
                     "AGENT_SPAWN" => {
-                        a.status = Arc::from("active");
+                        a.status = fs.intern("active");
                         a.spawned_at = e.timestamp;
                         a.destroyed_at = None;
                     }
                     "AGENT_DESTROY" => {
-                        a.status = Arc::from("destroyed");
+                        a.status = fs.intern("destroyed");
                         a.destroyed_at = Some(e.timestamp);
                     }
                     "STATE_CHANGE" => {
-                        if let Some(s) = &p.state {
-                            a.status = Arc::from(s.as_str());
+                        if let Some(s) = p.state.as_deref() {
+                            if &*a.status != s {
+                                a.status = fs.intern(s);
+                            }
                         }
                     }
                     _ => {}
                 }
             }
-            agent_key = Some(key);
         }
         let status = match e.kind {
             "TASK_START" => "running",
@@ -194,18 +457,25 @@ impl SessionState {
             _ => return,
         };
         let Some(task_id) = p.task_id else { return };
-        let t = self
-            .tasks
-            .entry(Arc::from(task_id))
-            .or_insert_with(|| TaskState {
-                status,
-                agent_id: None,
-                started_at: e.timestamp,
-                ended_at: None,
-            });
+        // Look up before allocating a key: most task events name a known task.
+        let t = match self.tasks.get_mut(&*task_id) {
+            Some(t) => t,
+            None => self
+                .tasks
+                .entry(Arc::from(&*task_id))
+                .or_insert_with(|| TaskState {
+                    status,
+                    agent_id: None,
+                    started_at: e.timestamp,
+                    ended_at: None,
+                }),
+        };
         t.status = status;
         if t.agent_id.is_none() {
-            t.agent_id = agent_key;
+            t.agent_id = e
+                .agent
+                .and_then(|id| self.agents.get_key_value(id))
+                .map(|(k, _)| k.clone());
         }
         if status == "running" {
             t.started_at = e.timestamp;
@@ -312,8 +582,10 @@ pub struct Checkpoints {
     live: SessionState,
     live_pos: u64,
     live_max_ts: i64,
+    /// Where the fold started (0, or where [`Checkpoints::restart_at`] put it).
+    origin: u64,
     list: VecDeque<Checkpoint>,
-    scratch: Vec<u8>,
+    scratch: FoldScratch,
 }
 
 impl Checkpoints {
@@ -323,8 +595,9 @@ impl Checkpoints {
             live: SessionState::default(),
             live_pos: 0,
             live_max_ts: i64::MIN,
+            origin: 0,
             list: VecDeque::new(),
-            scratch: Vec::new(),
+            scratch: FoldScratch::default(),
         }
     }
 
@@ -335,10 +608,10 @@ impl Checkpoints {
             return;
         }
         self.live_pos = pos;
-        self.live.apply_facts(e, &mut self.scratch);
+        self.live.fold(e, &mut self.scratch);
         self.live_pos += 1;
         self.live_max_ts = self.live_max_ts.max(e.timestamp);
-        let last = self.list.back().map_or(0, |c| c.pos);
+        let last = self.list.back().map_or(self.origin, |c| c.pos);
         let gap = self.every.max(4 * self.live.size() as u64);
         if self.live_pos - last >= gap {
             self.list.push_back(Checkpoint {
@@ -360,6 +633,22 @@ impl Checkpoints {
             Some(c) if c.pos >= min_pos => (c.state.clone(), c.pos),
             _ => (SessionState::default(), min_pos),
         }
+    }
+
+    /// The position of the next event the live fold expects: everything before it has
+    /// been folded. A store that folds lazily catches up from here.
+    pub fn live_pos(&self) -> u64 {
+        self.live_pos
+    }
+
+    /// Starts the fold afresh at `pos` with an empty state and no snapshots: used when
+    /// the events between the fold and `pos` were deleted before it got to them.
+    pub fn restart_at(&mut self, pos: u64) {
+        self.live = SessionState::default();
+        self.live_pos = pos;
+        self.live_max_ts = i64::MIN;
+        self.origin = pos;
+        self.list.clear();
     }
 
     /// Forgets snapshots before `min_pos` (their tail events were deleted).
@@ -413,6 +702,74 @@ mod tests {
         let mut out = Vec::new();
         s.to_json(&mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+
+    #[test]
+    fn quote_or_escape_finds_the_first_at_any_offset() {
+        for len in 0..40 {
+            for hit in 0..=len {
+                for c in [b'"', b'\\'] {
+                    let mut b = vec![b'a'; len];
+                    if hit < len {
+                        b[hit] = c;
+                    }
+                    let want = (hit < len).then_some(hit);
+                    assert_eq!(quote_or_escape(&b), want, "len {len} hit {hit}");
+                }
+            }
+        }
+        assert_eq!(quote_or_escape(b"\x80\xff\"\\"), Some(2));
+    }
+
+    #[test]
+    fn fast_probe_agrees_with_the_full_parser() {
+        let cases: &[&str] = &[
+            r#"{"seq":1,"type":"TASK_START","data":{"taskId":"t1"}}"#,
+            r#"{"seq":1,"data":{"taskId":7},"traceId":"x"}"#,
+            r#"{"seq":1,"data":{"taskId":-7}}"#,
+            r#"{"seq":1,"data":{"taskId":7.5},"traceId":"x"}"#,
+            r#"{"seq":1,"data":{"taskId":1e3},"traceId":"x"}"#,
+            r#"{"seq":1,"data":{"taskId":-0},"traceId":"x"}"#,
+            r#"{"seq":1,"data":{"taskId":123456789012345678901234},"traceId":"x"}"#,
+            r#"{"seq":1,"data":{"taskId":true},"traceId":"x"}"#,
+            r#"{"seq":1,"data":{"taskId":null},"traceId":7}"#,
+            r#"{"seq":1,"data":{"taskId":{"a":1}},"traceId":"tr"}"#,
+            r#"{"seq":1,"data":{"taskId":"t\"q"}}"#,
+            r#"{"seq":1,"data":{"taskId":"t\u0041"}}"#,
+            r#"{"seq":1,"data":{"task\u0049d":"t1"}}"#,
+            r#"{"seq":1,"data":{"taskId":"a","taskId":"b"}}"#,
+            r#"{"seq":1,"traceId":"a","traceId":"b"}"#,
+            r#"{"seq":1,"data":"str","traceId":"tr"}"#,
+            r#"{"seq":1,"data":[1,{"taskId":"no"}],"traceId":"tr"}"#,
+            r#"{"seq":1,"x":{"data":{"taskId":"no"}},"y":[[],{}],"z":"}\"{"}"#,
+            r#" { "seq" : 1 , "data" : { "state" : "idle" , "n" : [ 1 , 2 ] } } "#,
+            r#"{"seq":1,"data":{"state":5}}"#,
+            r#"{"seq":1,"data":{"state":"é✓"}}"#,
+            r#"{"seq":1,"data":{}}"#,
+            r#"{}"#,
+            r#"{"seq":1,"data":{"taskId":"t1"}} trailing"#,
+            r#"{"seq":1,"data":{"taskId":"t1""#,
+            r#"not json"#,
+            "",
+        ];
+        let mut scratch = Vec::new();
+        for c in cases {
+            let fast = probe(c.as_bytes(), &mut scratch);
+            let slow = slow_probe(c.as_bytes(), &mut scratch);
+            assert_eq!(
+                fast.task_id.as_deref(),
+                slow.task_id.as_deref(),
+                "task in {c}"
+            );
+            assert_eq!(fast.state.as_deref(), slow.state.as_deref(), "state in {c}");
+        }
+        for plain in [0, 1, 2, 18, 19, 20, 21] {
+            assert!(
+                fast_probe(cases[plain].as_bytes()).is_some(),
+                "{}",
+                cases[plain]
+            );
+        }
     }
 
     #[test]

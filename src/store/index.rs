@@ -154,6 +154,22 @@ impl<E: Entry> SeqTimeIndex<E> {
         (lo, hi.max(lo))
     }
 
+    /// Absolute positions `[lo, hi)` inside which *every* entry has `start <= ts <= end`:
+    /// from the first block whose suffix minimum is `>= start` to the end of the last block
+    /// whose prefix maximum is `<= end` (both bounds monotone, so two binary searches).
+    /// With in-order timestamps this is almost the whole answer, so counting it or paging
+    /// past an offset in it costs nothing per block.
+    fn dense_span(&self, start: i64, end: i64) -> (u64, u64) {
+        if start > end || self.entries.is_empty() {
+            return (self.base, self.base);
+        }
+        let first = self.blocks.partition_point(|b| b.smin < start) as u64;
+        let past = self.blocks.partition_point(|b| b.pmax <= end) as u64;
+        let lo = ((self.block_base + first) * BLOCK).max(self.base);
+        let hi = ((self.block_base + past) * BLOCK).min(self.end());
+        (lo, hi.max(lo))
+    }
+
     /// Absolute position past which every entry has `ts > at`.
     pub fn upper_for_ts(&self, at: i64) -> u64 {
         if self.entries.is_empty() {
@@ -168,8 +184,17 @@ impl<E: Entry> SeqTimeIndex<E> {
     /// `f` returns whether to go on.
     fn scan(&self, start: i64, end: i64, mut f: impl FnMut(u64, u64) -> bool) {
         let (lo, hi) = self.candidate_span(start, end);
+        let (dense_lo, dense_hi) = self.dense_span(start, end);
         let mut pos = lo;
         while pos < hi {
+            if pos >= dense_lo && pos < dense_hi {
+                let to = dense_hi.min(hi);
+                if !f(pos, to) {
+                    return;
+                }
+                pos = to;
+                continue;
+            }
             let block_no = pos / BLOCK;
             let block_end = ((block_no + 1) * BLOCK).min(hi);
             let block = usize::try_from(block_no - self.block_base)

@@ -19,11 +19,11 @@ use super::{
 };
 use crate::config::{FsyncPolicy, StorageConfig};
 use crate::event::{Event, EventRef};
-use crate::timetravel::{Checkpoints, EventFacts, SessionState};
+use crate::timetravel::{Checkpoints, EventFacts, FoldScratch, SessionState};
 use bytes::Bytes;
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,7 +37,13 @@ pub const SEQ_RESERVATION: u64 = 1 << 20;
 /// Offsets in the index are `u32`: segments stay below this.
 const MAX_SEGMENT_BYTES: u64 = 1 << 31;
 const HWM_FILE: &str = "seq.hwm";
-const READ_BUFFER: usize = 4 << 20;
+/// Recovery reads segments in chunks of this size: few syscalls, and a chunk still fits
+/// comfortably in the last-level cache's neighbourhood.
+const SCAN_CHUNK: usize = 8 << 20;
+/// A history read coalesces back-to-back entries into one positional read up to this size.
+const READ_RUN: u64 = 1 << 20;
+/// The time-travel fold reads larger runs: it streams many events and keeps none.
+const FOLD_RUN: u64 = 4 << 20;
 
 /// A torn tail found and cut at open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,8 +77,10 @@ pub struct RecoveryReport {
     pub elapsed_ms: u64,
 }
 
-/// Where an event lives: 32 bytes per indexed event.
+/// Where an event lives: 28 bytes per indexed event. Packed to 4-byte alignment (the
+/// `u64`s would otherwise pad it to 32): read `seq`/`ts` through [`Entry`], by value.
 #[derive(Debug, Clone, Copy)]
+#[repr(C, packed(4))]
 struct Loc {
     seq: u64,
     ts: i64,
@@ -102,7 +110,10 @@ struct Segment {
 struct Session {
     id: Arc<str>,
     idx: SeqTimeIndex<Loc>,
-    tt: Checkpoints,
+    /// Built lazily by `state_at` (folding needs the JSON of task and state events, the
+    /// one per-event cost too high for recovery and append); a `RefCell` because reads
+    /// take `&self`. Only the loop thread touches it.
+    tt: RefCell<Checkpoints>,
     agents: HashSet<Arc<str>>,
     /// The newest events, decoded; covers positions `idx.end() - recent.len() ..`.
     recent: VecDeque<EventRef>,
@@ -115,7 +126,7 @@ impl Session {
         Session {
             id,
             idx: SeqTimeIndex::default(),
-            tt: Checkpoints::new(every),
+            tt: RefCell::new(Checkpoints::new(every)),
             agents: HashSet::new(),
             recent: VecDeque::new(),
             deleted: DeletedRuns::default(),
@@ -127,31 +138,45 @@ impl Session {
             id: self.id.clone(),
             event_count: self.idx.len() as u64,
             agent_count: self.agents.len() as u64,
-            first_timestamp: self.idx.front().map(|e| e.ts),
+            first_timestamp: self.idx.front().map(|e| e.ts()),
             last_timestamp: self.idx.max_ts(),
             last_seq: self.idx.back().map(|e| e.seq),
         }
     }
 
-    /// Indexes one entry (recovery and append share this).
-    fn index(&mut self, loc: Loc, e: &EntryRef<'_>) {
-        if let Some(a) = e.agent {
+    /// Indexes one recovered entry.
+    fn index(&mut self, loc: Loc, agent: Option<&str>) {
+        if let Some(a) = agent {
             if !self.agents.contains(a) {
                 self.agents.insert(Arc::from(a));
             }
         }
-        let pos = self.idx.end();
-        self.tt.push(
-            pos,
-            &EventFacts {
-                seq: e.seq,
-                timestamp: e.ts,
-                agent: e.agent,
-                kind: e.kind,
-                json: e.json,
-            },
-        );
         self.idx.push(loc);
+    }
+}
+
+/// The shared `Arc` for a string read back from disk: the previous one when equal (runs
+/// of one agent or type are common), else the interned one, else a new one.
+fn intern<'a>(
+    last: &mut Option<Arc<str>>,
+    x: &str,
+    lookup: impl FnOnce(&str) -> Option<&'a Arc<str>>,
+) -> Arc<str> {
+    if let Some(l) = last.as_ref().filter(|l| &***l == x) {
+        return l.clone();
+    }
+    let a = lookup(x).cloned().unwrap_or_else(|| Arc::from(x));
+    *last = Some(a.clone());
+    a
+}
+
+fn facts<'a>(e: &EntryRef<'a>) -> EventFacts<'a> {
+    EventFacts {
+        seq: e.seq,
+        timestamp: e.ts,
+        agent: e.agent,
+        kind: e.kind,
+        json: e.json,
     }
 }
 
@@ -359,85 +384,130 @@ impl LogStore {
         Ok((st, report))
     }
 
-    /// Reads one segment front to back, indexing every whole record. Returns the end of
-    /// the last good record, the events and max timestamp in it, and the first problem.
+    /// Reads one segment front to back in large chunks, indexing every whole record in
+    /// place (no copy of the body, no JSON). Returns the end of the last good record, the
+    /// events and max timestamp in it, and the first problem.
     fn scan_segment(
         &mut self,
         file: &File,
         no: u32,
         last_seq: &mut u64,
-        body: &mut Vec<u8>,
+        buf: &mut Vec<u8>,
     ) -> Result<(u64, u64, i64, Option<Bad>), StoreError> {
         let file_len = file.metadata()?.len();
-        let mut rd = BufReader::with_capacity(READ_BUFFER, file);
-        let mut off = 0u64;
+        // `buf[start..filled]` holds the file from `off` (the next record) to `read_to`.
+        let (mut off, mut read_to) = (0u64, 0u64);
+        let (mut start, mut filled) = (0usize, 0usize);
         let mut events = 0u64;
         let mut max_ts = i64::MIN;
-        let every = self.checkpoint_every;
         while off < file_len {
             let bad = |kind| Ok((off, events, max_ts, Some(Bad { offset: off, kind })));
-            if file_len - off < record::FRAME_HEADER as u64 {
-                return bad(DecodeError::Short);
-            }
-            let mut head = [0u8; record::FRAME_HEADER];
-            rd.read_exact(&mut head)?;
-            let Some((len, crc)) = record::frame_header(&head) else {
-                return bad(DecodeError::Short);
+            let have = buf.get(start..filled).unwrap_or_default();
+            let need = match record::frame_header(have) {
+                Some((len, _)) => {
+                    if let Err(e) = record::check_body_len(len) {
+                        return bad(e);
+                    }
+                    record::FRAME_HEADER + len
+                }
+                None => record::FRAME_HEADER,
             };
-            if let Err(e) = record::check_body_len(len) {
-                return bad(e);
-            }
-            let total = (record::FRAME_HEADER + len) as u64;
-            if total > file_len - off {
+            if need as u64 > file_len - off {
                 return bad(DecodeError::Short);
             }
-            if off + total > u64::from(u32::MAX) {
+            if have.len() < need {
+                // Move the partial record to the front and read the next chunk after it;
+                // the check above guarantees the file holds at least `need` more bytes.
+                buf.copy_within(start..filled, 0);
+                filled -= start;
+                start = 0;
+                let want = need.max(SCAN_CHUNK);
+                if buf.len() < want {
+                    buf.resize(want, 0);
+                }
+                let n = ((buf.len() - filled) as u64).min(file_len - read_to) as usize;
+                let dst = buf.get_mut(filled..filled + n).unwrap_or_default();
+                file.read_exact_at(dst, read_to)?;
+                filled += n;
+                read_to += n as u64;
+                continue;
+            }
+            if off + need as u64 > u64::from(u32::MAX) {
                 return bad(DecodeError::Malformed("segment larger than 4 GiB"));
             }
-            body.resize(len, 0);
-            rd.read_exact(body)?;
+            let rec = have.get(..need).unwrap_or_default();
+            let crc = record::frame_header(rec).map_or(0, |(_, c)| c);
+            let body = rec.get(record::FRAME_HEADER..).unwrap_or_default();
             if crc32fast::hash(body) != crc {
                 return bad(DecodeError::Crc);
             }
             // Validate the whole batch before indexing any of it.
             let mut prev = *last_seq;
-            if let Err(e) = record::for_each_entry(body, |_, _, e| {
+            let mut list = Vec::new();
+            if let Err(e) = record::for_each_entry(body, |at, elen, e| {
                 if e.seq <= prev {
                     return Err(DecodeError::Malformed("seq not increasing"));
                 }
                 prev = e.seq;
+                list.push((at, elen, e));
                 Ok(())
             }) {
                 return bad(e);
             }
             let base = off + record::FRAME_HEADER as u64;
-            let _ = record::for_each_entry(body, |at, elen, e| {
+            max_ts = max_ts.max(self.index_recovered(no, base, &list));
+            events += list.len() as u64;
+            *last_seq = prev;
+            start += need;
+            off += need as u64;
+        }
+        Ok((off, events, max_ts, None))
+    }
+
+    /// Indexes the checked entries of one record; returns their largest timestamp. The
+    /// session map is consulted once per run of entries of the same session.
+    fn index_recovered(
+        &mut self,
+        seg: u32,
+        base: u64,
+        list: &[(usize, usize, EntryRef<'_>)],
+    ) -> i64 {
+        let every = self.checkpoint_every;
+        let mut max_ts = i64::MIN;
+        let mut last_kind = "";
+        let mut i = 0;
+        while let Some((_, _, first)) = list.get(i) {
+            let sid = first.session;
+            let s = match self.sessions.get_mut(sid) {
+                Some(s) => s,
+                None => self
+                    .sessions
+                    .entry(Arc::from(sid))
+                    .or_insert_with_key(|k| Session::new(k.clone(), every)),
+            };
+            for (at, elen, e) in list.get(i..).unwrap_or_default() {
+                if e.session != sid {
+                    break;
+                }
+                if e.kind != last_kind {
+                    if !self.kinds.contains(e.kind) {
+                        self.kinds.insert(Arc::from(e.kind));
+                    }
+                    last_kind = e.kind;
+                }
                 let loc = Loc {
                     seq: e.seq,
                     ts: e.ts,
-                    seg: no,
-                    off: (base + at as u64) as u32,
-                    len: elen as u32,
+                    seg,
+                    off: (base + *at as u64) as u32,
+                    len: *elen as u32,
                 };
-                if !self.kinds.contains(e.kind) {
-                    self.kinds.insert(Arc::from(e.kind));
-                }
-                let s = match self.sessions.get_mut(e.session) {
-                    Some(s) => s,
-                    None => self
-                        .sessions
-                        .entry(Arc::from(e.session))
-                        .or_insert_with_key(|k| Session::new(k.clone(), every)),
-                };
-                s.index(loc, &e);
-                events += 1;
+                s.index(loc, e.agent);
                 max_ts = max_ts.max(e.ts);
-                Ok(())
-            });
-            *last_seq = prev;
-            off += total;
+                i += 1;
+            }
         }
-        Ok((off, events, max_ts, None))
+        max_ts
     }
 
     fn fill_recent_caches(&mut self) -> Result<(), StoreError> {
@@ -490,67 +560,124 @@ impl LogStore {
         self.segments.get(no.checked_sub(first)? as usize)
     }
 
-    /// Reads the events at absolute positions of a session, in order, coalescing runs
-    /// that sit back to back in one segment into one positional read.
+    /// Groups the entries at `positions` of a session into runs that sit back to back in
+    /// one segment (at most `max_run` bytes each) and calls `f(segment, run)` for each, a
+    /// run listing `(position, loc)` in order. Positions no longer held are skipped.
+    fn for_each_run(
+        &self,
+        s: &Session,
+        positions: impl IntoIterator<Item = u64>,
+        max_run: u64,
+        mut f: impl FnMut(&Segment, &[(u64, Loc)]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut run: Vec<(u64, Loc)> = Vec::new();
+        let (mut run_lo, mut run_hi) = (0u64, 0u64);
+        let mut flush = |run: &mut Vec<(u64, Loc)>| -> Result<(), StoreError> {
+            let Some((_, first)) = run.first() else {
+                return Ok(());
+            };
+            let seg = self.segment(first.seg).ok_or_else(|| {
+                StoreError::NotFound(format!("segment {} of seq {}", { first.seg }, first.seq()))
+            })?;
+            f(seg, run)?;
+            run.clear();
+            Ok(())
+        };
+        for p in positions {
+            let Some(&l) = s.idx.at(p) else { continue };
+            let lo = u64::from(l.off);
+            let hi = lo + u64::from(l.len);
+            let joins = run.first().is_some_and(|(_, r)| r.seg == l.seg)
+                && lo == run_hi
+                && hi - run_lo <= max_run;
+            if !joins {
+                flush(&mut run)?;
+                run_lo = lo;
+            }
+            run_hi = hi;
+            run.push((p, l));
+        }
+        flush(&mut run)
+    }
+
+    /// Reads the events at absolute positions of a session, in order: one positional read
+    /// per run of back-to-back entries, into a buffer the run's events then share (each
+    /// event's `json` is a slice of it, so no per-event copy). The buffer holds only the
+    /// run's own entries, so a kept event pins little more than itself.
     fn read_positions(
         &self,
         s: &Session,
         positions: impl IntoIterator<Item = u64>,
     ) -> Result<Vec<EventRef>, StoreError> {
-        let locs: Vec<Loc> = positions
-            .into_iter()
-            .filter_map(|p| s.idx.at(p).copied())
-            .collect();
-        let mut out = Vec::with_capacity(locs.len());
-        let mut buf = Vec::new();
-        let mut i = 0;
-        while let Some(first) = locs.get(i) {
-            let mut j = i + 1;
-            let mut end = u64::from(first.off) + u64::from(first.len);
-            while let Some(n) = locs.get(j) {
-                if n.seg != first.seg
-                    || u64::from(n.off) != end
-                    || end - u64::from(first.off) > (1 << 20)
-                {
-                    break;
-                }
-                end += u64::from(n.len);
-                j += 1;
-            }
-            let seg = self.segment(first.seg).ok_or_else(|| {
-                StoreError::NotFound(format!("segment {} of seq {}", first.seg, first.seq))
-            })?;
-            buf.resize((end - u64::from(first.off)) as usize, 0);
-            seg.file.read_exact_at(&mut buf, u64::from(first.off))?;
+        let positions = positions.into_iter();
+        let mut out = Vec::with_capacity(positions.size_hint().0.min(1 << 16));
+        let mut agent: Option<Arc<str>> = None;
+        let mut kind: Option<Arc<str>> = None;
+        self.for_each_run(s, positions, READ_RUN, |seg, run| {
+            let (Some((_, a)), Some((_, b))) = (run.first(), run.last()) else {
+                return Ok(());
+            };
+            let lo = u64::from(a.off);
+            let hi = u64::from(b.off) + u64::from(b.len);
+            let mut v = vec![0u8; (hi - lo) as usize];
+            seg.file.read_exact_at(&mut v, lo)?;
+            let bytes = Bytes::from(v);
             let mut at = 0usize;
-            for loc in locs.get(i..j).unwrap_or_default() {
-                let bytes = buf.get(at..at + loc.len as usize).unwrap_or_default();
-                let (e, _) = record::decode_entry(bytes)
-                    .map_err(|r| corrupt(&seg.path, u64::from(loc.off), r))?;
-                out.push(self.event_from(s, &e));
-                at += loc.len as usize;
+            for (_, loc) in run {
+                let len = loc.len as usize;
+                let bad = |r| corrupt(&seg.path, u64::from(loc.off), r);
+                let ent = bytes
+                    .get(at..at + len)
+                    .ok_or_else(|| bad(DecodeError::Short))?;
+                let (e, total) = record::decode_entry(ent).map_err(bad)?;
+                if total != len {
+                    return Err(bad(DecodeError::Malformed(
+                        "entry length differs from index",
+                    )));
+                }
+                let json_at = at + len - e.json.len();
+                out.push(Arc::new(Event {
+                    seq: e.seq,
+                    timestamp: e.ts,
+                    session: s.id.clone(),
+                    agent: e.agent.map(|x| intern(&mut agent, x, |x| s.agents.get(x))),
+                    kind: intern(&mut kind, e.kind, |x| self.kinds.get(x)),
+                    json: bytes.slice(json_at..at + len),
+                }));
+                at += len;
             }
-            i = j;
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 
-    fn event_from(&self, s: &Session, e: &EntryRef<'_>) -> EventRef {
-        let agent = e
-            .agent
-            .map(|a| s.agents.get(a).cloned().unwrap_or_else(|| Arc::from(a)));
-        let kind = self
-            .kinds
-            .get(e.kind)
-            .cloned()
-            .unwrap_or_else(|| Arc::from(e.kind));
-        Arc::new(Event {
-            seq: e.seq,
-            timestamp: e.ts,
-            session: s.id.clone(),
-            agent,
-            kind,
-            json: Bytes::copy_from_slice(e.json),
+    /// Calls `f(position, entry)` for the entries at `positions`, in order, reading them in
+    /// large runs through one reused buffer; nothing is allocated per event.
+    fn fold_positions(
+        &self,
+        s: &Session,
+        positions: impl IntoIterator<Item = u64>,
+        mut f: impl FnMut(u64, &EntryRef<'_>),
+    ) -> Result<(), StoreError> {
+        let mut buf = Vec::new();
+        self.for_each_run(s, positions, FOLD_RUN, |seg, run| {
+            let (Some((_, a)), Some((_, b))) = (run.first(), run.last()) else {
+                return Ok(());
+            };
+            let lo = u64::from(a.off);
+            let hi = u64::from(b.off) + u64::from(b.len);
+            buf.resize((hi - lo) as usize, 0);
+            seg.file.read_exact_at(&mut buf, lo)?;
+            let mut at = 0usize;
+            for (pos, loc) in run {
+                let len = loc.len as usize;
+                let ent = buf.get(at..at + len).unwrap_or_default();
+                let (e, _) = record::decode_entry(ent)
+                    .map_err(|r| corrupt(&seg.path, u64::from(loc.off), r))?;
+                f(*pos, &e);
+                at += len;
+            }
+            Ok(())
         })
     }
 
@@ -579,14 +706,14 @@ impl LogStore {
             while s.idx.front().is_some_and(|l| l.seg == no) {
                 if let Some(l) = s.idx.pop_front() {
                     if count == 0 {
-                        first = l.seq;
+                        first = l.seq();
                     }
-                    last = l.seq;
+                    last = l.seq();
                     count += 1;
                 }
             }
             s.deleted.record(first, last, count);
-            s.tt.trim(s.idx.base());
+            s.tt.get_mut().trim(s.idx.base());
             let keep = s.idx.len().min(s.recent.len());
             while s.recent.len() > keep {
                 s.recent.pop_front();
@@ -712,37 +839,7 @@ impl Store for LogStore {
         };
         let (seg_no, base, new_file) = written;
         let last = first + n - 1;
-        let every = self.checkpoint_every;
-        let mut max_ts = i64::MIN;
-        for (ev, (at, len)) in events.iter().zip(&rel) {
-            let loc = Loc {
-                seq: ev.seq,
-                ts: ev.timestamp,
-                seg: seg_no,
-                off: (base + *at as u64) as u32,
-                len: *len as u32,
-            };
-            if !self.kinds.contains(&*ev.kind) {
-                self.kinds.insert(ev.kind.clone());
-            }
-            let s = self
-                .sessions
-                .entry(ev.session.clone())
-                .or_insert_with(|| Session::new(ev.session.clone(), every));
-            if let Some(a) = &ev.agent {
-                if !s.agents.contains(a) {
-                    s.agents.insert(a.clone());
-                }
-            }
-            let pos = s.idx.end();
-            s.tt.push(pos, &EventFacts::of(ev));
-            s.idx.push(loc);
-            s.recent.push_back(ev.clone());
-            if s.recent.len() > RECENT_CACHE {
-                s.recent.pop_front();
-            }
-            max_ts = max_ts.max(ev.timestamp);
-        }
+        let max_ts = self.index_appended(&events, &rel, seg_no, base);
         self.next_seq = last + 1;
         if new_file {
             // A roll is when the byte limit can first be exceeded; sweeping here keeps the
@@ -753,12 +850,18 @@ impl Store for LogStore {
         if let Some(seg) = self.segments.back_mut() {
             seg.events += n;
             seg.max_ts = seg.max_ts.max(max_ts);
-            let file = seg.file.clone();
-            let _ = self.sync.tx.send(SyncMsg::Written {
-                file,
-                seq: last,
-                new_file,
-            });
+            // The fsync thread learns of a new file by message, of every write by the
+            // shared seq alone: no channel send (and no wake-up) per append. The message
+            // goes first: the thread reads the seq before draining its queue, so a seq of
+            // a new file is never seen without that file.
+            if new_file {
+                let _ = self.sync.tx.send(SyncMsg::Written {
+                    file: seg.file.clone(),
+                    seq: last,
+                    new_file,
+                });
+            }
+            self.sync.note_written(last);
             if self.policy == FsyncPolicy::Always {
                 let _ = self.sync.tx.send(SyncMsg::SyncNow);
             }
@@ -829,7 +932,7 @@ impl Store for LogStore {
         self.sessions
             .get(session)
             .and_then(|s| s.idx.front())
-            .map(|l| l.seq)
+            .map(|l| l.seq())
     }
 
     fn deleted_after(&self, session: &str, after: u64) -> Option<Deleted> {
@@ -846,13 +949,27 @@ impl Store for LogStore {
             .sessions
             .get(session)
             .ok_or_else(|| StoreError::NotFound(format!("session {session}")))?;
-        let (mut state, from) = s.tt.start_for(at, s.idx.base());
         let upper = s.idx.upper_for_ts(at);
-        let wanted = (from..upper).filter(|&p| s.idx.at(p).is_some_and(|l| l.ts <= at));
-        let mut scratch = Vec::new();
-        for e in self.read_positions(s, wanted)? {
-            state.apply_facts(&EventFacts::of(&e), &mut scratch);
-        }
+        let (mut state, from) = {
+            let mut tt =
+                s.tt.try_borrow_mut()
+                    .map_err(|_| StoreError::Io(std::io::Error::other("time travel re-entered")))?;
+            // The fold is lazy: bring it up to `upper` (nothing at or after it can be at
+            // or before `at`, so later snapshots could not be used anyway). Events the
+            // fold never saw may have been deleted meanwhile: then it starts afresh at
+            // the first retained event, as after a restart.
+            if tt.live_pos() < s.idx.base() {
+                tt.restart_at(s.idx.base());
+            }
+            let done = tt.live_pos();
+            if done < upper {
+                self.fold_positions(s, done..upper, |pos, e| tt.push(pos, &facts(e)))?;
+            }
+            tt.start_for(at, s.idx.base())
+        };
+        let wanted = (from..upper).filter(|&p| s.idx.at(p).is_some_and(|l| l.ts() <= at));
+        let mut scratch = FoldScratch::default();
+        self.fold_positions(s, wanted, |_, e| state.fold(&facts(e), &mut scratch))?;
         let last = s.idx.last_le(at, upper, traces);
         let recent = match (last.first(), last.last()) {
             (Some(&a), Some(&b)) if b + 1 - a == last.len() as u64 => self.range(s, a, b + 1)?,
@@ -921,6 +1038,75 @@ impl LogStore {
 }
 
 impl LogStore {
+    /// Indexes a just-written batch; returns its largest timestamp. The session map is
+    /// consulted once per run of events of the same session, and only the last
+    /// [`RECENT_CACHE`] events of a run enter the recent cache.
+    fn index_appended(
+        &mut self,
+        events: &[EventRef],
+        rel: &[(usize, usize)],
+        seg_no: u32,
+        base: u64,
+    ) -> i64 {
+        let every = self.checkpoint_every;
+        let mut max_ts = i64::MIN;
+        let mut last_kind: Option<&Arc<str>> = None;
+        let mut i = 0;
+        while let Some(first) = events.get(i) {
+            let sid = &first.session;
+            let len = events
+                .get(i..)
+                .unwrap_or_default()
+                .iter()
+                .take_while(|e| Arc::ptr_eq(&e.session, sid) || e.session == *sid)
+                .count();
+            let run = events.get(i..i + len).unwrap_or_default();
+            let locs = rel.get(i..i + len).unwrap_or_default();
+            let s = match self.sessions.get_mut(sid) {
+                Some(s) => s,
+                None => self
+                    .sessions
+                    .entry(sid.clone())
+                    .or_insert_with(|| Session::new(sid.clone(), every)),
+            };
+            let mut last_agent: Option<&Arc<str>> = None;
+            for (ev, (at, elen)) in run.iter().zip(locs) {
+                if !last_kind.is_some_and(|k| Arc::ptr_eq(k, &ev.kind)) {
+                    if !self.kinds.contains(&*ev.kind) {
+                        self.kinds.insert(ev.kind.clone());
+                    }
+                    last_kind = Some(&ev.kind);
+                }
+                if let Some(a) = &ev.agent {
+                    if !last_agent.is_some_and(|l| Arc::ptr_eq(l, a)) {
+                        if !s.agents.contains(a) {
+                            s.agents.insert(a.clone());
+                        }
+                        last_agent = Some(a);
+                    }
+                }
+                s.idx.push(Loc {
+                    seq: ev.seq,
+                    ts: ev.timestamp,
+                    seg: seg_no,
+                    off: (base + *at as u64) as u32,
+                    len: *elen as u32,
+                });
+                max_ts = max_ts.max(ev.timestamp);
+            }
+            let keep = run.len().min(RECENT_CACHE);
+            let skip = run.len() - keep;
+            while s.recent.len() + keep > RECENT_CACHE {
+                if s.recent.pop_front().is_none() {
+                    break;
+                }
+            }
+            s.recent.extend(run.iter().skip(skip).cloned());
+            i += len.max(1);
+        }
+        max_ts
+    }
+
     /// Writes one finished record, rolling the segment first when it would overflow.
     /// Returns the segment number, the record's offset and whether the segment is new.
     /// On failure nothing of the record remains visible.

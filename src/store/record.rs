@@ -75,13 +75,26 @@ pub fn put_entry(
     kind: &str,
     json: &[u8],
 ) {
-    out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&ts.to_le_bytes());
-    out.extend_from_slice(&(session.len() as u16).to_le_bytes());
-    out.extend_from_slice(&agent.map_or(NO_AGENT, |a| a.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(kind.len() as u16).to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    // The header as one array: one capacity check and one copy instead of seven.
+    let mut h = [0u8; ENTRY_HEADER];
+    let fields: [&[u8]; 7] = [
+        &seq.to_le_bytes(),
+        &ts.to_le_bytes(),
+        &(session.len() as u16).to_le_bytes(),
+        &agent.map_or(NO_AGENT, |a| a.len() as u16).to_le_bytes(),
+        &(kind.len() as u16).to_le_bytes(),
+        &0u16.to_le_bytes(),
+        &(json.len() as u32).to_le_bytes(),
+    ];
+    let mut at = 0;
+    for f in fields {
+        if let Some(dst) = h.get_mut(at..at + f.len()) {
+            dst.copy_from_slice(f);
+        }
+        at += f.len();
+    }
+    out.reserve(ENTRY_HEADER + session.len() + agent.map_or(0, str::len) + kind.len() + json.len());
+    out.extend_from_slice(&h);
     out.extend_from_slice(session.as_bytes());
     if let Some(a) = agent {
         out.extend_from_slice(a.as_bytes());

@@ -7,10 +7,17 @@
 //! reports the covered seq back and calls `wake` so the loop collects it. Under
 //! `interval` it also syncs on its own every `fsync_interval_ms`; under `never` only on
 //! an explicit request (shutdown).
+//!
+//! An ordinary append does not message the thread: it stores its last seq in a shared
+//! atomic (a message and a thread wake-up per append would cost more than the append).
+//! Only a new segment file is announced by message, before any seq written to it is
+//! stored, and the thread reads the atomic *before* draining its queue, so it never
+//! claims a seq durable without having the file that holds it.
 
 use crate::config::FsyncPolicy;
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -39,6 +46,8 @@ pub(crate) enum SyncDone {
 pub(crate) struct SyncThread {
     pub tx: Sender<SyncMsg>,
     pub done: Receiver<SyncDone>,
+    /// The last seq written to the files the thread knows of.
+    written: Arc<AtomicU64>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -109,6 +118,8 @@ impl SyncThread {
     ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<SyncMsg>();
         let (done_tx, done) = mpsc::channel();
+        let written = Arc::new(AtomicU64::new(durable));
+        let shared = written.clone();
         let mut w = Worker {
             dir,
             dirty: Vec::new(),
@@ -133,6 +144,8 @@ impl SyncThread {
                     } else {
                         Some(rx.recv().unwrap_or(SyncMsg::Shutdown))
                     };
+                    // Before draining: see the module doc.
+                    let seen = shared.load(Ordering::Acquire);
                     let mut want_sync = msg.is_none();
                     let mut barriers = Vec::new();
                     let mut stop = false;
@@ -155,6 +168,7 @@ impl SyncThread {
                             Err(_) => break,
                         }
                     }
+                    w.written = w.written.max(seen);
                     if want_sync || stop || !barriers.is_empty() {
                         let res = w.sync();
                         for b in barriers {
@@ -178,8 +192,14 @@ impl SyncThread {
         Ok(SyncThread {
             tx,
             done,
+            written,
             handle: Some(handle),
         })
+    }
+
+    /// Records that everything up to `seq` was written (to a file already announced).
+    pub fn note_written(&self, seq: u64) {
+        self.written.fetch_max(seq, Ordering::Release);
     }
 
     /// Syncs everything written so far and waits for it (shutdown, tests).
