@@ -732,39 +732,67 @@ fn write_short_f64(out: &mut Vec<u8>, v: f64) -> bool {
     false
 }
 
-/// [`write_json_str`], but first scanning eight bytes at a time for anything that needs
-/// escaping (a control byte, `"` or `\`): nearly every string has none and is copied
-/// whole. The rare one that does takes the shared escaper, so the bytes are identical.
+/// [`write_json_str`], but first checking the string eight bytes at a time for anything
+/// that needs escaping (a control byte, `"` or `\\`): nearly every string has none and
+/// is copied whole. The rare one that does goes to the shared escaper, so the bytes are
+/// identical either way.
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    if needs_escape(s.as_bytes()) {
+    let bytes = s.as_bytes();
+    let word = |w: &[u8]| u64::from_le_bytes(<[u8; 8]>::try_from(w).unwrap_or([0; 8]));
+    let clean = match bytes.len().checked_sub(8) {
+        Some(last) => {
+            let mut i = 0;
+            let mut hit = false;
+            while let Some(w) = bytes.get(i..i + 8) {
+                hit |= needs_escape(word(w));
+                i += 8;
+            }
+            // The tail as one word that overlaps the last full one.
+            !hit && !bytes.get(last..).is_some_and(|w| needs_escape(word(w)))
+        }
+        None => {
+            // Fewer than 8 bytes: gather them into one word without a byte loop, from
+            // (overlapping) 4-byte halves or, below 4, the first, middle and last byte.
+            // Unfilled lanes are spaces, which never need escaping.
+            let n = bytes.len();
+            let w = if n >= 4 {
+                let half = |w: Option<&[u8]>| {
+                    u64::from(u32::from_le_bytes(
+                        w.and_then(|w| <[u8; 4]>::try_from(w).ok())
+                            .unwrap_or([0; 4]),
+                    ))
+                };
+                half(bytes.get(..4)) | (half(bytes.get(n - 4..)) << 32)
+            } else {
+                let at = |i: usize| u64::from(bytes.get(i).copied().unwrap_or(b' '));
+                (0x2020_2020_2020_2020 & !0xff_ffff)
+                    | at(0)
+                    | (at(n / 2) << 8)
+                    | (at(n.wrapping_sub(1)) << 16)
+            };
+            !needs_escape(w)
+        }
+    };
+    if !clean {
         write_json_str(out, s);
         return;
     }
-    out.reserve(s.len() + 2);
+    out.reserve(bytes.len() + 2);
     out.push(b'"');
-    out.extend_from_slice(s.as_bytes());
+    out.extend_from_slice(bytes);
     out.push(b'"');
 }
 
-fn needs_escape(bytes: &[u8]) -> bool {
+/// Whether any byte of the word is below 0x20, `"` or `\\` — the bytes JSON escapes.
+/// Uses the exact "some byte is zero / below n" word tests (valid for n <= 0x80).
+fn needs_escape(w: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = ONES * 0x80;
-    // Exact "some byte is zero / below n" tests (n <= 0x80) on a whole word.
     let zero = |w: u64| w.wrapping_sub(ONES) & !w;
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let w = u64::from_le_bytes(<[u8; 8]>::try_from(word).unwrap_or([0x20; 8]));
-        let hits = (w.wrapping_sub(ONES * 0x20) & !w)
-            | zero(w ^ (ONES * u64::from(b'"')))
-            | zero(w ^ (ONES * u64::from(b'\\')));
-        if hits & HIGH != 0 {
-            return true;
-        }
-    }
-    words
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    let hits = (w.wrapping_sub(ONES * 0x20) & !w)
+        | zero(w ^ (ONES * u64::from(b'"')))
+        | zero(w ^ (ONES * u64::from(b'\\')));
+    hits & HIGH != 0
 }
 
 /// The static spelling of a field name we matched on (for error values).
@@ -1027,24 +1055,23 @@ mod tests {
     }
 
     #[test]
-    fn escape_scan_is_exact() {
+    fn word_escaper_matches_the_shared_one() {
+        let mut cases: Vec<String> = vec!["é\"x\u{1}".into(), "😀 ok".into(), String::new()];
         for len in 0..20 {
             for pos in 0..len {
-                for bad in [0u8, 0x1f, b'"', b'\\'] {
-                    let mut s = vec![b'a'; len];
-                    s[pos] = bad;
-                    assert!(needs_escape(&s), "{len} {pos} {bad}");
-                }
-                for ok in [b' ', b'~', 0x7f, 0x21, 0x5b, 0x5d, 0x23, 0xc3] {
-                    let mut s = vec![b'a'; len];
-                    s[pos] = ok;
-                    assert!(!needs_escape(&s), "{len} {pos} {ok}");
+                for c in ['\0', '\u{1f}', '"', '\\', ' ', '~', '\u{7f}', 'é', '\n'] {
+                    let mut s: Vec<char> = vec!['a'; len];
+                    s[pos] = c;
+                    cases.push(s.into_iter().collect());
                 }
             }
         }
-        let mut out = Vec::new();
-        write_str(&mut out, "é\"x\u{1}");
-        assert_eq!(out, "\"é\\\"x\\u0001\"".as_bytes());
+        for s in cases {
+            let (mut got, mut want) = (b"x".to_vec(), b"x".to_vec());
+            write_str(&mut got, &s);
+            write_json_str(&mut want, &s);
+            assert_eq!(got, want, "{s:?}");
+        }
     }
 
     #[test]
