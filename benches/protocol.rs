@@ -7,7 +7,7 @@ use std::hint::black_box;
 use tracecast::event::Event;
 use tracecast::ingest::{parse_body, validate, IngestContext};
 use tracecast::protocol::{
-    encode_binary_batch, encode_trace_batch, parse_client_message, BatchCompression,
+    encode_binary_batch, encode_trace_batch, parse_client_message, BatchCompression, ClientMessage,
 };
 
 /// A realistic ~250-byte producer event.
@@ -80,10 +80,15 @@ fn client_message_parse(c: &mut Criterion) {
     g.finish();
 }
 
+/// The ingest share of the 1M events/s target: parse + validate + building each
+/// `Pending` for 50 ~250-byte events, through each of the three body shapes.
 fn ingest_validate_50(c: &mut Criterion) {
-    let body = format!(
-        "[{}]",
-        (0..50).map(producer_event).collect::<Vec<_>>().join(",")
+    let events: Vec<String> = (0..50).map(producer_event).collect();
+    let body = format!("[{}]", events.join(",")).into_bytes();
+    let ndjson = format!("{}\n", events.join("\n")).into_bytes();
+    let publish = format!(
+        r#"{{"type":"publish","requestId":9,"events":[{}]}}"#,
+        events.join(",")
     )
     .into_bytes();
     let mut buffers = simd_json::Buffers::default();
@@ -102,6 +107,28 @@ fn ingest_validate_50(c: &mut Criterion) {
             buf.extend_from_slice(&body);
             let values = parse_body(&mut buf, &mut buffers).expect("parses");
             black_box(validate(&values, &mut ctx).expect("valid").len());
+        })
+    });
+    c.bench_function("ingest_validate_50_ndjson", |b| {
+        b.iter(|| {
+            buf.clear();
+            buf.extend_from_slice(&ndjson);
+            let values = parse_body(&mut buf, &mut buffers).expect("parses");
+            black_box(validate(&values, &mut ctx).expect("valid").len());
+        })
+    });
+    c.bench_function("ingest_validate_50_ws_publish", |b| {
+        b.iter(|| {
+            buf.clear();
+            buf.extend_from_slice(&publish);
+            let parsed = parse_client_message(&mut buf, &mut buffers).expect("parses");
+            let n = match &parsed.msg {
+                ClientMessage::Publish { events } => {
+                    validate(events, &mut ctx).expect("valid").len()
+                }
+                _ => 0,
+            };
+            black_box(n);
         })
     });
 }

@@ -1,16 +1,25 @@
 //! Ingest (SPEC §2, §3): turning a publish body into validated, sequencing-ready events.
 //!
 //! Two steps, both pure. [`parse_body`] parses an HTTP body (one object, an array of
-//! objects, or NDJSON) in place with simd-json; a WebSocket `publish` already arrives as
-//! values from [`crate::protocol::client`]. [`validate`] then checks every event against
-//! the §2 rules and serializes it once into a [`Pending`] whose `json_tail` the store
-//! prefixes with `{"seq":N,` — so the delivered bytes are produced here, exactly once.
-//! A batch is all-or-nothing: the first bad event fails it, and the error names the
-//! event's index and field so the producer can fix it.
+//! objects, or NDJSON) in place with simd-json into [`Events`]: simd-json's flat tape
+//! plus the node where each event starts. A WebSocket `publish` arrives as [`Events`]
+//! too, cut out of the frame's tape by [`crate::protocol::client`]. [`validate`] then
+//! walks each event's fields once, checks them against the §2 rules and serializes the
+//! event into a [`Pending`] whose `json_tail` the store prefixes with `{"seq":N,` — so
+//! the delivered bytes are produced here, exactly once. A batch is all-or-nothing: the
+//! first bad event fails it, and the error names the event's index and field so the
+//! producer can fix it.
+//!
+//! This is the hot half of the 1M events/s target (issue #3), hence the shape: the tape
+//! is one allocation per batch where a value tree costs a hash map and a `Vec` per
+//! object; events are written straight from the tape; `type`/`sessionId`/`agentId`
+//! strings come from a small cache that lives as long as the [`IngestContext`]; and each
+//! `json_tail` is allocated once at its exact size. docs/perf-ingest.md has the numbers.
 
+use crate::protocol::json::{write_i64, write_json_str, write_u64};
 use crate::store::Pending;
 use simd_json::prelude::Writable;
-use simd_json::{BorrowedValue, StaticNode};
+use simd_json::{BorrowedValue, Node, StaticNode, Tape};
 use std::fmt;
 use std::sync::Arc;
 
@@ -64,6 +73,57 @@ impl fmt::Display for IngestError {
 
 impl std::error::Error for IngestError {}
 
+/// A parsed batch, not yet validated: simd-json tape nodes borrowing from the body (or
+/// frame) buffer, and the node index where each event's value starts. The values may
+/// be anything JSON; [`validate`] decides whether they are events.
+#[derive(Debug, Default)]
+pub struct Events<'a> {
+    nodes: Vec<Node<'a>>,
+    starts: Vec<usize>,
+}
+
+impl<'a> Events<'a> {
+    /// How many values the batch holds.
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// The elements of the array at `nodes[at]`; `None` when that node is not an array.
+    pub fn from_array(nodes: Vec<Node<'a>>, at: usize) -> Option<Self> {
+        let Some(&Node::Array { len, .. }) = nodes.get(at) else {
+            return None;
+        };
+        // `len` is bounded by the tape, which is bounded by the input.
+        let mut starts = Vec::with_capacity(len);
+        let mut i = at + 1;
+        for _ in 0..len {
+            starts.push(i);
+            i += span(nodes.get(i));
+        }
+        Some(Events { nodes, starts })
+    }
+
+    /// A batch of one: the value at `nodes[at]`.
+    pub fn from_value(nodes: Vec<Node<'a>>, at: usize) -> Self {
+        Events {
+            nodes,
+            starts: vec![at],
+        }
+    }
+}
+
+/// How many tape nodes the value at `node` occupies: itself and everything inside it.
+pub fn span(node: Option<&Node<'_>>) -> usize {
+    match node {
+        Some(Node::Object { count, .. } | Node::Array { count, .. }) => count + 1,
+        _ => 1,
+    }
+}
+
 /// Server-assigned event ids: `"<seed hex>-<counter hex>"`. The seed is the server's
 /// start time in ms (the caller may mix in more), so ids stay unique across restarts
 /// without persisting the counter.
@@ -103,7 +163,59 @@ impl IdGenerator {
     }
 }
 
-/// What [`validate`] needs from the server: limits, the clock, the id source.
+/// Slots in the [`Interner`]; a power of two so the hash's top bits pick one.
+const INTERN_SLOTS: usize = 256;
+/// Longer strings are not cached: hashing them costs more than it saves.
+const INTERN_MAX_BYTES: usize = 64;
+
+/// A direct-mapped cache of recent `Arc<str>`s for `type`, `sessionId` and `agentId`.
+/// Producers repeat a handful of these across every batch, so a hit saves an
+/// allocation per field; a collision only costs the allocation it would have made.
+#[derive(Debug, Clone)]
+struct Interner {
+    slots: Vec<Option<Arc<str>>>,
+}
+
+impl Default for Interner {
+    fn default() -> Self {
+        Interner {
+            slots: vec![None; INTERN_SLOTS],
+        }
+    }
+}
+
+impl Interner {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if s.len() > INTERN_MAX_BYTES {
+            return Arc::from(s);
+        }
+        match self.slots.get_mut(slot_of(s)) {
+            Some(Some(a)) if **a == *s => a.clone(),
+            Some(slot) => {
+                let a: Arc<str> = Arc::from(s);
+                *slot = Some(a.clone());
+                a
+            }
+            None => Arc::from(s),
+        }
+    }
+}
+
+/// Multiplicative hash over 8-byte words; the top byte picks the slot.
+fn slot_of(s: &str) -> usize {
+    let mut h = s.len() as u64;
+    for chunk in s.as_bytes().chunks(8) {
+        let mut w = [0u8; 8];
+        for (d, b) in w.iter_mut().zip(chunk) {
+            *d = *b;
+        }
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    (h >> 56) as usize % INTERN_SLOTS
+}
+
+/// What [`validate`] needs from the server: limits, the clock, the id source (and a
+/// string cache that makes repeated batches cheaper).
 #[derive(Debug, Clone)]
 pub struct IngestContext {
     /// Largest accepted event, measured as its stored object without `"seq":N,`.
@@ -111,6 +223,7 @@ pub struct IngestContext {
     /// The receive time given to events without a `timestamp` (epoch ms).
     pub now_ms: i64,
     pub ids: IdGenerator,
+    strings: Interner,
 }
 
 impl IngestContext {
@@ -119,6 +232,7 @@ impl IngestContext {
             max_event_bytes,
             now_ms,
             ids: IdGenerator::new(id_seed),
+            strings: Interner::default(),
         }
     }
 }
@@ -135,35 +249,41 @@ impl IngestContext {
 pub fn parse_body<'a>(
     body: &'a mut [u8],
     buffers: &mut simd_json::Buffers,
-) -> Result<Vec<BorrowedValue<'a>>, IngestError> {
+) -> Result<Events<'a>, IngestError> {
     let first = body.iter().position(|b| !b.is_ascii_whitespace());
     let Some(first) = first else {
         return Err(IngestError::event(0, "no events: the body is empty"));
     };
     if body.get(first) == Some(&b'{') && is_ndjson(body) {
-        let mut values = Vec::new();
+        let mut events = Events::default();
+        // One tape reused for every line; its nodes are appended to the batch's.
+        let mut line_tape = Tape(Vec::new());
         for line in body.split_mut(|b| *b == b'\n') {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let index = values.len();
-            let v = simd_json::to_borrowed_value_with_buffers(line, buffers).map_err(|e| {
+            let index = events.starts.len();
+            simd_json::fill_tape(line, buffers, &mut line_tape).map_err(|e| {
                 IngestError::event(index, format!("malformed JSON on its NDJSON line: {e}"))
             })?;
-            values.push(v);
+            events.starts.push(events.nodes.len());
+            events.nodes.extend_from_slice(&line_tape.0);
         }
-        return Ok(values);
+        return Ok(events);
     }
-    let v = simd_json::to_borrowed_value_with_buffers(body, buffers)
+    let mut tape = Tape(Vec::new());
+    simd_json::fill_tape(body, buffers, &mut tape)
         .map_err(|e| IngestError::event(0, format!("malformed JSON body: {e}")))?;
-    let values = match v {
-        BorrowedValue::Array(items) => *items,
-        other => vec![other],
-    };
-    if values.is_empty() {
-        return Err(IngestError::event(0, "no events: the array is empty"));
+    let nodes = tape.0;
+    match nodes.first() {
+        Some(Node::Array { len: 0, .. }) => {
+            Err(IngestError::event(0, "no events: the array is empty"))
+        }
+        Some(Node::Array { .. }) => {
+            Events::from_array(nodes, 0).ok_or_else(|| IngestError::event(0, "malformed JSON body"))
+        }
+        _ => Ok(Events::from_value(nodes, 0)),
     }
-    Ok(values)
 }
 
 /// True when some `\n` has `}` before it and `{` after it, whitespace aside.
@@ -199,296 +319,480 @@ mod seen {
     pub const OTHER_KNOWN: u32 = 1 << 6;
 }
 
-/// Reuses the previous event's `Arc<str>` when the string repeats, as it nearly always
-/// does within a batch (same session, few types and agents).
-#[derive(Default)]
-struct Recent {
-    last: Option<Arc<str>>,
-}
-
-impl Recent {
-    fn get(&mut self, s: &str) -> Arc<str> {
-        match &self.last {
-            Some(a) if **a == *s => a.clone(),
-            _ => {
-                let a: Arc<str> = Arc::from(s);
-                self.last = Some(a.clone());
-                a
-            }
-        }
-    }
-}
-
-fn is_null(v: &BorrowedValue<'_>) -> bool {
-    matches!(v, BorrowedValue::Static(StaticNode::Null))
-}
+const NULL: Node<'static> = Node::Static(StaticNode::Null);
 
 fn session_ok(s: &str) -> bool {
-    !s.is_empty() && s.len() <= MAX_SESSION_BYTES && !s.chars().any(char::is_control)
+    // Printable ASCII is the common case and needs no UTF-8 decoding.
+    !s.is_empty()
+        && s.len() <= MAX_SESSION_BYTES
+        && (s.bytes().all(|b| (0x20..0x7f).contains(&b)) || !s.chars().any(char::is_control))
 }
 
 /// Epoch ms from a JSON number: non-negative, finite, at most [`MAX_TIMESTAMP_MS`];
 /// fractions are truncated for the index (the JSON keeps the producer's number).
-fn timestamp_ms(v: &BorrowedValue<'_>) -> Option<i64> {
+fn timestamp_ms(v: Node<'_>) -> Option<i64> {
     let ms = match v {
-        BorrowedValue::Static(StaticNode::I64(n)) => *n,
-        BorrowedValue::Static(StaticNode::U64(n)) => i64::try_from(*n).ok()?,
-        BorrowedValue::Static(StaticNode::F64(n))
-            if n.is_finite() && *n >= 0.0 && *n <= MAX_TIMESTAMP_MS as f64 =>
+        Node::Static(StaticNode::I64(n)) => n,
+        Node::Static(StaticNode::U64(n)) => i64::try_from(n).ok()?,
+        Node::Static(StaticNode::F64(n))
+            if n.is_finite() && n >= 0.0 && n <= MAX_TIMESTAMP_MS as f64 =>
         {
-            *n as i64
+            n as i64
         }
         _ => return None,
     };
     (0..=MAX_TIMESTAMP_MS).contains(&ms).then_some(ms)
 }
 
+/// Per-batch scratch space, so events after the first allocate only their output.
+#[derive(Default)]
+struct Scratch {
+    /// The producer's fields, each written as `,"key":value`.
+    body: Vec<u8>,
+    /// The server-assigned fields, each written as `,"key":value`.
+    head: Vec<u8>,
+    /// Open containers while writing nested values.
+    stack: Vec<(bool, usize)>,
+    /// `,"timestamp":<now>`, formatted once per batch (the clock is fixed for it).
+    now_field: Vec<u8>,
+}
+
 /// Validates a batch and serializes each event's `json_tail`. All or nothing.
-pub fn validate(
-    values: &[BorrowedValue<'_>],
-    ctx: &mut IngestContext,
-) -> Result<Vec<Pending>, IngestError> {
-    if values.is_empty() {
+pub fn validate(events: &Events<'_>, ctx: &mut IngestContext) -> Result<Vec<Pending>, IngestError> {
+    if events.is_empty() {
         return Err(IngestError::event(0, "no events"));
     }
-    let mut out = Vec::with_capacity(values.len());
-    let mut scratch: Vec<u8> = Vec::with_capacity(512);
-    let (mut sessions, mut agents, mut kinds) =
-        (Recent::default(), Recent::default(), Recent::default());
-    for (index, value) in values.iter().enumerate() {
-        let BorrowedValue::Object(obj) = value else {
-            return Err(IngestError::event(index, "must be a JSON object"));
-        };
-        let mut seen = 0u32;
-        let mut kind: Option<&str> = None;
-        let mut session: Option<&str> = None;
-        let mut swarm: Option<&str> = None;
-        let mut agent: Option<&str> = None;
-        let mut has_id = false;
-        let mut timestamp: Option<i64> = None;
-        for (k, v) in obj.iter() {
-            let bit = match k.as_ref() {
-                "type" => {
-                    match v {
-                        BorrowedValue::String(s) if !s.is_empty() && s.len() <= MAX_TYPE_BYTES => {
-                            kind = Some(s)
-                        }
-                        BorrowedValue::String(_) => {
-                            return Err(IngestError::field(
-                                index,
-                                "type",
-                                "must be a string of 1..64 bytes",
-                            ))
-                        }
-                        _ => {
-                            return Err(IngestError::field(
-                                index,
-                                "type",
-                                "must be a string of 1..64 bytes",
-                            ))
-                        }
-                    }
-                    seen::TYPE
-                }
-                "sessionId" => {
-                    match v {
-                        BorrowedValue::String(s) if session_ok(s) => session = Some(s),
-                        _ => {
-                            return Err(IngestError::field(
-                                index,
-                                "sessionId",
-                                "must be a string of 1..256 bytes without control characters",
-                            ))
-                        }
-                    }
-                    seen::SESSION
-                }
-                "swarmId" => {
-                    // Only an alias when sessionId is absent; checked after the loop.
-                    if let BorrowedValue::String(s) = v {
-                        swarm = Some(s);
-                    }
-                    seen::SWARM
-                }
-                "id" => {
-                    match v {
-                        BorrowedValue::String(s) if s.len() <= MAX_ID_BYTES => has_id = true,
-                        v if is_null(v) => {}
-                        _ => {
-                            return Err(IngestError::field(
-                                index,
-                                "id",
-                                "must be a string of at most 256 bytes",
-                            ))
-                        }
-                    }
-                    seen::ID
-                }
-                "timestamp" => {
-                    if !is_null(v) {
-                        timestamp = Some(timestamp_ms(v).ok_or_else(|| {
-                            IngestError::field(
-                                index,
-                                "timestamp",
-                                "must be a non-negative number of epoch milliseconds",
-                            )
-                        })?);
-                    }
-                    seen::TIMESTAMP
-                }
-                "seq" => {
-                    return Err(IngestError::field(
-                        index,
-                        "seq",
-                        "is assigned by the server; producers must not send it",
-                    ))
-                }
-                "agentId" => {
-                    match v {
-                        BorrowedValue::String(s) => agent = Some(s),
-                        v if is_null(v) => {}
-                        _ => return Err(IngestError::field(index, "agentId", "must be a string")),
-                    }
-                    seen::AGENT
-                }
-                f @ ("traceId" | "spanId" | "parentId" | "phase") => {
-                    if !matches!(v, BorrowedValue::String(_)) && !is_null(v) {
-                        return Err(IngestError::field(
-                            index,
-                            static_name(f),
-                            "must be a string",
-                        ));
-                    }
-                    seen::OTHER_KNOWN
-                }
-                "duration" => {
-                    if !matches!(
-                        v,
-                        BorrowedValue::Static(
-                            StaticNode::I64(_)
-                                | StaticNode::U64(_)
-                                | StaticNode::F64(_)
-                                | StaticNode::Null
-                        )
-                    ) {
-                        return Err(IngestError::field(index, "duration", "must be a number"));
-                    }
-                    seen::OTHER_KNOWN
-                }
-                f @ ("data" | "metadata" | "performance") => {
-                    if !matches!(v, BorrowedValue::Object(_)) && !is_null(v) {
-                        return Err(IngestError::field(
-                            index,
-                            static_name(f),
-                            "must be an object",
-                        ));
-                    }
-                    seen::OTHER_KNOWN
-                }
-                _ => 0,
-            };
-            if bit != 0 && bit != seen::OTHER_KNOWN {
-                if seen & bit != 0 {
-                    return Err(IngestError::field(
-                        index,
-                        static_name(k),
-                        "appears more than once",
-                    ));
-                }
-                seen |= bit;
-            }
-        }
-        let Some(kind) = kind else {
-            return Err(IngestError::field(index, "type", "is required"));
-        };
-        let assigned_session = match (session, seen & seen::SWARM != 0) {
-            (Some(_), _) => None,
-            (None, true) => match swarm {
-                Some(s) if session_ok(s) => Some(s),
-                _ => {
-                    return Err(IngestError::field(
-                        index,
-                        "swarmId",
-                        "must be a string of 1..256 bytes without control characters",
-                    ))
-                }
-            },
-            (None, false) => return Err(IngestError::field(index, "sessionId", "is required")),
-        };
-        let session = session.or(assigned_session).unwrap_or_default();
-
-        scratch.clear();
-        // Server-assigned fields first, then the producer's fields in their order.
-        let mut first = true;
-        if !has_id {
-            scratch.extend_from_slice(b"\"id\":");
-            ctx.ids.write_next(&mut scratch);
-            first = false;
-        }
-        let ts = match timestamp {
-            Some(ts) => ts,
-            None => {
-                if !first {
-                    scratch.push(b',');
-                }
-                scratch.extend_from_slice(b"\"timestamp\":");
-                crate::protocol::json::write_i64(&mut scratch, ctx.now_ms);
-                first = false;
-                ctx.now_ms
-            }
-        };
-        if let Some(s) = assigned_session {
-            if !first {
-                scratch.push(b',');
-            }
-            scratch.extend_from_slice(b"\"sessionId\":");
-            crate::protocol::json::write_json_str(&mut scratch, s);
-            first = false;
-        }
-        for (k, v) in obj.iter() {
-            // A null id/timestamp was replaced by the assigned one above.
-            if is_null(v) && matches!(k.as_ref(), "id" | "timestamp") {
-                continue;
-            }
-            if !first {
-                scratch.push(b',');
-            }
-            first = false;
-            crate::protocol::json::write_json_str(&mut scratch, k);
-            scratch.push(b':');
-            write_value(&mut scratch, v);
-        }
-        scratch.push(b'}');
-        // +1 for the opening brace the store adds.
-        let size = scratch.len() + 1;
-        if size > ctx.max_event_bytes {
-            return Err(IngestError::event(
-                index,
-                format!(
-                    "is {size} bytes, over the limit of {} (max_event_bytes)",
-                    ctx.max_event_bytes
-                ),
-            ));
-        }
-        out.push(Pending {
-            timestamp: ts,
-            session: sessions.get(session),
-            agent: agent.map(|a| agents.get(a)),
-            kind: kinds.get(kind),
-            json_tail: scratch.as_slice().to_vec(),
-        });
+    let mut out = Vec::with_capacity(events.len());
+    let mut now_field = b",\"timestamp\":".to_vec();
+    write_i64(&mut now_field, ctx.now_ms);
+    let mut scratch = Scratch {
+        body: Vec::with_capacity(1024),
+        head: Vec::with_capacity(128),
+        stack: Vec::new(),
+        now_field,
+    };
+    for (index, &start) in events.starts.iter().enumerate() {
+        out.push(validate_one(
+            &events.nodes,
+            start,
+            index,
+            ctx,
+            &mut scratch,
+        )?);
     }
     Ok(out)
 }
 
-fn write_value(out: &mut Vec<u8>, v: &BorrowedValue<'_>) {
-    match v {
-        BorrowedValue::String(s) => crate::protocol::json::write_json_str(out, s),
-        // Writing into a Vec cannot fail.
-        other => {
-            let _ = other.write(out);
+fn validate_one(
+    nodes: &[Node<'_>],
+    start: usize,
+    index: usize,
+    ctx: &mut IngestContext,
+    scratch: &mut Scratch,
+) -> Result<Pending, IngestError> {
+    let Some(&Node::Object { len, .. }) = nodes.get(start) else {
+        return Err(IngestError::event(index, "must be a JSON object"));
+    };
+    let body = &mut scratch.body;
+    body.clear();
+    let mut seen = 0u32;
+    let mut kind: Option<&str> = None;
+    let mut session: Option<&str> = None;
+    let mut swarm: Option<&str> = None;
+    let mut agent: Option<&str> = None;
+    let mut has_id = false;
+    let mut timestamp: Option<i64> = None;
+    let mut i = start + 1;
+    for _ in 0..len {
+        let k = match nodes.get(i) {
+            Some(Node::String(k)) => *k,
+            // simd-json always puts a string key here.
+            _ => return Err(IngestError::event(index, "must be a JSON object")),
+        };
+        let at = i + 1;
+        let v = nodes.get(at).copied().unwrap_or(NULL);
+        i = at + span(Some(&v));
+        // A null id/timestamp is replaced by the assigned one, so it is not written.
+        let mut keep = true;
+        let bit = match k {
+            "type" => {
+                match v {
+                    Node::String(s) if !s.is_empty() && s.len() <= MAX_TYPE_BYTES => kind = Some(s),
+                    _ => {
+                        return Err(IngestError::field(
+                            index,
+                            "type",
+                            "must be a string of 1..64 bytes",
+                        ))
+                    }
+                }
+                seen::TYPE
+            }
+            "sessionId" => {
+                match v {
+                    Node::String(s) if session_ok(s) => session = Some(s),
+                    _ => {
+                        return Err(IngestError::field(
+                            index,
+                            "sessionId",
+                            "must be a string of 1..256 bytes without control characters",
+                        ))
+                    }
+                }
+                seen::SESSION
+            }
+            "swarmId" => {
+                // Only an alias when sessionId is absent; checked after the loop.
+                if let Node::String(s) = v {
+                    swarm = Some(s);
+                }
+                seen::SWARM
+            }
+            "id" => {
+                match v {
+                    Node::String(s) if s.len() <= MAX_ID_BYTES => has_id = true,
+                    Node::Static(StaticNode::Null) => keep = false,
+                    _ => {
+                        return Err(IngestError::field(
+                            index,
+                            "id",
+                            "must be a string of at most 256 bytes",
+                        ))
+                    }
+                }
+                seen::ID
+            }
+            "timestamp" => {
+                if matches!(v, Node::Static(StaticNode::Null)) {
+                    keep = false;
+                } else {
+                    timestamp = Some(timestamp_ms(v).ok_or_else(|| {
+                        IngestError::field(
+                            index,
+                            "timestamp",
+                            "must be a non-negative number of epoch milliseconds",
+                        )
+                    })?);
+                }
+                seen::TIMESTAMP
+            }
+            "seq" => {
+                return Err(IngestError::field(
+                    index,
+                    "seq",
+                    "is assigned by the server; producers must not send it",
+                ))
+            }
+            "agentId" => {
+                match v {
+                    Node::String(s) => agent = Some(s),
+                    Node::Static(StaticNode::Null) => {}
+                    _ => return Err(IngestError::field(index, "agentId", "must be a string")),
+                }
+                seen::AGENT
+            }
+            f @ ("traceId" | "spanId" | "parentId" | "phase") => {
+                if !matches!(v, Node::String(_) | Node::Static(StaticNode::Null)) {
+                    return Err(IngestError::field(
+                        index,
+                        static_name(f),
+                        "must be a string",
+                    ));
+                }
+                seen::OTHER_KNOWN
+            }
+            "duration" => {
+                if !matches!(
+                    v,
+                    Node::Static(
+                        StaticNode::I64(_)
+                            | StaticNode::U64(_)
+                            | StaticNode::F64(_)
+                            | StaticNode::Null
+                    )
+                ) {
+                    return Err(IngestError::field(index, "duration", "must be a number"));
+                }
+                seen::OTHER_KNOWN
+            }
+            f @ ("data" | "metadata" | "performance") => {
+                if !matches!(v, Node::Object { .. } | Node::Static(StaticNode::Null)) {
+                    return Err(IngestError::field(
+                        index,
+                        static_name(f),
+                        "must be an object",
+                    ));
+                }
+                seen::OTHER_KNOWN
+            }
+            _ => 0,
+        };
+        if bit != 0 && bit != seen::OTHER_KNOWN {
+            if seen & bit != 0 {
+                return Err(IngestError::field(
+                    index,
+                    static_name(k),
+                    "appears more than once",
+                ));
+            }
+            seen |= bit;
+        }
+        if keep {
+            body.push(b',');
+            write_str(body, k);
+            body.push(b':');
+            match v {
+                Node::String(s) => write_str(body, s),
+                Node::Static(n) => write_static(body, n),
+                _ => write_value(
+                    body,
+                    nodes.get(at..i).unwrap_or_default(),
+                    &mut scratch.stack,
+                ),
+            }
         }
     }
+    let Some(kind) = kind else {
+        return Err(IngestError::field(index, "type", "is required"));
+    };
+    let assigned_session = match (session, seen & seen::SWARM != 0) {
+        (Some(_), _) => None,
+        (None, true) => match swarm {
+            Some(s) if session_ok(s) => Some(s),
+            _ => {
+                return Err(IngestError::field(
+                    index,
+                    "swarmId",
+                    "must be a string of 1..256 bytes without control characters",
+                ))
+            }
+        },
+        (None, false) => return Err(IngestError::field(index, "sessionId", "is required")),
+    };
+    let session = session.or(assigned_session).unwrap_or_default();
+
+    // Server-assigned fields first, then the producer's fields in their order.
+    let head = &mut scratch.head;
+    head.clear();
+    if !has_id {
+        head.extend_from_slice(b",\"id\":");
+        ctx.ids.write_next(head);
+    }
+    let ts = match timestamp {
+        Some(ts) => ts,
+        None => {
+            head.extend_from_slice(&scratch.now_field);
+            ctx.now_ms
+        }
+    };
+    if let Some(s) = assigned_session {
+        head.extend_from_slice(b",\"sessionId\":");
+        write_json_str(head, s);
+    }
+    // Both parts start with a comma (the body is never empty: `type` is in it); the
+    // first one is dropped and `}` added, so the tail is exactly head + body long.
+    let size = head.len() + body.len() + 1;
+    if size > ctx.max_event_bytes {
+        return Err(IngestError::event(
+            index,
+            format!(
+                "is {size} bytes, over the limit of {} (max_event_bytes)",
+                ctx.max_event_bytes
+            ),
+        ));
+    }
+    let mut json_tail = Vec::with_capacity(head.len() + body.len());
+    if head.is_empty() {
+        json_tail.extend_from_slice(body.get(1..).unwrap_or_default());
+    } else {
+        json_tail.extend_from_slice(head.get(1..).unwrap_or_default());
+        json_tail.extend_from_slice(body);
+    }
+    json_tail.push(b'}');
+    Ok(Pending {
+        timestamp: ts,
+        session: ctx.strings.get(session),
+        agent: agent.map(|a| ctx.strings.get(a)),
+        kind: ctx.strings.get(kind),
+        json_tail,
+    })
+}
+
+/// Writes the one JSON value that `nodes` holds (exactly its span) from the tape, in
+/// the producer's key order, without recursion (nesting depth is client-controlled).
+fn write_value(out: &mut Vec<u8>, nodes: &[Node<'_>], stack: &mut Vec<(bool, usize)>) {
+    stack.clear();
+    let mut i = 0;
+    while let Some(node) = nodes.get(i) {
+        i += 1;
+        match *node {
+            Node::String(s) => write_str(out, s),
+            Node::Static(n) => write_static(out, n),
+            Node::Object { len, .. } => {
+                out.push(b'{');
+                if len > 0 {
+                    stack.push((true, len));
+                    i = write_key(out, nodes, i);
+                    continue;
+                }
+                out.push(b'}');
+            }
+            Node::Array { len, .. } => {
+                out.push(b'[');
+                if len > 0 {
+                    stack.push((false, len));
+                    continue;
+                }
+                out.push(b']');
+            }
+        }
+        // A value is complete: close the containers it completes, then separate the
+        // next member of the innermost one still open.
+        while let Some(top) = stack.last_mut() {
+            top.1 -= 1;
+            if top.1 > 0 {
+                out.push(b',');
+                if top.0 {
+                    i = write_key(out, nodes, i);
+                }
+                break;
+            }
+            out.push(if top.0 { b'}' } else { b']' });
+            stack.pop();
+        }
+    }
+}
+
+/// Writes the object key at `nodes[i]` and its colon; returns the value's index.
+fn write_key(out: &mut Vec<u8>, nodes: &[Node<'_>], i: usize) -> usize {
+    if let Some(Node::String(k)) = nodes.get(i) {
+        write_str(out, k);
+    }
+    out.push(b':');
+    i + 1
+}
+
+/// Numbers print as simd-json prints them (floats in ryu's shortest form), so stored
+/// bytes do not depend on which parse path produced them.
+fn write_static(out: &mut Vec<u8>, n: StaticNode) {
+    match n {
+        StaticNode::I64(v) => write_i64(out, v),
+        StaticNode::U64(v) => write_u64(out, v),
+        StaticNode::Null => out.extend_from_slice(b"null"),
+        StaticNode::Bool(true) => out.extend_from_slice(b"true"),
+        StaticNode::Bool(false) => out.extend_from_slice(b"false"),
+        StaticNode::F64(v) if write_short_f64(out, v) => {}
+        // Writing into a Vec cannot fail.
+        other => {
+            let _ = BorrowedValue::Static(other).write(out);
+        }
+    }
+}
+
+/// Writes the floats producers mostly send (durations, percentages: at most three
+/// decimals, magnitude in 1e-3..1e12) exactly as ryu would, without ryu's general
+/// algorithm; returns false, writing nothing, for any other value.
+///
+/// Why it matches: the k-decimal string of integer `n` denotes n/10^k, and both are
+/// exact doubles, so IEEE division yields what parsing that string yields; when that is
+/// `v` the string round-trips. Below 1e12 a double's round-trip interval is narrower
+/// than 10^-3, so that string is the only k-decimal one, and trying k = 0, 1, 2, 3 in
+/// order finds the fewest digits — ryu's choice. In this range ryu prints plain decimal
+/// notation (`12.0`, `0.05`), as below.
+fn write_short_f64(out: &mut Vec<u8>, v: f64) -> bool {
+    let a = v.abs();
+    if !(1e-3..1e12).contains(&a) {
+        return false;
+    }
+    let mut scale = 1u64;
+    for digits in 0..=3usize {
+        // Truncating `+ 0.5` rounds a positive value to the nearest integer.
+        let n = (a * scale as f64 + 0.5) as u64;
+        if n as f64 / scale as f64 == a {
+            if v < 0.0 {
+                out.push(b'-');
+            }
+            write_u64(out, n / scale);
+            out.push(b'.');
+            if digits == 0 {
+                out.push(b'0');
+            } else {
+                let mut frac = [b'0'; 3];
+                let mut f = n % scale;
+                for d in frac.iter_mut().take(digits).rev() {
+                    *d = b'0' + (f % 10) as u8;
+                    f /= 10;
+                }
+                out.extend_from_slice(frac.get(..digits).unwrap_or_default());
+            }
+            return true;
+        }
+        scale *= 10;
+    }
+    false
+}
+
+/// [`write_json_str`], but first checking the string eight bytes at a time for anything
+/// that needs escaping (a control byte, `"` or `\\`): nearly every string has none and
+/// is copied whole. The rare one that does goes to the shared escaper, so the bytes are
+/// identical either way.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    let word = |w: &[u8]| u64::from_le_bytes(<[u8; 8]>::try_from(w).unwrap_or([0; 8]));
+    let clean = match bytes.len().checked_sub(8) {
+        Some(last) => {
+            let mut i = 0;
+            let mut hit = false;
+            while let Some(w) = bytes.get(i..i + 8) {
+                hit |= needs_escape(word(w));
+                i += 8;
+            }
+            // The tail as one word that overlaps the last full one.
+            !hit && !bytes.get(last..).is_some_and(|w| needs_escape(word(w)))
+        }
+        None => {
+            // Fewer than 8 bytes: gather them into one word without a byte loop, from
+            // (overlapping) 4-byte halves or, below 4, the first, middle and last byte.
+            // Unfilled lanes are spaces, which never need escaping.
+            let n = bytes.len();
+            let w = if n >= 4 {
+                let half = |w: Option<&[u8]>| {
+                    u64::from(u32::from_le_bytes(
+                        w.and_then(|w| <[u8; 4]>::try_from(w).ok())
+                            .unwrap_or([0; 4]),
+                    ))
+                };
+                half(bytes.get(..4)) | (half(bytes.get(n - 4..)) << 32)
+            } else {
+                let at = |i: usize| u64::from(bytes.get(i).copied().unwrap_or(b' '));
+                (0x2020_2020_2020_2020 & !0xff_ffff)
+                    | at(0)
+                    | (at(n / 2) << 8)
+                    | (at(n.wrapping_sub(1)) << 16)
+            };
+            !needs_escape(w)
+        }
+    };
+    if !clean {
+        write_json_str(out, s);
+        return;
+    }
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(bytes);
+    out.push(b'"');
+}
+
+/// Whether any byte of the word is below 0x20, `"` or `\\` — the bytes JSON escapes.
+/// Uses the exact "some byte is zero / below n" word tests (valid for n <= 0x80).
+fn needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = ONES * 0x80;
+    let zero = |w: u64| w.wrapping_sub(ONES) & !w;
+    let hits = (w.wrapping_sub(ONES * 0x20) & !w)
+        | zero(w ^ (ONES * u64::from(b'"')))
+        | zero(w ^ (ONES * u64::from(b'\\')));
+    hits & HIGH != 0
 }
 
 /// The static spelling of a field name we matched on (for error values).
@@ -517,6 +821,7 @@ fn static_name(k: &str) -> &'static str {
 mod tests {
     use super::*;
     use serde_json::Value;
+    use simd_json::prelude::Writable;
 
     fn ctx() -> IngestContext {
         IngestContext::new(65536, 1_700_000_000_000, 0xabc)
@@ -686,6 +991,120 @@ mod tests {
         // Bad JSON on an NDJSON line names that line's event.
         let e = run(&format!("{t}\n{{\"type\":\n")).unwrap_err();
         assert_eq!(e.index, 1);
+    }
+
+    /// The tape writer must print values byte for byte as simd-json's own serializer
+    /// did when ingest built value trees (objects here have at most 32 keys, below
+    /// which simd-json keeps key order).
+    #[test]
+    fn tape_writer_matches_simd_json() {
+        let docs = [
+            r#"{"a":[1,-2,3.5,1e300,-0.0,0.1,1e-7,18446744073709551615,-9223372036854775808]}"#,
+            r#"{"s":"q\"b\\n\n\t\u0001\u001f\u007f\u2028é😀/","e":"","x":[[],{},[{}],{"k":[null,true,false]}]}"#,
+            r#"{"deep":[[[[[{"a":{"b":{"c":[1,[2,[3]]]}}}]]]]],"z":{"y":{}}}"#,
+            r#"{"dup":1,"dup":2,"n":{"m":1,"m":[2]}}"#,
+            r#"{"f":[12.25,100.0,0.001,0.005,999999999999.999,123456.789,0.3,2.675,1.005,5e-324,1.7976931348623157e308]}"#,
+        ];
+        let mut stack = Vec::new();
+        for doc in docs {
+            let mut a = doc.as_bytes().to_vec();
+            let want = simd_json::to_borrowed_value(&mut a).unwrap().encode();
+            let mut b = doc.as_bytes().to_vec();
+            let tape = simd_json::to_tape(&mut b).unwrap();
+            let mut got = Vec::new();
+            write_value(&mut got, &tape.0, &mut stack);
+            assert_eq!(String::from_utf8(got).unwrap(), want, "{doc}");
+        }
+    }
+
+    #[test]
+    fn short_floats_match_ryu() {
+        let mut vals = vec![
+            0.001,
+            0.002,
+            0.01,
+            0.1,
+            0.5,
+            1.0,
+            2.5,
+            12.25,
+            99.999,
+            1e11,
+            999_999_999_999.0,
+        ];
+        // A spread of magnitudes and decimal counts, plus their float neighbours.
+        let mut x = 0.000_7_f64;
+        while x < 2e12 {
+            for d in [1.0, 10.0, 100.0, 1000.0, 10000.0] {
+                let r = (x * d).round() / d;
+                vals.extend([
+                    r,
+                    -r,
+                    f64::from_bits(r.to_bits() + 1),
+                    f64::from_bits(r.to_bits().saturating_sub(1)),
+                ]);
+            }
+            x = x * 1.37 + 0.0013;
+        }
+        for v in vals {
+            let want = BorrowedValue::Static(StaticNode::F64(v)).encode();
+            let mut got = Vec::new();
+            write_static(&mut got, StaticNode::F64(v));
+            assert_eq!(String::from_utf8(got).unwrap(), want, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn word_escaper_matches_the_shared_one() {
+        let mut cases: Vec<String> = vec!["é\"x\u{1}".into(), "😀 ok".into(), String::new()];
+        for len in 0..20 {
+            for pos in 0..len {
+                for c in ['\0', '\u{1f}', '"', '\\', ' ', '~', '\u{7f}', 'é', '\n'] {
+                    let mut s: Vec<char> = vec!['a'; len];
+                    s[pos] = c;
+                    cases.push(s.into_iter().collect());
+                }
+            }
+        }
+        for s in cases {
+            let (mut got, mut want) = (b"x".to_vec(), b"x".to_vec());
+            write_str(&mut got, &s);
+            write_json_str(&mut want, &s);
+            assert_eq!(got, want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn key_order_kept_beyond_32_keys() {
+        let fields: String = (0..40).map(|i| format!(",\"k{i}\":{i}")).collect();
+        let p = run(&format!(
+            r#"{{"type":"T","sessionId":"s","id":"i","timestamp":1{fields}}}"#
+        ))
+        .unwrap();
+        let tail = String::from_utf8(p[0].json_tail.clone()).unwrap();
+        assert_eq!(
+            tail,
+            format!(r#""type":"T","sessionId":"s","id":"i","timestamp":1{fields}}}"#)
+        );
+    }
+
+    #[test]
+    fn strings_are_cached_across_batches() {
+        let mut c = ctx();
+        let mut pending = Vec::new();
+        for _ in 0..2 {
+            let mut buf = br#"{"type":"T","sessionId":"s","agentId":"a"}"#.to_vec();
+            let mut buffers = simd_json::Buffers::default();
+            let values = parse_body(&mut buf, &mut buffers).unwrap();
+            pending.extend(validate(&values, &mut c).unwrap());
+        }
+        assert!(Arc::ptr_eq(&pending[0].session, &pending[1].session));
+        assert!(Arc::ptr_eq(
+            pending[0].agent.as_ref().unwrap(),
+            pending[1].agent.as_ref().unwrap()
+        ));
+        let long = "x".repeat(INTERN_MAX_BYTES + 1);
+        assert_eq!(&*c.strings.get(&long), long.as_str());
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! client input.
 
 use super::{ErrorCode, ProtocolError, RequestId};
-use simd_json::{BorrowedValue, StaticNode};
+use crate::ingest::Events;
+use simd_json::prelude::{ValueAsMutObject, ValueBuilder};
+use simd_json::{BorrowedValue, Node, StaticNode, Tape};
 use std::borrow::Cow;
 
 /// Longest `sessionId` accepted anywhere (SPEC §2).
@@ -68,9 +70,9 @@ pub enum ClientMessage<'a> {
     Step,
     Heartbeat,
     /// `publish {event}` or `publish {events:[…]}`; the values go to
-    /// [`crate::ingest::validate`] unchanged.
+    /// [`crate::ingest::validate`] unchanged, still as simd-json tape.
     Publish {
-        events: Vec<BorrowedValue<'a>>,
+        events: Events<'a>,
     },
 }
 
@@ -94,11 +96,9 @@ impl ClientMessage<'_> {
     }
 }
 
-/// The top-level fields any message may carry, collected in one pass over the object.
-#[derive(Default)]
+/// The top-level fields a non-publish message may carry.
 struct Fields<'a> {
     ty: Option<BorrowedValue<'a>>,
-    request_id: Option<BorrowedValue<'a>>,
     token: Option<BorrowedValue<'a>>,
     session_id: Option<BorrowedValue<'a>>,
     since_seq: Option<BorrowedValue<'a>>,
@@ -109,56 +109,141 @@ struct Fields<'a> {
     timestamp: Option<BorrowedValue<'a>>,
     trace_id: Option<BorrowedValue<'a>>,
     condition: Option<BorrowedValue<'a>>,
-    event: Option<BorrowedValue<'a>>,
-    events: Option<BorrowedValue<'a>>,
 }
 
 /// Parses one client text frame in place. `buf` is clobbered (simd-json unescapes
 /// strings into it); the returned message borrows from it.
+///
+/// The frame is parsed to simd-json's flat tape, not a value tree: a `publish` hands its
+/// events to ingest as that tape ([`crate::ingest::Events`]), with no per-object maps
+/// to build and drop; the other (small) messages convert the fields they read.
 pub fn parse_client_message<'a>(
     buf: &'a mut [u8],
     buffers: &mut simd_json::Buffers,
 ) -> Result<Parsed<'a>, ProtocolError> {
-    let value = simd_json::to_borrowed_value_with_buffers(buf, buffers).map_err(|e| {
+    let mut tape = Tape(Vec::new());
+    simd_json::fill_tape(buf, buffers, &mut tape).map_err(|e| {
         ProtocolError::new(ErrorCode::InvalidMessage, format!("malformed JSON: {e}"))
     })?;
-    let BorrowedValue::Object(obj) = value else {
+    let nodes = tape.0;
+    let Some(&Node::Object { len, .. }) = nodes.first() else {
         return Err(ProtocolError::new(
             ErrorCode::InvalidMessage,
             "message must be a JSON object",
         ));
     };
-    let mut f = Fields::default();
-    for (k, v) in obj.into_iter() {
-        // Last occurrence wins, as in JavaScript's JSON.parse.
-        let slot = match k.as_ref() {
-            "type" => &mut f.ty,
-            "requestId" => &mut f.request_id,
-            "token" => &mut f.token,
-            "sessionId" => &mut f.session_id,
-            "sinceSeq" => &mut f.since_seq,
-            "agentIds" => &mut f.agent_ids,
-            "timeRange" => &mut f.time_range,
-            "limit" => &mut f.limit,
-            "offset" => &mut f.offset,
-            "timestamp" => &mut f.timestamp,
-            "traceId" => &mut f.trace_id,
-            "condition" => &mut f.condition,
-            "event" => &mut f.event,
-            "events" => &mut f.events,
-            _ => continue,
+    // Where each top-level field's value starts; last occurrence wins, as in
+    // JavaScript's JSON.parse.
+    let mut at: [Option<usize>; FIELDS.len()] = [None; FIELDS.len()];
+    let mut i = 1;
+    for _ in 0..len {
+        let key = match nodes.get(i) {
+            Some(Node::String(k)) => *k,
+            _ => break,
         };
-        *slot = Some(v);
+        let value = i + 1;
+        i = value + crate::ingest::span(nodes.get(value));
+        if let Some(slot) = FIELDS
+            .iter()
+            .position(|f| *f == key)
+            .and_then(|n| at.get_mut(n))
+        {
+            *slot = Some(value);
+        }
     }
-    let request_id = match f.request_id.take() {
+    let field = |name: &str| {
+        FIELDS
+            .iter()
+            .position(|f| *f == name)
+            .and_then(|n| at.get(n).copied().flatten())
+    };
+    let request_id = match field("requestId").map(|v| to_value(&nodes, v)) {
         None | Some(BorrowedValue::Static(StaticNode::Null)) => None,
         Some(v) => Some(request_id(v)?),
     };
-    let msg = message(f).map_err(|mut e| {
+    let with_id = |mut e: ProtocolError| {
         e.request_id = request_id.clone();
         e
-    })?;
+    };
+    let is_publish = matches!(
+        field("type").and_then(|t| nodes.get(t)),
+        Some(Node::String("publish"))
+    );
+    if is_publish {
+        let events = publish_events(nodes, field("event"), field("events")).map_err(with_id)?;
+        return Ok(Parsed {
+            request_id,
+            msg: ClientMessage::Publish { events },
+        });
+    }
+    let get = |name: &str| field(name).map(|v| to_value(&nodes, v));
+    let f = Fields {
+        ty: get("type"),
+        token: get("token"),
+        session_id: get("sessionId"),
+        since_seq: get("sinceSeq"),
+        agent_ids: get("agentIds"),
+        time_range: get("timeRange"),
+        limit: get("limit"),
+        offset: get("offset"),
+        timestamp: get("timestamp"),
+        trace_id: get("traceId"),
+        condition: get("condition"),
+    };
+    let msg = message(f).map_err(with_id)?;
     Ok(Parsed { request_id, msg })
+}
+
+/// The top-level fields any message may carry.
+const FIELDS: [&str; 14] = [
+    "type",
+    "requestId",
+    "token",
+    "sessionId",
+    "sinceSeq",
+    "agentIds",
+    "timeRange",
+    "limit",
+    "offset",
+    "timestamp",
+    "traceId",
+    "condition",
+    "event",
+    "events",
+];
+
+/// The value at `nodes[at]` as a [`BorrowedValue`] (for the small, non-publish
+/// messages). Recursion depth is bounded by simd-json's nesting limit, as it is when
+/// simd-json builds values itself.
+fn to_value<'a>(nodes: &[Node<'a>], at: usize) -> BorrowedValue<'a> {
+    match nodes.get(at) {
+        Some(Node::String(s)) => BorrowedValue::String(Cow::Borrowed(s)),
+        Some(Node::Static(n)) => BorrowedValue::Static(*n),
+        Some(&Node::Array { len, .. }) => {
+            let mut items = Vec::with_capacity(len);
+            let mut i = at + 1;
+            for _ in 0..len {
+                items.push(to_value(nodes, i));
+                i += crate::ingest::span(nodes.get(i));
+            }
+            BorrowedValue::Array(Box::new(items))
+        }
+        Some(&Node::Object { len, .. }) => {
+            let mut obj = BorrowedValue::object_with_capacity(len);
+            let mut i = at + 1;
+            for _ in 0..len {
+                let Some(Node::String(k)) = nodes.get(i) else {
+                    break;
+                };
+                if let Some(o) = obj.as_object_mut() {
+                    o.insert(Cow::Borrowed(*k), to_value(nodes, i + 1));
+                }
+                i += 1 + crate::ingest::span(nodes.get(i + 1));
+            }
+            obj
+        }
+        None => BorrowedValue::Static(StaticNode::Null),
+    }
 }
 
 fn request_id(v: BorrowedValue<'_>) -> Result<RequestId, ProtocolError> {
@@ -218,9 +303,6 @@ fn message<'a>(mut f: Fields<'a>) -> Result<ClientMessage<'a>, ProtocolError> {
         "resume" => ClientMessage::Resume,
         "step" => ClientMessage::Step,
         "heartbeat" => ClientMessage::Heartbeat,
-        "publish" => ClientMessage::Publish {
-            events: publish_events(f.event, f.events)?,
-        },
         other => {
             let mut shown = String::new();
             // Echo at most 64 characters of an unknown type back.
@@ -362,21 +444,20 @@ fn agent_ids(v: Option<BorrowedValue<'_>>) -> Result<Vec<Cow<'_, str>>, Protocol
     }
 }
 
+/// `events: [...]` wins over `event: {...}`; a `null` counts as absent.
 fn publish_events<'a>(
-    event: Option<BorrowedValue<'a>>,
-    events: Option<BorrowedValue<'a>>,
-) -> Result<Vec<BorrowedValue<'a>>, ProtocolError> {
-    match (events, event) {
-        (Some(BorrowedValue::Array(items)), _) => Ok(*items),
-        (Some(BorrowedValue::Static(StaticNode::Null)) | None, Some(e))
-            if !matches!(e, BorrowedValue::Static(StaticNode::Null)) =>
-        {
-            Ok(vec![e])
-        }
-        (Some(BorrowedValue::Static(StaticNode::Null)) | None, _) => {
-            Err(invalid("event", "is required (or \"events\": [...])"))
-        }
-        (Some(_), _) => Err(invalid("events", "must be an array of event objects")),
+    nodes: Vec<Node<'a>>,
+    event: Option<usize>,
+    events: Option<usize>,
+) -> Result<Events<'a>, ProtocolError> {
+    let present = |at: Option<usize>| {
+        at.filter(|i| !matches!(nodes.get(*i), None | Some(Node::Static(StaticNode::Null))))
+    };
+    match (present(events), present(event)) {
+        (Some(at), _) => Events::from_array(nodes, at)
+            .ok_or_else(|| invalid("events", "must be an array of event objects")),
+        (None, Some(at)) => Ok(Events::from_value(nodes, at)),
+        (None, None) => Err(invalid("event", "is required (or \"events\": [...])")),
     }
 }
 

@@ -199,7 +199,7 @@ impl Ctx {
     /// HTTP and in-process publishers.
     pub fn ingest_values(
         &mut self,
-        values: &[simd_json::BorrowedValue<'_>],
+        values: &crate::ingest::Events<'_>,
     ) -> Result<Appended, IngestFailure> {
         self.ingest.now_ms = self.now_ms;
         let pending = match crate::ingest::validate(values, &mut self.ingest) {
