@@ -5,9 +5,10 @@
 //! reservation. Each `append` is one record (see [`super::record`]) written with one
 //! positional write, so the OS has the whole batch or, after a failed write is cut back,
 //! none of it. fsync happens on the [`super::sync`] thread. On open the segments are
-//! scanned sequentially (no JSON parsing except the few event types time travel reads),
-//! the per-session indexes and checkpoints are rebuilt, a torn tail is truncated, and a
-//! damaged record anywhere else stops the open (or is quarantined on request).
+//! scanned sequentially in large chunks (no JSON parsing), the per-session indexes are
+//! rebuilt, a torn tail is truncated, and a damaged record anywhere else stops the open
+//! (or is quarantined on request). Time-travel checkpoints are built lazily by the first
+//! `state_at` of a session, so neither recovery nor append pays for them.
 //! docs/STORAGE.md is the long form.
 
 use super::index::{Entry, SeqTimeIndex};
