@@ -538,9 +538,16 @@ fn validate_one(
             seen |= bit;
         }
         if keep {
-            body.push(b',');
-            write_str(body, k);
-            body.push(b':');
+            if bit != 0 {
+                // A field we matched by name: its key is one of our plain ASCII names.
+                body.extend_from_slice(b",\"");
+                body.extend_from_slice(k.as_bytes());
+                body.extend_from_slice(b"\":");
+            } else {
+                body.push(b',');
+                write_str(body, k);
+                body.push(b':');
+            }
             match v {
                 Node::String(s) => write_str(body, s),
                 Node::Static(n) => write_static(body, n),

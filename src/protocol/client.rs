@@ -546,6 +546,18 @@ mod tests {
         let mut buf = br#"{"type":"publish","events":[{"type":"T"},{"type":"U"},3]}"#.to_vec();
         let p = parse_client_message(&mut buf, &mut b).unwrap();
         assert!(matches!(&p.msg, ClientMessage::Publish { events } if events.len() == 3));
+        // A null `events` counts as absent; the last `events` wins.
+        let mut buf =
+            br#"{"events":[1],"type":"publish","event":{"type":"T"},"events":null}"#.to_vec();
+        let p = parse_client_message(&mut buf, &mut b).unwrap();
+        assert!(matches!(&p.msg, ClientMessage::Publish { events } if events.len() == 1));
+        let mut buf = br#"{"type":"publish","events":[],"requestId":4}"#.to_vec();
+        let p = parse_client_message(&mut buf, &mut b).unwrap();
+        assert!(matches!(&p.msg, ClientMessage::Publish { events } if events.is_empty()));
+        let mut buf = br#"{"type":"publish","event":null,"requestId":"q"}"#.to_vec();
+        let e = parse_client_message(&mut buf, &mut b).unwrap_err();
+        assert_eq!(e.request_id, Some(RequestId::from("q")));
+        assert!(e.message.contains("\"event\""), "{}", e.message);
     }
 
     #[test]
