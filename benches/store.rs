@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 use tracecast::config::{FsyncPolicy, StorageConfig};
-use tracecast::store::{LogStore, Pending, Store};
+use tracecast::store::{LogStore, Pending, Store, SEQ_HEADROOM};
 
 const BASE_TS: i64 = 1_700_000_000_000;
 /// Events read per history bench iteration, in chunks of [`CHUNK`].
@@ -68,12 +68,17 @@ impl Names {
             "\"type\":\"{kind}\",\"sessionId\":\"bench\",\"timestamp\":{ts},\"agentId\":\"{agent}\"{extra},\"pad\":\"{}\"}}",
             ".".repeat(pad)
         );
+        // As ingest builds it: exact capacity, with headroom for `{"seq":N,`.
+        let mut json_tail = Vec::with_capacity(SEQ_HEADROOM + tail.len());
+        json_tail.resize(SEQ_HEADROOM, b' ');
+        json_tail.extend_from_slice(tail.as_bytes());
         Pending {
             timestamp: ts,
             session: self.session.clone(),
             agent: Some(agent),
             kind,
-            json_tail: tail.into_bytes(),
+            json_tail,
+            headroom: SEQ_HEADROOM,
         }
     }
 }

@@ -14,10 +14,11 @@
 //! is one allocation per batch where a value tree costs a hash map and a `Vec` per
 //! object; events are written straight from the tape; `type`/`sessionId`/`agentId`
 //! strings come from a small cache that lives as long as the [`IngestContext`]; and each
-//! `json_tail` is allocated once at its exact size. docs/perf-ingest.md has the numbers.
+//! `json_tail` is allocated once at its exact size, with [`SEQ_HEADROOM`] spare bytes in
+//! front where the store writes `{"seq":N,` in place. docs/perf-ingest.md has the numbers.
 
 use crate::protocol::json::{write_i64, write_json_str, write_u64};
-use crate::store::Pending;
+use crate::store::{Pending, SEQ_HEADROOM};
 use simd_json::prelude::Writable;
 use simd_json::{BorrowedValue, Node, StaticNode, Tape};
 use std::fmt;
@@ -608,7 +609,10 @@ fn validate_one(
             ),
         ));
     }
-    let mut json_tail = Vec::with_capacity(head.len() + body.len());
+    // Exact capacity, headroom included: the store writes `{"seq":N,` into the headroom
+    // and hands the same allocation to subscribers.
+    let mut json_tail = Vec::with_capacity(SEQ_HEADROOM + head.len() + body.len());
+    json_tail.resize(SEQ_HEADROOM, b' ');
     if head.is_empty() {
         json_tail.extend_from_slice(body.get(1..).unwrap_or_default());
     } else {
@@ -622,6 +626,7 @@ fn validate_one(
         agent: agent.map(|a| ctx.strings.get(a)),
         kind: ctx.strings.get(kind),
         json_tail,
+        headroom: SEQ_HEADROOM,
     })
 }
 
@@ -843,7 +848,7 @@ mod tests {
 
     fn stored(p: &Pending, seq: u64) -> Value {
         let mut full = format!("{{\"seq\":{seq},").into_bytes();
-        full.extend_from_slice(&p.json_tail);
+        full.extend_from_slice(&p.json_tail[p.headroom..]);
         serde_json::from_slice(&full)
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&full)))
     }
@@ -852,7 +857,7 @@ mod tests {
     fn good_events() {
         let p = run(r#"{"type":"TASK_START","sessionId":"s1","agentId":"a","data":{"x":[1,2,"\n"]},"custom":true}"#).unwrap();
         assert_eq!(p.len(), 1);
-        let tail = std::str::from_utf8(&p[0].json_tail).unwrap();
+        let tail = std::str::from_utf8(&p[0].json_tail[p[0].headroom..]).unwrap();
         assert_eq!(
             tail,
             r#""id":"abc-1","timestamp":1700000000000,"type":"TASK_START","sessionId":"s1","agentId":"a","data":{"x":[1,2,"\n"]},"custom":true}"#
@@ -871,7 +876,7 @@ mod tests {
         assert_eq!(v["swarmId"], "sw");
         assert_eq!(p[0].timestamp, 1234);
         assert_eq!(&*p[0].session, "sw");
-        let tail = std::str::from_utf8(&p[1].json_tail).unwrap();
+        let tail = std::str::from_utf8(&p[1].json_tail[p[1].headroom..]).unwrap();
         assert_eq!(
             tail,
             r#""id":"abc-1","timestamp":1700000000000,"type":"T","sessionId":"s","agentId":null}"#
@@ -1088,7 +1093,7 @@ mod tests {
             r#"{{"type":"T","sessionId":"s","id":"i","timestamp":1{fields}}}"#
         ))
         .unwrap();
-        let tail = String::from_utf8(p[0].json_tail.clone()).unwrap();
+        let tail = String::from_utf8(p[0].json_tail[p[0].headroom..].to_vec()).unwrap();
         assert_eq!(
             tail,
             format!(r#""type":"T","sessionId":"s","id":"i","timestamp":1{fields}}}"#)

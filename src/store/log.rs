@@ -15,8 +15,8 @@ use super::index::{Entry, SeqTimeIndex};
 use super::record::{self, DecodeError, EntryRef};
 use super::sync::{SyncDone, SyncMsg, SyncThread};
 use super::{
-    delivered_json, Appended, Deleted, DeletedRuns, Pending, RetentionReport, SessionSummary,
-    Store, StoreError,
+    delivered, Appended, Deleted, DeletedRuns, Pending, RetentionReport, SessionSummary, Store,
+    StoreError,
 };
 use crate::config::{FsyncPolicy, StorageConfig};
 use crate::event::{Event, EventRef};
@@ -802,7 +802,7 @@ impl Store for LogStore {
         let mut events = Vec::with_capacity(batch.len());
         for (i, p) in batch.into_iter().enumerate() {
             let seq = first + i as u64;
-            let json = delivered_json(seq, &p.json_tail);
+            let json = delivered(seq, p.json_tail, p.headroom);
             if !record::fits(&p.session, p.agent.as_deref(), &p.kind, json.len()) {
                 self.buf = buf;
                 return Err(StoreError::Invalid(format!(
@@ -826,7 +826,7 @@ impl Store for LogStore {
                 session: p.session,
                 agent: p.agent,
                 kind: p.kind,
-                json: Bytes::from(json),
+                json,
             }));
         }
         record::finish_record(&mut buf);

@@ -17,6 +17,7 @@ fn pending(session: &str, ts: i64, agent: Option<&str>, kind: &str, extra: &str)
         agent: agent.map(Arc::from),
         kind: Arc::from(kind),
         json_tail: tail.into_bytes(),
+        headroom: 0,
     }
 }
 

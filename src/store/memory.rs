@@ -8,12 +8,11 @@
 
 use super::index::{Entry, SeqTimeIndex};
 use super::{
-    delivered_json, Appended, Deleted, DeletedRuns, Pending, SessionSummary, Store, StoreError,
+    delivered, Appended, Deleted, DeletedRuns, Pending, SessionSummary, Store, StoreError,
 };
 use crate::config::StorageConfig;
 use crate::event::{Event, EventRef};
 use crate::timetravel::{Checkpoints, EventFacts, SessionState};
-use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -74,7 +73,7 @@ impl Store for MemoryStore {
         for p in batch {
             let seq = self.next_seq;
             self.next_seq += 1;
-            let json = Bytes::from(delivered_json(seq, &p.json_tail));
+            let json = delivered(seq, p.json_tail, p.headroom);
             let ev: EventRef = Arc::new(Event {
                 seq,
                 timestamp: p.timestamp,
@@ -240,6 +239,7 @@ mod tests {
             agent: agent.map(Arc::from),
             kind: Arc::from(kind),
             json_tail: tail.into_bytes(),
+            headroom: 0,
         }
     }
 
@@ -301,7 +301,10 @@ mod tests {
 
     #[test]
     fn empty_tail_gets_no_dangling_comma() {
-        assert_eq!(delivered_json(3, b"}"), b"{\"seq\":3}");
-        assert_eq!(delivered_json(3, b"\"a\":1}"), b"{\"seq\":3,\"a\":1}");
+        assert_eq!(super::super::delivered_json(3, b"}"), b"{\"seq\":3}");
+        assert_eq!(
+            super::super::delivered_json(3, b"\"a\":1}"),
+            b"{\"seq\":3,\"a\":1}"
+        );
     }
 }

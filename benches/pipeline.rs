@@ -1,0 +1,57 @@
+//! The whole ingest path on one core (issue #3's append target): a 50-event HTTP body of
+//! ~250-byte events is parsed in place, validated, sequenced and appended to the durable
+//! log with `fsync = "interval"` — exactly what `POST /v1/events` does before routing.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::hint::black_box;
+use tracecast::config::{FsyncPolicy, StorageConfig};
+use tracecast::ingest::{parse_body, validate, IngestContext};
+use tracecast::store::{LogStore, Store};
+
+const BATCH: usize = 50;
+
+fn body() -> Vec<u8> {
+    let events: Vec<String> = (0..BATCH)
+        .map(|i| {
+            format!(
+                r#"{{"type":"TASK_START","sessionId":"swarm-{s}","agentId":"agent-{a}","traceId":"trace-{i:08}","spanId":"span-{i:08}","timestamp":1732550000{i:03},"data":{{"taskId":"task-{t}","tool":"web.search","attempt":1}},"metadata":{{"model":"planner-v2","region":"eu-west"}}}}"#,
+                s = i % 4,
+                a = i % 7,
+                t = i % 17
+            )
+        })
+        .collect();
+    format!("[{}]", events.join(",")).into_bytes()
+}
+
+fn pipeline(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = StorageConfig {
+        fsync: FsyncPolicy::Interval,
+        segment_bytes: 1 << 30,
+        ..StorageConfig::default()
+    };
+    let (mut store, _) = LogStore::open(dir.path(), &cfg, Box::new(|| {})).expect("open log");
+    let template = body();
+    let per_event = template.len() / BATCH;
+    let mut buffers = simd_json::Buffers::default();
+    let mut ctx = IngestContext::new(65_536, 1_732_550_000_000, 1);
+    let mut scratch = template.clone();
+
+    let mut g = c.benchmark_group("ingest_append");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function(format!("http_body_50x{per_event}B_fsync_interval"), |b| {
+        b.iter(|| {
+            scratch.clear();
+            scratch.extend_from_slice(&template);
+            let events = parse_body(&mut scratch, &mut buffers).expect("valid body");
+            let pending = validate(&events, &mut ctx).expect("valid events");
+            black_box(store.append(pending).expect("append"));
+        })
+    });
+    g.finish();
+    let _ = store.poll_sync();
+}
+
+criterion_group!(benches, pipeline);
+criterion_main!(benches);
