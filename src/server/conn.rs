@@ -58,12 +58,13 @@ impl Out {
     }
 }
 
-/// A job that streams stored events to the client, one chunk per turn while its queue is
-/// below the low water mark (history answers, `sinceSeq` catch-up).
+/// A job that works for the client one slice per turn while its queue is below the low
+/// water mark (history answers, `sinceSeq` catch-up, a time travel's first fold).
 #[derive(Debug)]
 pub(crate) enum Job {
     History(super::history::HistoryJob),
     Resume(super::history::ResumeJob),
+    TimeTravel(super::history::TimeTravelJob),
 }
 
 /// Per-WebSocket-client state above the frame layer.

@@ -4,7 +4,7 @@
 //! half ([`Out`]) and the loop's shared context ([`Ctx`]); none of them touch a socket.
 
 use super::conn::{Client, Job, Out};
-use super::history::{refs, HistoryJob, ResumeJob};
+use super::history::{refs, HistoryJob, ResumeJob, TimeTravelJob, FOLD_BUDGET};
 use super::Ctx;
 use crate::event::Event;
 use crate::hub::{agent_filter, ConnId};
@@ -228,31 +228,14 @@ fn on_text(buf: &mut [u8], c: &mut Client, out: &mut Out, ctx: &mut Ctx, id: Con
             let Some(session) = pick_session(session_id.as_deref(), c, out, ctx, rid) else {
                 return;
             };
-            match ctx.store.state_at(&session, timestamp, RECENT) {
-                Ok((state, traces)) => {
-                    let mut state_json = Vec::with_capacity(256);
-                    state.to_json(&mut state_json);
-                    ctx.scratch.clear();
-                    enc::encode_time_travel_state(
-                        &mut ctx.scratch,
-                        &session,
-                        timestamp,
-                        &state_json,
-                        refs(&traces),
-                        rid,
-                    );
-                    send_scratch(ctx, c, out);
-                }
-                Err(e) => error(
-                    ctx,
-                    c,
-                    out,
-                    ErrorCode::TimeTravelError,
-                    &e.to_string(),
-                    None,
-                    rid,
-                ),
-            }
+            // Answered by a job: a first time travel into a long session folds it over
+            // several turns instead of stalling the loop.
+            c.jobs.push_back(Job::TimeTravel(TimeTravelJob {
+                request_id: rid.cloned(),
+                session,
+                at: timestamp,
+            }));
+            ctx.jobs_pending(id);
         }
         ClientMessage::SetBreakpoint { .. }
         | ClientMessage::RemoveBreakpoint { .. }
@@ -362,6 +345,40 @@ pub(crate) fn step_job(
                     true
                 }
             }
+        }
+        Job::TimeTravel(t) => {
+            let rid = t.request_id.clone();
+            let answer = match ctx.store.prepare_state(&t.session, t.at, FOLD_BUDGET) {
+                Ok(false) => return false,
+                Ok(true) => ctx.store.state_at(&t.session, t.at, RECENT),
+                Err(e) => Err(e),
+            };
+            match answer {
+                Ok((state, traces)) => {
+                    let mut state_json = Vec::with_capacity(256);
+                    state.to_json(&mut state_json);
+                    ctx.scratch.clear();
+                    enc::encode_time_travel_state(
+                        &mut ctx.scratch,
+                        &t.session,
+                        t.at,
+                        &state_json,
+                        refs(&traces),
+                        rid.as_ref(),
+                    );
+                    send_scratch(ctx, c, out);
+                }
+                Err(e) => error(
+                    ctx,
+                    c,
+                    out,
+                    ErrorCode::TimeTravelError,
+                    &e.to_string(),
+                    None,
+                    rid.as_ref(),
+                ),
+            }
+            true
         }
         Job::Resume(r) => match r.step(&*ctx.store) {
             Ok(Some(events)) => {
@@ -521,6 +538,7 @@ fn on_auth(
             c.jobs.retain(|j| match j {
                 Job::History(h) => p.can_read(&h.session),
                 Job::Resume(r) => p.can_read(&r.session),
+                Job::TimeTravel(t) => p.can_read(&t.session),
             });
             let dropped: Vec<Arc<str>> =
                 c.subs.iter().filter(|s| !p.can_read(s)).cloned().collect();

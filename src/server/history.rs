@@ -1,4 +1,4 @@
-//! Paced reads from the store: history answers and `sinceSeq` catch-up.
+//! Paced work on the store: history answers, `sinceSeq` catch-up, time-travel folds.
 //!
 //! A job produces one chunk per step and the loop steps it only while the client's write
 //! queue is below its low water mark, so a ten-million-event replay costs one chunk of
@@ -117,6 +117,17 @@ impl ResumeJob {
         }
     }
 }
+
+/// A `time_travel` waiting for the store's lazy fold to reach its instant.
+#[derive(Debug)]
+pub(crate) struct TimeTravelJob {
+    pub request_id: Option<RequestId>,
+    pub session: Arc<str>,
+    pub at: i64,
+}
+
+/// Events folded per loop turn while a time travel prepares (about 10 ms of work).
+pub(crate) const FOLD_BUDGET: usize = 20_000;
 
 /// Borrowed view of a run of events, for encoders that take `&[&Event]`.
 pub(crate) fn refs(events: &[EventRef]) -> Vec<&Event> {

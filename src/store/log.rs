@@ -940,6 +940,27 @@ impl Store for LogStore {
         self.sessions.get(session)?.deleted.after(after)
     }
 
+    fn prepare_state(&self, session: &str, at: i64, budget: usize) -> Result<bool, StoreError> {
+        // An unknown session is answered (NotFound) by `state_at` itself.
+        let Some(s) = self.sessions.get(session) else {
+            return Ok(true);
+        };
+        let upper = s.idx.upper_for_ts(at);
+        let mut tt =
+            s.tt.try_borrow_mut()
+                .map_err(|_| StoreError::Io(std::io::Error::other("time travel re-entered")))?;
+        if tt.live_pos() < s.idx.base() {
+            tt.restart_at(s.idx.base());
+        }
+        let done = tt.live_pos();
+        if done >= upper {
+            return Ok(true);
+        }
+        let end = upper.min(done.saturating_add(budget.max(1) as u64));
+        self.fold_positions(s, done..end, |pos, e| tt.push(pos, &facts(e)))?;
+        Ok(end >= upper)
+    }
+
     fn state_at(
         &self,
         session: &str,

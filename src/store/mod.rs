@@ -311,6 +311,13 @@ pub trait Store {
     fn deleted_after(&self, _session: &str, _after: u64) -> Option<Deleted> {
         None
     }
+    /// Does at most `budget` events of the work `state_at(session, at, …)` would do before
+    /// it can answer (the lazy time-travel fold); true when `state_at` is now cheap. The
+    /// loop calls it once per turn, so a first time travel into a long session is spread
+    /// over many turns instead of stalling every other client.
+    fn prepare_state(&self, _session: &str, _at: i64, _budget: usize) -> Result<bool, StoreError> {
+        Ok(true)
+    }
     /// Deletes whole old segments over the byte or age limit (call from a timer).
     fn enforce_retention(&mut self, _now_ms: i64) -> RetentionReport {
         RetentionReport::default()
