@@ -132,11 +132,13 @@ impl Server {
             conn.out.closing = true;
         };
         let rest = conn.rbuf.get(req.head_len..).unwrap_or_default();
-        let (mut body, total) = if req.chunked {
+        // A chunked body is decoded into its own buffer; a Content-Length body is parsed
+        // in place in the read buffer (SPEC §1), then consumed.
+        let (mut decoded, total) = if req.chunked {
             let mut decoder = ChunkedDecoder::new(max);
             match decoder.feed(rest) {
                 Ok(ChunkedStatus::Complete { consumed }) => {
-                    (decoder.take_body(), req.head_len + consumed)
+                    (Some(decoder.take_body()), req.head_len + consumed)
                 }
                 Ok(ChunkedStatus::Partial) => return false,
                 Err(e) => {
@@ -154,9 +156,8 @@ impl Server {
             if rest.len() < len {
                 return false;
             }
-            (rest[..len].to_vec(), req.head_len + len)
+            (None, req.head_len + len)
         };
-        conn.consume(total);
         let keep_alive = req.keep_alive() && !self.ctx.shutting_down;
         if req.path == "/metrics" {
             self.ctx.gauges = Gauges {
@@ -170,10 +171,15 @@ impl Server {
                 ..Gauges::default()
             };
         }
-        let routed = routes::route(&req, &mut body, &mut self.ctx, id);
         let Some(conn) = self.conns.get_mut(id.key as usize) else {
             return false;
         };
+        let body: &mut [u8] = match &mut decoded {
+            Some(v) => v,
+            None => conn.rbuf.get_mut(req.head_len..total).unwrap_or_default(),
+        };
+        let routed = routes::route(&req, body, &mut self.ctx, id);
+        conn.consume(total);
         match routed {
             routes::Routed::Respond(r) => {
                 let r = if keep_alive { r } else { r.close() };

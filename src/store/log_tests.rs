@@ -651,7 +651,10 @@ fn prepare_state_folds_in_slices_and_leaves_the_same_answer() {
         steps += 1;
         assert!(steps < 100, "each call makes progress");
     }
-    assert!(live(&st) < 500, "folds toward the instant asked for, not the whole session");
+    assert!(
+        live(&st) < 500,
+        "folds toward the instant asked for, not the whole session"
+    );
     assert!(steps >= 10, "500 events in slices of 37: {steps}");
     assert_eq!(state_json(&st, "s", 1400), reference_state(&st, "s", 1400));
     // Already prepared: one call says so without work; an unknown session is left to state_at.
