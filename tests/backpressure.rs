@@ -271,3 +271,35 @@ fn disconnect_policy_closes_the_stalled_client_with_4008() {
     assert!(drops.is_empty(), "{drops:?}");
     assert_in_order_and_complete(&seqs, first, last);
 }
+
+/// Replies are never dropped, so a client that keeps sending requests without reading
+/// the answers must not grow server memory without bound: it is closed with 1008 once its
+/// queue passes the cap, while other clients are served.
+#[test]
+fn a_client_that_never_reads_its_replies_is_closed_not_buffered_forever() {
+    let s = TestServer::start(
+        "max_message_size = 4096\nmax_event_bytes = 1024\nhistorical_data_limit = 10\nhistory_chunk_size = 10\n\
+         [backpressure]\nhigh_water_mark = 1024\nlow_water_mark = 512\n\
+         [rate_limit]\nenabled = false\n[storage]\npersist = false\n",
+    );
+    let mut greedy = Raw::upgrade(&s.addr);
+    // Far more replies than the kernel's socket buffers and the cap can hold.
+    let msg = br#"{"type":"heartbeat"}"#;
+    let mut sent = 0;
+    for _ in 0..60_000 {
+        greedy.frame(0x81, msg, true);
+        sent += 1;
+    }
+    // Another client is served meanwhile.
+    let mut other = s.client();
+    other.send(serde_json::json!({"type": "heartbeat"}));
+    other.recv_type("heartbeat_response");
+    // The greedy client finds its replies cut off by a policy close.
+    assert_eq!(
+        greedy.close_code(),
+        Some(1008),
+        "after {sent} unread requests"
+    );
+    let (peak, _) = s.rss_kb();
+    assert!(peak < 100 * 1024, "peak RSS {peak} KiB");
+}

@@ -18,6 +18,19 @@ use mio::Interest;
 use std::collections::VecDeque;
 use std::time::Duration;
 
+/// The most a connection may have queued before it is closed for not reading: room for
+/// a full event backlog plus its largest possible replies.
+pub(super) fn control_cap(config: &crate::config::Config) -> usize {
+    (config.backpressure.high_water_mark.saturating_mul(4))
+        .saturating_add(config.max_message_size.saturating_mul(2))
+        .saturating_add(
+            config
+                .historical_data_limit
+                .saturating_mul(config.max_event_bytes)
+                .min(64 << 20),
+        )
+}
+
 impl Server {
     pub(super) fn accept(&mut self) {
         loop {
@@ -82,6 +95,7 @@ impl Server {
                     listed: false,
                     close_deadline: None,
                     peer_closed: false,
+                    hard_cap: control_cap(&self.ctx.config),
                 },
                 phase: Phase::Http,
                 last_seen: self.ctx.now,

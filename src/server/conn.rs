@@ -48,13 +48,28 @@ pub(crate) struct Out {
     /// The peer sent its close frame: once our queue is out, nothing more is owed, and
     /// the socket closes at once (RFC 6455 §7.1.1) instead of at the close deadline.
     pub peer_closed: bool,
+    /// Replies are never dropped, so a client that keeps asking without reading would
+    /// grow its queue without bound: past this many queued bytes it is closed instead.
+    pub hard_cap: usize,
 }
 
 impl Out {
     pub fn control(&mut self, frame: Bytes) {
-        if !self.closing {
-            self.queue.push_control(frame);
+        if self.closing {
+            return;
         }
+        if self.queue.len_bytes() + frame.len() > self.hard_cap {
+            // What is queued cannot be delivered to a peer that does not read; the close
+            // frame goes after the frame already on the wire, if any.
+            self.queue.discard_unsent();
+            self.queue.push_control(crate::ws::close_frame(
+                crate::ws::close_code::POLICY,
+                "not reading its replies",
+            ));
+            self.closing = true;
+            return;
+        }
+        self.queue.push_control(frame);
     }
 }
 
