@@ -207,6 +207,13 @@ pub fn encode_auth_response(
 pub fn encode_session_info(out: &mut Vec<u8>, s: &SessionSummary, request_id: Option<&RequestId>) {
     open(out, "session_info");
     next_key(out, "session");
+    write_session_summary(out, s);
+    close(out, request_id);
+}
+
+/// One session as `session_info` and `GET /v1/sessions` describe it:
+/// `{id, eventCount, agentCount, firstTimestamp, lastTimestamp, lastSeq}`.
+pub fn write_session_summary(out: &mut Vec<u8>, s: &SessionSummary) {
     out.push(b'{');
     key(out, "id");
     write_json_str(out, &s.id);
@@ -221,7 +228,6 @@ pub fn encode_session_info(out: &mut Vec<u8>, s: &SessionSummary, request_id: Op
     next_key(out, "lastSeq");
     write_opt_u64(out, s.last_seq);
     out.push(b'}');
-    close(out, request_id);
 }
 
 /// `initial_traces {sessionId, traces:[…]}`, events oldest first.

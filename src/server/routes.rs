@@ -8,7 +8,8 @@ use super::{Ack, Ctx, IngestFailure};
 use crate::auth::Principal;
 use crate::http::{query_param, Method, Request, Response};
 use crate::hub::ConnId;
-use crate::protocol::json::{write_i64, write_json_str, write_u64};
+use crate::protocol::json::{write_json_str, write_u64};
+use crate::protocol::server::write_session_summary;
 
 const JSON: &str = "application/json";
 const VIEWER: &str = include_str!("../../web/index.html");
@@ -96,41 +97,17 @@ fn healthz(ctx: &Ctx) -> Response {
 fn sessions(p: &Principal, ctx: &Ctx) -> Response {
     let mut b = Vec::with_capacity(256);
     b.extend_from_slice(b"{\"sessions\":[");
-    let mut first = true;
-    for s in ctx
+    for (i, s) in ctx
         .store
         .sessions()
-        .into_iter()
+        .iter()
         .filter(|s| p.can_read(&s.id))
+        .enumerate()
     {
-        if !first {
+        if i > 0 {
             b.push(b',');
         }
-        first = false;
-        b.extend_from_slice(b"{\"id\":");
-        write_json_str(&mut b, &s.id);
-        b.extend_from_slice(b",\"eventCount\":");
-        write_u64(&mut b, s.event_count);
-        b.extend_from_slice(b",\"agentCount\":");
-        write_u64(&mut b, s.agent_count);
-        for (k, v) in [
-            ("firstTimestamp", s.first_timestamp),
-            ("lastTimestamp", s.last_timestamp),
-        ] {
-            b.extend_from_slice(b",\"");
-            b.extend_from_slice(k.as_bytes());
-            b.extend_from_slice(b"\":");
-            match v {
-                Some(v) => write_i64(&mut b, v),
-                None => b.extend_from_slice(b"null"),
-            }
-        }
-        b.extend_from_slice(b",\"lastSeq\":");
-        match s.last_seq {
-            Some(v) => write_u64(&mut b, v),
-            None => b.extend_from_slice(b"null"),
-        }
-        b.push(b'}');
+        write_session_summary(&mut b, s);
     }
     b.extend_from_slice(b"]}");
     Response::new(200).body(JSON, b)
