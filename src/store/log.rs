@@ -23,6 +23,7 @@ use crate::event::{Event, EventRef};
 use crate::timetravel::{Checkpoints, EventFacts, FoldScratch, SessionState};
 use bytes::Bytes;
 use std::cell::RefCell;
+use std::cell::RefMut;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -652,6 +653,30 @@ impl LogStore {
         Ok(out)
     }
 
+    /// Brings the lazy checkpoint fold forward towards `upper`, by at most `budget`
+    /// events; true once it has reached `upper`. Nothing at or after `upper` can be at or
+    /// before the instant asked for, so folding further would not help. Events the fold
+    /// never saw may have been deleted meanwhile: then it starts afresh at the first
+    /// retained event, as after a restart.
+    fn fold_up_to(
+        &self,
+        s: &Session,
+        tt: &mut Checkpoints,
+        upper: u64,
+        budget: u64,
+    ) -> Result<bool, StoreError> {
+        if tt.live_pos() < s.idx.base() {
+            tt.restart_at(s.idx.base());
+        }
+        let done = tt.live_pos();
+        if done >= upper {
+            return Ok(true);
+        }
+        let end = upper.min(done.saturating_add(budget));
+        self.fold_positions(s, done..end, |pos, e| tt.push(pos, &facts(e)))?;
+        Ok(end >= upper)
+    }
+
     /// Calls `f(position, entry)` for the entries at `positions`, in order, reading them in
     /// large runs through one reused buffer; nothing is allocated per event.
     fn fold_positions(
@@ -945,20 +970,8 @@ impl Store for LogStore {
         let Some(s) = self.sessions.get(session) else {
             return Ok(true);
         };
-        let upper = s.idx.upper_for_ts(at);
-        let mut tt =
-            s.tt.try_borrow_mut()
-                .map_err(|_| StoreError::Io(std::io::Error::other("time travel re-entered")))?;
-        if tt.live_pos() < s.idx.base() {
-            tt.restart_at(s.idx.base());
-        }
-        let done = tt.live_pos();
-        if done >= upper {
-            return Ok(true);
-        }
-        let end = upper.min(done.saturating_add(budget.max(1) as u64));
-        self.fold_positions(s, done..end, |pos, e| tt.push(pos, &facts(e)))?;
-        Ok(end >= upper)
+        let mut tt = borrow_checkpoints(s)?;
+        self.fold_up_to(s, &mut tt, s.idx.upper_for_ts(at), budget.max(1) as u64)
     }
 
     fn state_at(
@@ -973,20 +986,8 @@ impl Store for LogStore {
             .ok_or_else(|| StoreError::NotFound(format!("session {session}")))?;
         let upper = s.idx.upper_for_ts(at);
         let (mut state, from) = {
-            let mut tt =
-                s.tt.try_borrow_mut()
-                    .map_err(|_| StoreError::Io(std::io::Error::other("time travel re-entered")))?;
-            // The fold is lazy: bring it up to `upper` (nothing at or after it can be at
-            // or before `at`, so later snapshots could not be used anyway). Events the
-            // fold never saw may have been deleted meanwhile: then it starts afresh at
-            // the first retained event, as after a restart.
-            if tt.live_pos() < s.idx.base() {
-                tt.restart_at(s.idx.base());
-            }
-            let done = tt.live_pos();
-            if done < upper {
-                self.fold_positions(s, done..upper, |pos, e| tt.push(pos, &facts(e)))?;
-            }
+            let mut tt = borrow_checkpoints(s)?;
+            self.fold_up_to(s, &mut tt, upper, u64::MAX)?;
             tt.start_for(at, s.idx.base())
         };
         let wanted = (from..upper).filter(|&p| s.idx.at(p).is_some_and(|l| l.ts() <= at));
@@ -1170,6 +1171,12 @@ impl LogStore {
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }
+}
+
+/// The session's checkpoints, mutably: reads fold them lazily behind `&self`.
+fn borrow_checkpoints(s: &Session) -> Result<RefMut<'_, Checkpoints>, StoreError> {
+    s.tt.try_borrow_mut()
+        .map_err(|_| StoreError::Io(std::io::Error::other("time travel re-entered")))
 }
 
 #[cfg(test)]
