@@ -179,8 +179,12 @@ impl Conn {
         }
     }
 
-    /// Writes what the socket takes. `Ok(true)` when the queue is empty.
-    pub fn flush(&mut self) -> io::Result<bool> {
-        Ok(self.out.queue.flush(&mut self.sock)? == Flush::Drained)
+    /// Writes what the socket takes, adding the bytes written to `sent`. `Ok(true)` when
+    /// the queue is empty.
+    pub fn flush(&mut self, sent: &mut u64) -> io::Result<bool> {
+        let before = self.out.queue.len_bytes();
+        let result = self.out.queue.flush(&mut self.sock);
+        *sent += (before - self.out.queue.len_bytes()) as u64;
+        Ok(result? == Flush::Drained)
     }
 }

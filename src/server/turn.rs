@@ -88,13 +88,11 @@ impl Server {
             if conn.out.queue.would_congest(d.frame.len()) {
                 // Write what is queued before judging: only a client whose socket is
                 // also full is slow.
-                let before = conn.out.queue.len_bytes();
-                if let Err(e) = conn.flush() {
+                if let Err(e) = conn.flush(&mut self.ctx.metrics.bytes_sent) {
                     tracing::debug!(conn = d.conn.key, error = %e, "write failed");
                     conn.dead = true;
                     continue;
                 }
-                self.ctx.metrics.bytes_sent += (before - conn.out.queue.len_bytes()) as u64;
             }
             match conn.out.queue.push_events(d.frame, d.span) {
                 Admit::Queued => {
@@ -179,10 +177,8 @@ impl Server {
         let Some(conn) = live(&mut self.conns, id) else {
             return;
         };
-        let before = conn.out.queue.len_bytes();
-        match conn.flush() {
+        match conn.flush(&mut self.ctx.metrics.bytes_sent) {
             Ok(drained) => {
-                self.ctx.metrics.bytes_sent += (before - conn.out.queue.len_bytes()) as u64;
                 if let Some(drops) = conn.out.queue.take_drops() {
                     if let Phase::Ws(ws) = &mut conn.phase {
                         for d in drops {
@@ -198,7 +194,7 @@ impl Server {
                             dispatch::send_scratch(&mut self.ctx, &mut ws.client, &mut conn.out);
                         }
                     }
-                    let _ = conn.flush();
+                    let _ = conn.flush(&mut self.ctx.metrics.bytes_sent);
                 }
                 if drained && conn.out.closing && conn.out.queue.is_empty() {
                     // Everything said: half-close and let the peer finish (its close frame
