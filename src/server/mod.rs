@@ -39,7 +39,7 @@ use crate::protocol::ErrorCode;
 use crate::store::{Appended, Store, StoreError};
 use crate::ws::{close_code, close_frame, ping_frame, Read, WireFormat};
 use bytes::Bytes;
-use conn::{Client, Conn, Phase, ReadOutcome, WsState};
+use conn::{Client, Conn, Out, Phase, ReadOutcome, WsState};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use publisher::{Command, PublishAck, PublishError, Publisher};
@@ -742,15 +742,13 @@ impl Server {
         if conn.id.gen != id.gen {
             return;
         }
-        if conn.out.closing && conn.out.close_deadline.is_none() {
-            let at = self.ctx.now + CLOSE_GRACE;
-            conn.out.close_deadline = Some(at);
-            self.ctx.timers.schedule(at, Timer::CloseDeadline(id));
-        }
-        if !conn.out.listed && (!conn.out.queue.is_empty() || conn.out.closing) {
-            conn.out.listed = true;
-            self.dirty.push(id);
-        }
+        note_io(
+            &mut conn.out,
+            id,
+            self.ctx.now,
+            &mut self.dirty,
+            &mut self.ctx.timers,
+        );
     }
 
     fn fire_timers(&mut self) {
@@ -859,6 +857,20 @@ impl Server {
             .timers
             .schedule(now + interval, Timer::Heartbeat(id));
         self.after_io(id);
+    }
+}
+
+/// What `after_io` does once the connection is in hand (the fan-out path has it already):
+/// list it for this turn's flush, and give a newly closing connection its deadline.
+fn note_io(out: &mut Out, id: ConnId, now: Instant, dirty: &mut Vec<ConnId>, timers: &mut Timers) {
+    if out.closing && out.close_deadline.is_none() {
+        let at = now + CLOSE_GRACE;
+        out.close_deadline = Some(at);
+        timers.schedule(at, Timer::CloseDeadline(id));
+    }
+    if !out.listed && (!out.queue.is_empty() || out.closing) {
+        out.listed = true;
+        dirty.push(id);
     }
 }
 

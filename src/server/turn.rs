@@ -7,7 +7,6 @@
 
 use super::conn::Phase;
 use super::queue::Admit;
-use super::timer::Timer;
 use super::*;
 use crate::protocol::server as enc;
 use crate::ws::{close_code, close_frame};
@@ -110,15 +109,13 @@ impl Server {
                     conn.out.closing = true;
                 }
             }
-            if !conn.out.listed {
-                conn.out.listed = true;
-                self.dirty.push(d.conn);
-            }
-            if conn.out.closing && conn.out.close_deadline.is_none() {
-                let at = self.ctx.now + CLOSE_GRACE;
-                conn.out.close_deadline = Some(at);
-                self.ctx.timers.schedule(at, Timer::CloseDeadline(d.conn));
-            }
+            note_io(
+                &mut conn.out,
+                d.conn,
+                self.ctx.now,
+                &mut self.dirty,
+                &mut self.ctx.timers,
+            );
         }
         self.ctx.outbox = outbox;
     }
