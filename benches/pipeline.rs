@@ -5,7 +5,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 use tracecast::config::{FsyncPolicy, StorageConfig};
-use tracecast::ingest::{parse_body, validate, IngestContext};
+use tracecast::ingest::{parse_body, validate, IngestContext, JsonBuffers};
 use tracecast::store::{LogStore, Store};
 
 fn body(batch: usize) -> Vec<u8> {
@@ -30,7 +30,7 @@ fn pipeline(c: &mut Criterion) {
         ..StorageConfig::default()
     };
     let (mut store, _) = LogStore::open(dir.path(), &cfg, Box::new(|| {})).expect("open log");
-    let mut buffers = simd_json::Buffers::default();
+    let mut buffers = JsonBuffers::default();
     let mut ctx = IngestContext::new(65_536, 1_732_550_000_000, 1);
     let mut g = c.benchmark_group("ingest_append");
     for batch in [50usize, 500] {
@@ -47,6 +47,7 @@ fn pipeline(c: &mut Criterion) {
                     scratch.extend_from_slice(&template);
                     let events = parse_body(&mut scratch, &mut buffers).expect("valid body");
                     let pending = validate(&events, &mut ctx).expect("valid events");
+                    buffers.recycle(events);
                     black_box(store.append(pending).expect("append"));
                 })
             },

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use tracecast::event::Event;
-use tracecast::ingest::{parse_body, validate, IngestContext};
+use tracecast::ingest::{parse_body, validate, IngestContext, JsonBuffers};
 use tracecast::protocol::{
     encode_binary_batch, encode_trace_batch, parse_client_message, BatchCompression, ClientMessage,
 };
@@ -29,7 +29,7 @@ fn stored_events(n: usize) -> Vec<Event> {
         (0..n).map(producer_event).collect::<Vec<_>>().join(",")
     )
     .into_bytes();
-    let mut buffers = simd_json::Buffers::default();
+    let mut buffers = JsonBuffers::default();
     let values = parse_body(&mut body, &mut buffers).expect("bench body parses");
     let mut ctx = IngestContext::new(65536, 1_700_000_000_000, 1);
     let pending = validate(&values, &mut ctx).expect("bench events are valid");
@@ -58,23 +58,31 @@ fn client_message_parse(c: &mut Criterion) {
         (0..10).map(producer_event).collect::<Vec<_>>().join(",")
     )
     .into_bytes();
-    let mut buffers = simd_json::Buffers::default();
+    let mut buffers = JsonBuffers::default();
     let mut g = c.benchmark_group("client_message_parse");
     let mut buf = Vec::new();
     g.bench_function("subscribe", |b| {
         b.iter(|| {
             buf.clear();
             buf.extend_from_slice(&subscribe);
-            let p = parse_client_message(&mut buf, &mut buffers).map(|p| p.msg.type_name());
-            black_box(p.ok());
+            match parse_client_message(&mut buf, &mut buffers).map(|p| p.msg) {
+                Ok(ClientMessage::Publish { events }) => buffers.recycle(events),
+                other => {
+                    black_box(other.ok().map(|m| m.type_name()));
+                }
+            }
         })
     });
     g.bench_function("publish_10", |b| {
         b.iter(|| {
             buf.clear();
             buf.extend_from_slice(&publish);
-            let p = parse_client_message(&mut buf, &mut buffers).map(|p| p.msg.type_name());
-            black_box(p.ok());
+            match parse_client_message(&mut buf, &mut buffers).map(|p| p.msg) {
+                Ok(ClientMessage::Publish { events }) => buffers.recycle(events),
+                other => {
+                    black_box(other.ok().map(|m| m.type_name()));
+                }
+            }
         })
     });
     g.finish();
@@ -91,14 +99,16 @@ fn ingest_validate_50(c: &mut Criterion) {
         events.join(",")
     )
     .into_bytes();
-    let mut buffers = simd_json::Buffers::default();
+    let mut buffers = JsonBuffers::default();
     let mut ctx = IngestContext::new(65536, 1_700_000_000_000, 1);
     let mut buf = Vec::new();
     c.bench_function("ingest_parse_only_50", |b| {
         b.iter(|| {
             buf.clear();
             buf.extend_from_slice(&body);
-            black_box(parse_body(&mut buf, &mut buffers).expect("parses").len());
+            let values = parse_body(&mut buf, &mut buffers).expect("parses");
+            black_box(values.len());
+            buffers.recycle(values);
         })
     });
     c.bench_function("ingest_validate_50", |b| {
@@ -107,6 +117,7 @@ fn ingest_validate_50(c: &mut Criterion) {
             buf.extend_from_slice(&body);
             let values = parse_body(&mut buf, &mut buffers).expect("parses");
             black_box(validate(&values, &mut ctx).expect("valid").len());
+            buffers.recycle(values);
         })
     });
     c.bench_function("ingest_validate_50_ndjson", |b| {
@@ -115,6 +126,7 @@ fn ingest_validate_50(c: &mut Criterion) {
             buf.extend_from_slice(&ndjson);
             let values = parse_body(&mut buf, &mut buffers).expect("parses");
             black_box(validate(&values, &mut ctx).expect("valid").len());
+            buffers.recycle(values);
         })
     });
     c.bench_function("ingest_validate_50_ws_publish", |b| {
@@ -122,9 +134,11 @@ fn ingest_validate_50(c: &mut Criterion) {
             buf.clear();
             buf.extend_from_slice(&publish);
             let parsed = parse_client_message(&mut buf, &mut buffers).expect("parses");
-            let n = match &parsed.msg {
+            let n = match parsed.msg {
                 ClientMessage::Publish { events } => {
-                    validate(events, &mut ctx).expect("valid").len()
+                    let n = validate(&events, &mut ctx).expect("valid").len();
+                    buffers.recycle(events);
+                    n
                 }
                 _ => 0,
             };

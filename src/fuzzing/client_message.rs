@@ -8,8 +8,8 @@ use std::sync::Arc;
 /// Feeds arbitrary bytes to the parsers; must never panic.
 pub fn run(data: &[u8]) {
     let mut buf = data.to_vec();
-    let mut buffers = simd_json::Buffers::default();
-    if let Ok(parsed) = protocol::parse_client_message(&mut buf, &mut buffers) {
+    let mut bufs = crate::ingest::JsonBuffers::default();
+    if let Ok(parsed) = protocol::parse_client_message(&mut buf, &mut bufs) {
         if let ClientMessage::Publish { events } = &parsed.msg {
             let mut ctx = crate::ingest::IngestContext::new(65536, 0, 1);
             let _ = crate::ingest::validate(events, &mut ctx);

@@ -24,6 +24,8 @@ use simd_json::{BorrowedValue, Node, StaticNode, Tape};
 use std::fmt;
 use std::sync::Arc;
 
+mod raw;
+
 /// Longest `type` (bytes).
 pub const MAX_TYPE_BYTES: usize = 64;
 /// Longest `sessionId` / `swarmId` (bytes).
@@ -76,14 +78,18 @@ impl std::error::Error for IngestError {}
 
 /// A parsed batch, not yet validated: simd-json tape nodes borrowing from the body (or
 /// frame) buffer, and the node index where each event's value starts. The values may
-/// be anything JSON; [`validate`] decides whether they are events.
+/// be anything JSON; [`validate`] decides whether they are events. When the parser knew
+/// where each event's bytes were, `raw` holds a copy of the input as sent and `spans`
+/// each event's members in it (see [`raw`]), so validating can keep them verbatim.
 #[derive(Debug, Default)]
 pub struct Events<'a> {
     nodes: Vec<Node<'a>>,
     starts: Vec<usize>,
+    raw: Vec<u8>,
+    spans: Vec<Option<(usize, usize)>>,
 }
 
-impl<'a> Events<'a> {
+impl Events<'_> {
     /// How many values the batch holds.
     pub fn len(&self) -> usize {
         self.starts.len()
@@ -93,26 +99,148 @@ impl<'a> Events<'a> {
         self.starts.is_empty()
     }
 
-    /// The elements of the array at `nodes[at]`; `None` when that node is not an array.
-    pub fn from_array(nodes: Vec<Node<'a>>, at: usize) -> Option<Self> {
+    /// Forgets where the events' bytes are, so [`validate`] re-serializes every event
+    /// compactly from the tape (what it does anyway for an event it cannot locate).
+    pub fn compact(&mut self) {
+        self.spans.clear();
+    }
+}
+
+/// Everything a parse allocates, kept from one batch to the next: simd-json's buffers,
+/// the tape, the event starts, and the copy of the input that verbatim events are taken
+/// from. A steady producer then allocates nothing per batch but its events. The server
+/// holds one; hand each [`Events`] back through [`JsonBuffers::recycle`] when done.
+#[derive(Default)]
+pub struct JsonBuffers {
+    simd: simd_json::Buffers,
+    nodes: Vec<Node<'static>>,
+    line: Vec<Node<'static>>,
+    starts: Vec<usize>,
+    raw: Vec<u8>,
+    spans: Vec<Option<(usize, usize)>>,
+    /// Address of the buffer last parsed: a tape string's address minus this is its
+    /// offset in `raw`.
+    base: usize,
+}
+
+impl fmt::Debug for JsonBuffers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JsonBuffers")
+            .field("tape_capacity", &self.nodes.capacity())
+            .field("raw_capacity", &self.raw.capacity())
+            .finish()
+    }
+}
+
+impl JsonBuffers {
+    /// Parses `buf` in place into a tape, reusing the last tape's allocation, after
+    /// copying `buf` as sent into `raw`.
+    pub fn parse<'a>(&mut self, buf: &'a mut [u8]) -> Result<Vec<Node<'a>>, simd_json::Error> {
+        self.raw.clear();
+        self.raw.extend_from_slice(buf);
+        self.base = buf.as_ptr() as usize;
+        let mut tape = Tape(std::mem::take(&mut self.nodes)).reset();
+        match simd_json::fill_tape(buf, &mut self.simd, &mut tape) {
+            Ok(()) => Ok(tape.0),
+            Err(e) => {
+                self.nodes = tape.reset().0;
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes back a tape that is no longer needed.
+    pub fn recycle_nodes(&mut self, nodes: Vec<Node<'_>>) {
+        if nodes.capacity() > self.nodes.capacity() {
+            self.nodes = Tape(nodes).reset().0;
+        }
+    }
+
+    /// Takes back a batch's allocations once it is validated (or refused).
+    pub fn recycle(&mut self, events: Events<'_>) {
+        self.recycle_nodes(events.nodes);
+        self.starts = events.starts;
+        self.raw = events.raw;
+        self.spans = events.spans;
+    }
+
+    /// The elements of the array at `nodes[at]` as a batch; `None` when that node is not
+    /// an array. `end` is the offset in the parsed buffer that the array's value ends
+    /// before (its `]` is the last non-blank byte before it), when the caller knows it.
+    pub fn array_events<'a>(
+        &mut self,
+        nodes: Vec<Node<'a>>,
+        at: usize,
+        end: Option<usize>,
+    ) -> Option<Events<'a>> {
         let Some(&Node::Array { len, .. }) = nodes.get(at) else {
             return None;
         };
+        let mut starts = std::mem::take(&mut self.starts);
+        starts.clear();
         // `len` is bounded by the tape, which is bounded by the input.
-        let mut starts = Vec::with_capacity(len);
+        starts.reserve(len);
         let mut i = at + 1;
         for _ in 0..len {
             starts.push(i);
             i += span(nodes.get(i));
         }
-        Some(Events { nodes, starts })
+        let tail = end
+            .and_then(|e| raw::last_before(&self.raw, e))
+            .and_then(|(close, b)| (b == b']').then_some(close));
+        Some(self.events(nodes, starts, tail))
     }
 
-    /// A batch of one: the value at `nodes[at]`.
-    pub fn from_value(nodes: Vec<Node<'a>>, at: usize) -> Self {
+    /// A batch of one: the value at `nodes[at]`, which ends before offset `end` of the
+    /// parsed buffer when the caller knows where.
+    pub fn value_event<'a>(
+        &mut self,
+        nodes: Vec<Node<'a>>,
+        at: usize,
+        end: Option<usize>,
+    ) -> Events<'a> {
+        let mut starts = std::mem::take(&mut self.starts);
+        starts.clear();
+        starts.push(at);
+        self.events(nodes, starts, end)
+    }
+
+    /// Where the value of the top-level member whose span ends before `nodes[after]`
+    /// ends in the parsed buffer: at the comma before the next member's key, or at the
+    /// enclosing object's `}` when it was the last member.
+    pub fn member_end(&self, nodes: &[Node<'_>], after: usize) -> Option<usize> {
+        match nodes.get(after) {
+            Some(Node::String(key)) => {
+                let quote = raw::offset_of(key, self.base, self.raw.len())?.checked_sub(1)?;
+                match raw::last_before(&self.raw, quote)? {
+                    (comma, b',') => Some(comma),
+                    _ => None,
+                }
+            }
+            _ => match raw::last_before(&self.raw, self.raw.len())? {
+                (close, b'}') => Some(close),
+                _ => None,
+            },
+        }
+    }
+
+    fn events<'a>(
+        &mut self,
+        nodes: Vec<Node<'a>>,
+        starts: Vec<usize>,
+        tail: Option<usize>,
+    ) -> Events<'a> {
+        let mut spans = std::mem::take(&mut self.spans);
+        spans.clear();
+        match tail {
+            Some(tail) => raw::event_spans(&nodes, &starts, &self.raw, self.base, tail, &mut spans),
+            None => spans.resize(starts.len(), None),
+        }
         Events {
             nodes,
-            starts: vec![at],
+            starts,
+            raw: std::mem::take(&mut self.raw),
+            spans,
         }
     }
 }
@@ -225,6 +353,7 @@ pub struct IngestContext {
     pub now_ms: i64,
     pub ids: IdGenerator,
     strings: Interner,
+    scratch: Scratch,
 }
 
 impl IngestContext {
@@ -234,6 +363,7 @@ impl IngestContext {
             now_ms,
             ids: IdGenerator::new(id_seed),
             strings: Interner::default(),
+            scratch: Scratch::default(),
         }
     }
 }
@@ -249,42 +379,69 @@ impl IngestContext {
 /// one event; its index is its position among the non-empty lines.
 pub fn parse_body<'a>(
     body: &'a mut [u8],
-    buffers: &mut simd_json::Buffers,
+    bufs: &mut JsonBuffers,
 ) -> Result<Events<'a>, IngestError> {
     let first = body.iter().position(|b| !b.is_ascii_whitespace());
     let Some(first) = first else {
         return Err(IngestError::event(0, "no events: the body is empty"));
     };
     if body.get(first) == Some(&b'{') && is_ndjson(body) {
-        let mut events = Events::default();
-        // One tape reused for every line; its nodes are appended to the batch's.
-        let mut line_tape = Tape(Vec::new());
-        for line in body.split_mut(|b| *b == b'\n') {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let index = events.starts.len();
-            simd_json::fill_tape(line, buffers, &mut line_tape).map_err(|e| {
-                IngestError::event(index, format!("malformed JSON on its NDJSON line: {e}"))
-            })?;
-            events.starts.push(events.nodes.len());
-            events.nodes.extend_from_slice(&line_tape.0);
-        }
-        return Ok(events);
+        return parse_ndjson(body, bufs);
     }
-    let mut tape = Tape(Vec::new());
-    simd_json::fill_tape(body, buffers, &mut tape)
+    let nodes = bufs
+        .parse(body)
         .map_err(|e| IngestError::event(0, format!("malformed JSON body: {e}")))?;
-    let nodes = tape.0;
+    let end = bufs.raw.len();
     match nodes.first() {
         Some(Node::Array { len: 0, .. }) => {
             Err(IngestError::event(0, "no events: the array is empty"))
         }
-        Some(Node::Array { .. }) => {
-            Events::from_array(nodes, 0).ok_or_else(|| IngestError::event(0, "malformed JSON body"))
-        }
-        _ => Ok(Events::from_value(nodes, 0)),
+        Some(Node::Array { .. }) => bufs
+            .array_events(nodes, 0, Some(end))
+            .ok_or_else(|| IngestError::event(0, "malformed JSON body")),
+        _ => Ok(bufs.value_event(nodes, 0, Some(end))),
     }
+}
+
+/// Each non-empty line is one event, parsed on its own; the tapes are concatenated.
+fn parse_ndjson<'a>(body: &'a mut [u8], bufs: &mut JsonBuffers) -> Result<Events<'a>, IngestError> {
+    bufs.raw.clear();
+    bufs.raw.extend_from_slice(body);
+    bufs.base = body.as_ptr() as usize;
+    let mut nodes = Tape(std::mem::take(&mut bufs.nodes)).reset().0;
+    let mut starts = std::mem::take(&mut bufs.starts);
+    starts.clear();
+    let mut spans = std::mem::take(&mut bufs.spans);
+    spans.clear();
+    // One tape reused for every line; its nodes are appended to the batch's.
+    let mut line_tape = Tape(std::mem::take(&mut bufs.line)).reset();
+    let mut from = 0;
+    for line in body.split_mut(|b| *b == b'\n') {
+        let line_end = from + line.len();
+        from = line_end + 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let index = starts.len();
+        if let Err(e) = simd_json::fill_tape(line, &mut bufs.simd, &mut line_tape) {
+            bufs.line = line_tape.reset().0;
+            return Err(IngestError::event(
+                index,
+                format!("malformed JSON on its NDJSON line: {e}"),
+            ));
+        }
+        let start = nodes.len();
+        nodes.extend_from_slice(&line_tape.0);
+        raw::event_spans(&nodes, &[start], &bufs.raw, bufs.base, line_end, &mut spans);
+        starts.push(start);
+    }
+    bufs.line = line_tape.reset().0;
+    Ok(Events {
+        nodes,
+        starts,
+        raw: std::mem::take(&mut bufs.raw),
+        spans,
+    })
 }
 
 /// True when some `\n` has `}` before it and `{` after it, whitespace aside.
@@ -345,10 +502,10 @@ fn timestamp_ms(v: Node<'_>) -> Option<i64> {
     (0..=MAX_TIMESTAMP_MS).contains(&ms).then_some(ms)
 }
 
-/// Per-batch scratch space, so events after the first allocate only their output.
-#[derive(Default)]
+/// Scratch space kept in the [`IngestContext`], so events allocate only their output.
+#[derive(Debug, Clone, Default)]
 struct Scratch {
-    /// The producer's fields, each written as `,"key":value`.
+    /// The producer's fields, each written as `,"key":value` (when not kept verbatim).
     body: Vec<u8>,
     /// The server-assigned fields, each written as `,"key":value`.
     head: Vec<u8>,
@@ -358,39 +515,55 @@ struct Scratch {
     now_field: Vec<u8>,
 }
 
-/// Validates a batch and serializes each event's `json_tail`. All or nothing.
+/// Validates a batch and builds each event's `json_tail`. All or nothing.
+///
+/// An event whose bytes the parser located (see [`raw`]) keeps the producer's members
+/// verbatim, as SPEC §2 asks; one it did not, or one whose `id`/`timestamp` is `null`
+/// (dropped, then assigned), is re-serialized compactly from the tape.
 pub fn validate(events: &Events<'_>, ctx: &mut IngestContext) -> Result<Vec<Pending>, IngestError> {
     if events.is_empty() {
         return Err(IngestError::event(0, "no events"));
     }
     let mut out = Vec::with_capacity(events.len());
-    let mut now_field = b",\"timestamp\":".to_vec();
-    write_i64(&mut now_field, ctx.now_ms);
-    let mut scratch = Scratch {
-        body: Vec::with_capacity(1024),
-        head: Vec::with_capacity(128),
-        stack: Vec::new(),
-        now_field,
-    };
-    for (index, &start) in events.starts.iter().enumerate() {
-        out.push(validate_one(
-            &events.nodes,
-            start,
-            index,
-            ctx,
-            &mut scratch,
-        )?);
-    }
-    Ok(out)
+    let mut scratch = std::mem::take(&mut ctx.scratch);
+    scratch.now_field.clear();
+    scratch.now_field.extend_from_slice(b",\"timestamp\":");
+    write_i64(&mut scratch.now_field, ctx.now_ms);
+    let result = events
+        .starts
+        .iter()
+        .enumerate()
+        .try_for_each(|(index, &start)| {
+            let verbatim = events
+                .spans
+                .get(index)
+                .copied()
+                .flatten()
+                .and_then(|(from, to)| events.raw.get(from..to));
+            let nodes = &events.nodes;
+            let p = match validate_one(nodes, start, index, verbatim, ctx, &mut scratch)? {
+                Some(p) => p,
+                None => validate_one(nodes, start, index, None, ctx, &mut scratch)?
+                    .ok_or_else(|| IngestError::event(index, "cannot be stored"))?,
+            };
+            out.push(p);
+            Ok(())
+        });
+    ctx.scratch = scratch;
+    result.map(|()| out)
 }
 
+/// Validates one event and builds its `json_tail`, from `verbatim` (its members as sent)
+/// when given, else from the tape. `Ok(None)` asks for the tape: the event drops a
+/// field, so its bytes cannot be kept as sent.
 fn validate_one(
     nodes: &[Node<'_>],
     start: usize,
     index: usize,
+    verbatim: Option<&[u8]>,
     ctx: &mut IngestContext,
     scratch: &mut Scratch,
-) -> Result<Pending, IngestError> {
+) -> Result<Option<Pending>, IngestError> {
     let Some(&Node::Object { len, .. }) = nodes.get(start) else {
         return Err(IngestError::event(index, "must be a JSON object"));
     };
@@ -403,6 +576,7 @@ fn validate_one(
     let mut agent: Option<&str> = None;
     let mut has_id = false;
     let mut timestamp: Option<i64> = None;
+    let mut dropped = false;
     let mut i = start + 1;
     for _ in 0..len {
         let k = match nodes.get(i) {
@@ -538,7 +712,9 @@ fn validate_one(
             }
             seen |= bit;
         }
-        if keep {
+        if !keep {
+            dropped = true;
+        } else if verbatim.is_none() {
             if bit != 0 {
                 // A field we matched by name: its key is one of our plain ASCII names.
                 body.extend_from_slice(b",\"");
@@ -579,6 +755,14 @@ fn validate_one(
     };
     let session = session.or(assigned_session).unwrap_or_default();
 
+    // The producer's members, as sent or as written above (less the leading comma;
+    // never empty: `type` is one of them).
+    let members = match verbatim {
+        Some(_) if dropped => return Ok(None),
+        Some(v) => v,
+        None => body.get(1..).unwrap_or_default(),
+    };
+
     // Server-assigned fields first, then the producer's fields in their order.
     let head = &mut scratch.head;
     head.clear();
@@ -597,9 +781,9 @@ fn validate_one(
         head.extend_from_slice(b",\"sessionId\":");
         write_json_str(head, s);
     }
-    // Both parts start with a comma (the body is never empty: `type` is in it); the
-    // first one is dropped and `}` added, so the tail is exactly head + body long.
-    let size = head.len() + body.len() + 1;
+    // The stored object: `{`, head without its leading comma, a comma when there is a
+    // head, the members, `}`.
+    let size = head.len() + members.len() + 2;
     if size > ctx.max_event_bytes {
         return Err(IngestError::event(
             index,
@@ -611,23 +795,22 @@ fn validate_one(
     }
     // Exact capacity, headroom included: the store writes `{"seq":N,` into the headroom
     // and hands the same allocation to subscribers.
-    let mut json_tail = Vec::with_capacity(SEQ_HEADROOM + head.len() + body.len());
+    let mut json_tail = Vec::with_capacity(SEQ_HEADROOM + size - 1);
     json_tail.resize(SEQ_HEADROOM, b' ');
-    if head.is_empty() {
-        json_tail.extend_from_slice(body.get(1..).unwrap_or_default());
-    } else {
-        json_tail.extend_from_slice(head.get(1..).unwrap_or_default());
-        json_tail.extend_from_slice(body);
+    if let Some(h) = head.get(1..) {
+        json_tail.extend_from_slice(h);
+        json_tail.push(b',');
     }
+    json_tail.extend_from_slice(members);
     json_tail.push(b'}');
-    Ok(Pending {
+    Ok(Some(Pending {
         timestamp: ts,
         session: ctx.strings.get(session),
         agent: agent.map(|a| ctx.strings.get(a)),
         kind: ctx.strings.get(kind),
         json_tail,
         headroom: SEQ_HEADROOM,
-    })
+    }))
 }
 
 /// Writes the one JSON value that `nodes` holds (exactly its span) from the tape, in
@@ -841,7 +1024,7 @@ mod tests {
 
     fn run(body: &str) -> Result<Vec<Pending>, IngestError> {
         let mut buf = body.as_bytes().to_vec();
-        let mut buffers = simd_json::Buffers::default();
+        let mut buffers = JsonBuffers::default();
         let values = parse_body(&mut buf, &mut buffers)?;
         validate(&values, &mut ctx())
     }
@@ -977,7 +1160,7 @@ mod tests {
         let mut buf =
             format!(r#"{{"type":"T","sessionId":"s","id":"i","timestamp":1,"p":"{big}"}}"#)
                 .into_bytes();
-        let mut buffers = simd_json::Buffers::default();
+        let mut buffers = JsonBuffers::default();
         let values = parse_body(&mut buf, &mut buffers).unwrap();
         let mut c = ctx();
         // The stored object without seq: exactly what the producer sent here.
@@ -1106,7 +1289,7 @@ mod tests {
         let mut pending = Vec::new();
         for _ in 0..2 {
             let mut buf = br#"{"type":"T","sessionId":"s","agentId":"a"}"#.to_vec();
-            let mut buffers = simd_json::Buffers::default();
+            let mut buffers = JsonBuffers::default();
             let values = parse_body(&mut buf, &mut buffers).unwrap();
             pending.extend(validate(&values, &mut c).unwrap());
         }
@@ -1117,6 +1300,79 @@ mod tests {
         ));
         let long = "x".repeat(INTERN_MAX_BYTES + 1);
         assert_eq!(&*c.strings.get(&long), long.as_str());
+    }
+
+    fn tails(body: &str) -> Vec<String> {
+        run(body)
+            .unwrap()
+            .iter()
+            .map(|p| String::from_utf8(p.json_tail[p.headroom..].to_vec()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn members_on_one_line_are_kept_as_sent() {
+        let ev = r#"{ "type" : "T", "sessionId":"s","id":"i","timestamp":1.5e3, "data":{"q":"a\u0041\"}"} }"#;
+        let want = r#""type" : "T", "sessionId":"s","id":"i","timestamp":1.5e3, "data":{"q":"a\u0041\"}"}}"#;
+        // One object, an array (pretty between events), and NDJSON.
+        assert_eq!(tails(ev), vec![want.to_string()]);
+        assert_eq!(
+            tails(&format!("[\n  {ev},\n  {ev}\n]\n")),
+            vec![want.to_string(); 2]
+        );
+        assert_eq!(tails(&format!("{ev}\r\n\n{ev}")), vec![want.to_string(); 2]);
+        let p = run(ev).unwrap();
+        assert_eq!(p[0].timestamp, 1500);
+        assert_eq!(&*p[0].session, "s");
+        // Server fields go first, then the producer's members as sent.
+        assert_eq!(
+            tails(r#"{"type":"T", "swarmId":"w"}"#),
+            vec![r#""id":"abc-1","timestamp":1700000000000,"sessionId":"w","type":"T", "swarmId":"w""#.to_string() + "}"]
+        );
+    }
+
+    #[test]
+    fn events_that_cannot_be_kept_as_sent_are_compacted() {
+        // Spread over lines (NDJSON history needs one line per event), or dropping a
+        // null id: written from the tape instead.
+        assert_eq!(
+            tails(
+                "{\n  \"type\": \"T\",\n  \"sessionId\": \"s\", \"id\": \"i\", \"timestamp\": 2\n}"
+            ),
+            vec![r#""type":"T","sessionId":"s","id":"i","timestamp":2}"#.to_string()]
+        );
+        assert_eq!(
+            tails(r#"[{"type":"T","sessionId":"s","id":null,"timestamp":2, "x":1.50}]"#),
+            vec![r#""id":"abc-1","type":"T","sessionId":"s","timestamp":2,"x":1.5}"#.to_string()]
+        );
+        // A tab between tokens is compacted away; inside a string it is not JSON.
+        assert_eq!(
+            tails("{\"type\":\t\"T\",\"sessionId\":\"s\",\"id\":\"i\",\"timestamp\":2}"),
+            vec![r#""type":"T","sessionId":"s","id":"i","timestamp":2}"#.to_string()]
+        );
+        assert!(run("{\"type\":\"T\",\"sessionId\":\"s\",\"x\":\"a\tb\"}").is_err());
+    }
+
+    #[test]
+    fn buffers_are_reused_across_batches() {
+        let mut bufs = JsonBuffers::default();
+        let mut c = ctx();
+        for body in [
+            r#"[{"type":"T","sessionId":"s"},{"type":"U","sessionId":"s"}]"#,
+            "{\"type\":\"T\",\"sessionId\":\"s\"}\n{\"type\":\"V\",\"sessionId\":\"s\"}",
+            r#"{"type":"W","sessionId":"s"}"#,
+        ] {
+            let mut buf = body.as_bytes().to_vec();
+            let values = parse_body(&mut buf, &mut bufs).unwrap();
+            let p = validate(&values, &mut c).unwrap();
+            assert!(
+                p.iter()
+                    .all(|p| p.json_tail.ends_with(b"\"sessionId\":\"s\"}")),
+                "{body}"
+            );
+            bufs.recycle(values);
+            assert!(bufs.nodes.capacity() > 0 && bufs.raw.capacity() > 0);
+        }
     }
 
     #[test]

@@ -1,16 +1,16 @@
 //! Inbound client messages (SPEC §4): one JSON text frame in, one typed message out.
 //!
 //! The frame is parsed in place in the connection's read buffer with simd-json, reusing
-//! the connection's [`simd_json::Buffers`], so a message costs no copy and strings borrow
-//! from the buffer. Fields are top level. Every failure is a [`ProtocolError`] that names
+//! the loop's [`JsonBuffers`] (tape included), so strings borrow from the buffer and a
+//! message allocates nothing once the buffers have grown. Fields are top level. Every failure is a [`ProtocolError`] that names
 //! the field or type at fault and carries the `requestId` when it could be read, so the
 //! loop can answer with an `error` and keep the connection open. Nothing here panics on
 //! client input.
 
 use super::{ErrorCode, ProtocolError, RequestId};
-use crate::ingest::Events;
+use crate::ingest::{Events, JsonBuffers};
 use simd_json::prelude::{ValueAsMutObject, ValueBuilder};
-use simd_json::{BorrowedValue, Node, StaticNode, Tape};
+use simd_json::{BorrowedValue, Node, StaticNode};
 use std::borrow::Cow;
 
 /// Longest `sessionId` accepted anywhere (SPEC §2).
@@ -119,13 +119,11 @@ struct Fields<'a> {
 /// to build and drop; the other (small) messages convert the fields they read.
 pub fn parse_client_message<'a>(
     buf: &'a mut [u8],
-    buffers: &mut simd_json::Buffers,
+    bufs: &mut JsonBuffers,
 ) -> Result<Parsed<'a>, ProtocolError> {
-    let mut tape = Tape(Vec::new());
-    simd_json::fill_tape(buf, buffers, &mut tape).map_err(|e| {
+    let nodes = bufs.parse(buf).map_err(|e| {
         ProtocolError::new(ErrorCode::InvalidMessage, format!("malformed JSON: {e}"))
     })?;
-    let nodes = tape.0;
     let Some(&Node::Object { len, .. }) = nodes.first() else {
         return Err(ProtocolError::new(
             ErrorCode::InvalidMessage,
@@ -170,7 +168,8 @@ pub fn parse_client_message<'a>(
         Some(Node::String("publish"))
     );
     if is_publish {
-        let events = publish_events(nodes, field("event"), field("events")).map_err(with_id)?;
+        let events =
+            publish_events(bufs, nodes, field("event"), field("events")).map_err(with_id)?;
         return Ok(Parsed {
             request_id,
             msg: ClientMessage::Publish { events },
@@ -190,6 +189,7 @@ pub fn parse_client_message<'a>(
         trace_id: get("traceId"),
         condition: get("condition"),
     };
+    bufs.recycle_nodes(nodes);
     let msg = message(f).map_err(with_id)?;
     Ok(Parsed { request_id, msg })
 }
@@ -445,7 +445,10 @@ fn agent_ids(v: Option<BorrowedValue<'_>>) -> Result<Vec<Cow<'_, str>>, Protocol
 }
 
 /// `events: [...]` wins over `event: {...}`; a `null` counts as absent.
+/// The events keep their bytes as sent when [`JsonBuffers::member_end`] can say where
+/// the value ends in the frame.
 fn publish_events<'a>(
+    bufs: &mut JsonBuffers,
     nodes: Vec<Node<'a>>,
     event: Option<usize>,
     events: Option<usize>,
@@ -453,10 +456,17 @@ fn publish_events<'a>(
     let present = |at: Option<usize>| {
         at.filter(|i| !matches!(nodes.get(*i), None | Some(Node::Static(StaticNode::Null))))
     };
+    let end = |at: usize| bufs.member_end(&nodes, at + crate::ingest::span(nodes.get(at)));
     match (present(events), present(event)) {
-        (Some(at), _) => Events::from_array(nodes, at)
-            .ok_or_else(|| invalid("events", "must be an array of event objects")),
-        (None, Some(at)) => Ok(Events::from_value(nodes, at)),
+        (Some(at), _) => {
+            let end = end(at);
+            bufs.array_events(nodes, at, end)
+                .ok_or_else(|| invalid("events", "must be an array of event objects"))
+        }
+        (None, Some(at)) => {
+            let end = end(at);
+            Ok(bufs.value_event(nodes, at, end))
+        }
         (None, None) => Err(invalid("event", "is required (or \"events\": [...])")),
     }
 }
@@ -467,7 +477,7 @@ mod tests {
 
     fn parse(s: &str) -> Result<String, ProtocolError> {
         let mut buf = s.as_bytes().to_vec();
-        let mut buffers = simd_json::Buffers::default();
+        let mut buffers = JsonBuffers::default();
         parse_client_message(&mut buf, &mut buffers)
             .map(|p| format!("{:?} {:?}", p.request_id, p.msg))
     }
@@ -539,7 +549,7 @@ mod tests {
     #[test]
     fn publish_single_and_many() {
         let mut buf = br#"{"type":"publish","event":{"type":"T","sessionId":"s"}}"#.to_vec();
-        let mut b = simd_json::Buffers::default();
+        let mut b = JsonBuffers::default();
         let p = parse_client_message(&mut buf, &mut b).unwrap();
         assert!(matches!(&p.msg, ClientMessage::Publish { events } if events.len() == 1));
         assert_eq!(p.msg.type_name(), "publish");
@@ -558,6 +568,34 @@ mod tests {
         let e = parse_client_message(&mut buf, &mut b).unwrap_err();
         assert_eq!(e.request_id, Some(RequestId::from("q")));
         assert!(e.message.contains("\"event\""), "{}", e.message);
+    }
+
+    /// Published events keep their members as sent, wherever the field sits.
+    #[test]
+    fn published_events_are_kept_as_sent() {
+        let mut b = JsonBuffers::default();
+        let frames = [
+            r#"{"type":"publish","events":[ {"type":"T", "sessionId":"s","id":"i","timestamp":1} ,{"type":"T", "sessionId":"s","id":"i","timestamp":1}],"requestId":7}"#,
+            r#"{"requestId":7, "type":"publish", "events" : [{"type":"T", "sessionId":"s","id":"i","timestamp":1}, {"type":"T", "sessionId":"s","id":"i","timestamp":1}] }"#,
+            r#"{"type":"publish","event":{"type":"T", "sessionId":"s","id":"i","timestamp":1},"requestId":7}"#,
+            r#"{"type":"publish","requestId":7,"event": {"type":"T", "sessionId":"s","id":"i","timestamp":1} }"#,
+        ];
+        for frame in frames {
+            let mut buf = frame.as_bytes().to_vec();
+            let p = parse_client_message(&mut buf, &mut b).unwrap();
+            let ClientMessage::Publish { events } = p.msg else {
+                panic!("not a publish: {frame}");
+            };
+            let mut ctx = crate::ingest::IngestContext::new(65536, 0, 1);
+            for e in crate::ingest::validate(&events, &mut ctx).unwrap() {
+                assert_eq!(
+                    &e.json_tail[e.headroom..],
+                    br#""type":"T", "sessionId":"s","id":"i","timestamp":1}"#,
+                    "{frame}"
+                );
+            }
+            b.recycle(events);
+        }
     }
 
     #[test]

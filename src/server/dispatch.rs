@@ -190,6 +190,7 @@ fn on_text(buf: &mut [u8], c: &mut Client, out: &mut Out, ctx: &mut Ctx, id: Con
                     }
                 }
             }
+            buffers.recycle(events);
         }
         ClientMessage::Heartbeat => {
             let metrics = client_metrics(c, out);

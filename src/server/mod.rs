@@ -147,7 +147,7 @@ pub(crate) struct Ctx {
     pub metrics: Metrics,
     pub auth: Authenticator,
     pub ingest: IngestContext,
-    pub buffers: simd_json::Buffers,
+    pub buffers: crate::ingest::JsonBuffers,
     pub encoder: BatchEncoder,
     pub scratch: Vec<u8>,
     pub timers: Timers,
@@ -388,7 +388,7 @@ impl Server {
             metrics: Metrics::new(),
             auth,
             ingest: IngestContext::new(config.max_event_bytes, start_ms, start_ms as u64),
-            buffers: simd_json::Buffers::default(),
+            buffers: crate::ingest::JsonBuffers::default(),
             encoder: BatchEncoder::new(config.compression_level, config.compression_min_bytes),
             scratch: Vec::with_capacity(4096),
             timers: Timers::new(),
@@ -515,7 +515,11 @@ impl Server {
                 Command::Publish { mut body, reply } => {
                     let mut buffers = std::mem::take(&mut self.ctx.buffers);
                     let result = match crate::ingest::parse_body(&mut body, &mut buffers) {
-                        Ok(values) => self.ctx.ingest_values(&values),
+                        Ok(values) => {
+                            let r = self.ctx.ingest_values(&values);
+                            buffers.recycle(values);
+                            r
+                        }
                         Err(e) => Err(IngestFailure::Invalid(e)),
                     };
                     self.ctx.buffers = buffers;

@@ -159,7 +159,11 @@ fn history(req: &Request, p: &Principal, ctx: &Ctx) -> Response {
 fn ingest(body: &mut [u8], ctx: &mut Ctx, conn: ConnId, keep_alive: bool) -> Routed {
     let mut buffers = std::mem::take(&mut ctx.buffers);
     let result = match crate::ingest::parse_body(body, &mut buffers) {
-        Ok(values) => ctx.ingest_values(&values),
+        Ok(values) => {
+            let r = ctx.ingest_values(&values);
+            buffers.recycle(values);
+            r
+        }
         Err(e) => Err(IngestFailure::Invalid(e)),
     };
     ctx.buffers = buffers;
