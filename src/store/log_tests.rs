@@ -661,3 +661,43 @@ fn prepare_state_folds_in_slices_and_leaves_the_same_answer() {
     assert!(st.prepare_state("s", 1400, 1).unwrap_or(false));
     assert!(st.prepare_state("nope", 1400, 1).unwrap_or(false));
 }
+
+/// Disk reserved ahead of the active segment never outlives it: a sealed segment and,
+/// once the log is closed, the last one hold no more blocks than their bytes need, and
+/// what was reserved is invisible to recovery.
+#[test]
+fn reserved_disk_is_given_back_at_seal_and_close() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = StorageConfig {
+        segment_bytes: 64 * 1024,
+        ..cfg()
+    };
+    let extra = format!(",\"pad\":\"{}\"", "x".repeat(900));
+    // Blocks a file of `len` bytes may hold: its pages, plus room for extent blocks.
+    let fits = |p: &Path| {
+        let m = std::fs::metadata(p).unwrap_or_else(|e| panic!("{e}"));
+        m.blocks() * 512 <= m.len().div_ceil(4096) * 4096 + 16 * 4096
+    };
+    {
+        let (mut st, _) = open(dir.path(), &c);
+        for i in 0..200 {
+            append(&mut st, vec![pending("s", i, None, "X", &extra)]);
+        }
+        let files = segment_files(dir.path());
+        assert!(files.len() > 2, "{files:?}");
+        for sealed in files.iter().take(files.len() - 1) {
+            assert!(fits(sealed), "{} keeps reserved blocks", sealed.display());
+        }
+    }
+    for f in segment_files(dir.path()) {
+        assert!(
+            fits(&f),
+            "{} keeps reserved blocks after close",
+            f.display()
+        );
+    }
+    let (st, rep) = open(dir.path(), &c);
+    assert_eq!((rep.events, rep.truncated), (200, None));
+    assert!(st.next_seq() > 200);
+}
