@@ -233,7 +233,12 @@ impl JsonBuffers {
         let mut spans = std::mem::take(&mut self.spans);
         spans.clear();
         match tail {
-            Some(tail) => raw::event_spans(&nodes, &starts, &self.raw, self.base, tail, &mut spans),
+            Some(tail) => {
+                let controls = raw::has_control(&self.raw);
+                raw::event_spans(
+                    &nodes, &starts, &self.raw, self.base, tail, controls, &mut spans,
+                )
+            }
             None => spans.resize(starts.len(), None),
         }
         Events {
@@ -330,15 +335,43 @@ impl Interner {
     }
 }
 
-/// Multiplicative hash over 8-byte words; the top byte picks the slot.
+/// Multiplicative hash over 8-byte words (the last one overlapping the one before when
+/// the length is not a multiple of 8, shorter strings gathered into one word); the top
+/// byte picks the slot. Words are loaded whole: a byte-by-byte gather stalls on the
+/// store forwarding it needs.
 fn slot_of(s: &str) -> usize {
-    let mut h = s.len() as u64;
-    for chunk in s.as_bytes().chunks(8) {
-        let mut w = [0u8; 8];
-        for (d, b) in w.iter_mut().zip(chunk) {
-            *d = *b;
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let b = s.as_bytes();
+    let n = b.len();
+    let word = |i: usize| {
+        u64::from_le_bytes(
+            b.get(i..i + 8)
+                .and_then(|w| <[u8; 8]>::try_from(w).ok())
+                .unwrap_or_default(),
+        )
+    };
+    let half = |i: usize| {
+        u64::from(u32::from_le_bytes(
+            b.get(i..i + 4)
+                .and_then(|w| <[u8; 4]>::try_from(w).ok())
+                .unwrap_or_default(),
+        ))
+    };
+    let mut h = n as u64;
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 <= n {
+            h = (h ^ word(i)).wrapping_mul(K);
+            i += 8;
         }
-        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        if i < n {
+            h = (h ^ word(n - 8)).wrapping_mul(K);
+        }
+    } else if n >= 4 {
+        h = (h ^ (half(0) | (half(n - 4) << 32))).wrapping_mul(K);
+    } else {
+        let at = |i: usize| u64::from(b.get(i).copied().unwrap_or(0));
+        h = (h ^ (at(0) | (at(n / 2) << 8) | (at(n.wrapping_sub(1)) << 16))).wrapping_mul(K);
     }
     (h >> 56) as usize % INTERN_SLOTS
 }
@@ -432,7 +465,15 @@ fn parse_ndjson<'a>(body: &'a mut [u8], bufs: &mut JsonBuffers) -> Result<Events
         }
         let start = nodes.len();
         nodes.extend_from_slice(&line_tape.0);
-        raw::event_spans(&nodes, &[start], &bufs.raw, bufs.base, line_end, &mut spans);
+        raw::event_spans(
+            &nodes,
+            &[start],
+            &bufs.raw,
+            bufs.base,
+            line_end,
+            true,
+            &mut spans,
+        );
         starts.push(start);
     }
     bufs.line = line_tape.reset().0;

@@ -58,14 +58,17 @@ fn open_of(nodes: &[Node<'_>], at: usize, raw: &[u8], base: usize) -> Option<usi
 
 /// Appends to `spans` each event's members — the bytes between its braces, trimmed —
 /// as offsets into `raw`, or `None` for an event that must be re-serialized (not found,
-/// or holding a control byte: a raw line break must not reach NDJSON history). `tail`
-/// is an offset whose last non-whitespace byte before it is the last event's `}`.
+/// or holding a control byte: a raw line break must not reach NDJSON history; simd-json
+/// refuses them inside strings, so they are whitespace). `tail` is an offset whose last
+/// non-whitespace byte before it is the last event's `}`. `controls` says whether `raw`
+/// may hold control bytes at all; when it does not, events are not checked one by one.
 pub(super) fn event_spans(
     nodes: &[Node<'_>],
     starts: &[usize],
     raw: &[u8],
     base: usize,
     tail: usize,
+    controls: bool,
     spans: &mut Vec<Option<(usize, usize)>>,
 ) {
     let from = spans.len();
@@ -78,7 +81,7 @@ pub(super) fn event_spans(
         });
         let open = open_of(nodes, start, raw, base);
         let span = match (open, close) {
-            (Some(o), Some(c)) if o < c => trimmed(raw, o + 1, c),
+            (Some(o), Some(c)) if o < c => trimmed(raw, o + 1, c, controls),
             _ => None,
         };
         spans.push(span);
@@ -94,9 +97,9 @@ pub(super) fn event_spans(
 }
 
 /// `raw[from..to]` without surrounding whitespace, unless it holds a control byte.
-fn trimmed(raw: &[u8], from: usize, to: usize) -> Option<(usize, usize)> {
+fn trimmed(raw: &[u8], from: usize, to: usize, controls: bool) -> Option<(usize, usize)> {
     let inner = raw.get(from..to)?;
-    if has_control(inner) {
+    if controls && has_control(inner) {
         return None;
     }
     let lead = inner.iter().take_while(|b| **b == b' ').count();
@@ -104,13 +107,19 @@ fn trimmed(raw: &[u8], from: usize, to: usize) -> Option<(usize, usize)> {
     (lead + trail < inner.len()).then(|| (from + lead, to - trail))
 }
 
-/// Whether any byte is below 0x20; the minimum of each 32-byte chunk vectorizes.
-fn has_control(b: &[u8]) -> bool {
-    let mut chunks = b.chunks_exact(32);
-    let hit = chunks
-        .by_ref()
-        .any(|c| c.iter().fold(u8::MAX, |m, x| m.min(*x)) < 0x20);
-    hit || chunks.remainder().iter().any(|x| *x < 0x20)
+/// Whether any byte is below 0x20, eight bytes at a time ("some byte is below n", exact
+/// for n <= 0x80), without an early exit so the loop stays branch-free.
+pub(super) fn has_control(b: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let below = |w: u64| w.wrapping_sub(ONES * 0x20) & !w & (ONES * 0x80);
+    let mut words = b.chunks_exact(8);
+    let mut hits = 0;
+    for w in words.by_ref() {
+        hits |= below(u64::from_le_bytes(
+            <[u8; 8]>::try_from(w).unwrap_or_default(),
+        ));
+    }
+    hits != 0 || words.remainder().iter().any(|x| *x < 0x20)
 }
 
 #[cfg(test)]
@@ -136,7 +145,7 @@ mod tests {
             _ => (vec![0], raw.len()),
         };
         let mut spans = Vec::new();
-        event_spans(&nodes, &starts, &raw, base, tail, &mut spans);
+        event_spans(&nodes, &starts, &raw, base, tail, true, &mut spans);
         spans
             .into_iter()
             .map(|s| s.map(|(a, b)| doc[a..b].to_string()))
@@ -174,7 +183,7 @@ mod tests {
         );
         assert_eq!(spans_of("[1]"), vec![None]);
         // A control byte anywhere, in a chunk or the remainder.
-        for at in [0, 31, 32, 40, 70] {
+        for at in [0, 7, 8, 31, 32, 40, 63, 64, 70] {
             let mut s = vec![b' '; 71];
             s[at] = b'\n';
             assert!(has_control(&s), "{at}");
