@@ -23,17 +23,17 @@ fn body(batch: usize) -> Vec<u8> {
 }
 
 fn pipeline(c: &mut Criterion) {
-    let dir = tempfile::tempdir().expect("tempdir");
     let cfg = StorageConfig {
         fsync: FsyncPolicy::Interval,
         segment_bytes: 1 << 30,
         ..StorageConfig::default()
     };
-    let (mut store, _) = LogStore::open(dir.path(), &cfg, Box::new(|| {})).expect("open log");
     let mut buffers = JsonBuffers::default();
     let mut ctx = IngestContext::new(65_536, 1_732_550_000_000, 1);
     let mut g = c.benchmark_group("ingest_append");
     for batch in [50usize, 500] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut store, _) = LogStore::open(dir.path(), &cfg, Box::new(|| {})).expect("open log");
         let template = body(batch);
         let per_event = template.len() / batch;
         let mut scratch = template.clone();
@@ -52,9 +52,9 @@ fn pipeline(c: &mut Criterion) {
                 })
             },
         );
+        let _ = store.poll_sync();
     }
     g.finish();
-    let _ = store.poll_sync();
 }
 
 criterion_group!(benches, pipeline);

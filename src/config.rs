@@ -157,6 +157,9 @@ pub struct StorageConfig {
     pub quarantine_corrupt: bool,
     /// Time-travel checkpoint interval, in events per session.
     pub checkpoint_every: u64,
+    /// Bytes of sealed, synced segments left in the OS page cache; older ones are
+    /// dropped from it (the files stay).
+    pub page_cache_bytes: u64,
 }
 
 impl Default for Config {
@@ -250,6 +253,7 @@ impl Default for StorageConfig {
             memory_events_per_session: 10_000,
             quarantine_corrupt: false,
             checkpoint_every: 1000,
+            page_cache_bytes: 1 << 30,
         }
     }
 }
@@ -408,6 +412,7 @@ pub const SCHEMA: &[(&str, Kind)] = &[
     ("storage.memory_events_per_session", Kind::Usize),
     ("storage.quarantine_corrupt", Kind::Bool),
     ("storage.checkpoint_every", Kind::U64),
+    ("storage.page_cache_bytes", Kind::U64),
 ];
 
 /// Keys of one `[[auth.api_keys]]` entry.

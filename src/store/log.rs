@@ -339,6 +339,7 @@ impl LogStore {
                 dir.to_path_buf(),
                 config.fsync,
                 config.fsync_interval_ms,
+                config.page_cache_bytes,
                 0,
                 wake,
             )?,
@@ -409,6 +410,7 @@ impl LogStore {
             .tx
             .send(SyncMsg::Written {
                 file: st.active()?.file.clone(),
+                path: st.active()?.path.clone(),
                 seq: last_seq,
                 new_file: false,
             })
@@ -929,6 +931,7 @@ impl Store for LogStore {
             if new_file {
                 let _ = self.sync.tx.send(SyncMsg::Written {
                     file: seg.file.clone(),
+                    path: seg.path.clone(),
                     seq: last,
                     new_file,
                 });

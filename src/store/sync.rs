@@ -8,6 +8,12 @@
 //! `interval` it also syncs on its own every `fsync_interval_ms`; under `never` only on
 //! an explicit request (shutdown).
 //!
+//! Once a sealed segment is synced, the thread also keeps the log from filling the OS
+//! page cache: the newest `page_cache_bytes` of sealed segments stay cached (history and
+//! resumes mostly read the tail); older ones are dropped from the cache with
+//! `posix_fadvise(DONTNEED)`. Without this a log written at full speed grows the page
+//! cache until the kernel must reclaim, and appends slowed to half here after ~5 GB.
+//!
 //! An ordinary append does not message the thread: it stores its last seq in a shared
 //! atomic (a message and a thread wake-up per append would cost more than the append).
 //! Only a new segment file is announced by message, before any seq written to it is
@@ -15,6 +21,7 @@
 //! claims a seq durable without having the file that holds it.
 
 use crate::config::FsyncPolicy;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +35,7 @@ pub(crate) enum SyncMsg {
     /// (its directory entry needs a sync too).
     Written {
         file: Arc<File>,
+        path: PathBuf,
         seq: u64,
         new_file: bool,
     },
@@ -51,9 +59,53 @@ pub(crate) struct SyncThread {
     handle: Option<JoinHandle<()>>,
 }
 
+/// Sealed, synced segments still in the page cache, newest last, and their bytes. Paths,
+/// not open files: a segment retention deletes meanwhile must not be kept alive.
+#[derive(Debug)]
+struct CacheWindow {
+    limit: u64,
+    held: VecDeque<(PathBuf, u64)>,
+    bytes: u64,
+}
+
+impl CacheWindow {
+    fn new(limit: u64) -> Self {
+        CacheWindow {
+            limit,
+            held: VecDeque::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Notes a sealed segment of `len` bytes; returns the segments now beyond the limit,
+    /// oldest first.
+    fn sealed(&mut self, path: PathBuf, len: u64) -> Vec<PathBuf> {
+        self.held.push_back((path, len));
+        self.bytes += len;
+        let mut out = Vec::new();
+        while self.bytes > self.limit {
+            let Some((p, l)) = self.held.pop_front() else {
+                break;
+            };
+            self.bytes -= l;
+            out.push(p);
+        }
+        out
+    }
+}
+
+/// Drops a synced file's pages from the page cache. Advisory: a file already deleted,
+/// or a filesystem that ignores the advice, changes nothing.
+fn drop_cached(path: &std::path::Path) {
+    if let Ok(f) = File::open(path) {
+        let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed);
+    }
+}
+
 struct Worker {
     dir: PathBuf,
-    dirty: Vec<Arc<File>>,
+    dirty: Vec<(Arc<File>, PathBuf)>,
+    cache: CacheWindow,
     dir_dirty: bool,
     written: u64,
     durable: u64,
@@ -62,9 +114,13 @@ struct Worker {
 }
 
 impl Worker {
-    fn note(&mut self, file: Arc<File>, seq: u64, new_file: bool) {
-        if !self.dirty.last().is_some_and(|f| Arc::ptr_eq(f, &file)) {
-            self.dirty.push(file);
+    fn note(&mut self, file: Arc<File>, path: PathBuf, seq: u64, new_file: bool) {
+        if !self
+            .dirty
+            .last()
+            .is_some_and(|(f, _)| Arc::ptr_eq(f, &file))
+        {
+            self.dirty.push((file, path));
         }
         self.written = self.written.max(seq);
         self.dir_dirty |= new_file;
@@ -76,7 +132,7 @@ impl Worker {
         }
         let upto = self.written;
         let res = (|| -> std::io::Result<()> {
-            for f in &self.dirty {
+            for (f, _) in &self.dirty {
                 f.sync_data()?;
             }
             if self.dir_dirty {
@@ -88,7 +144,12 @@ impl Worker {
             Ok(()) => {
                 // Keep only the active file: earlier ones are complete and synced.
                 let keep = self.dirty.pop();
-                self.dirty.clear();
+                for (f, path) in self.dirty.drain(..) {
+                    let len = f.metadata().map_or(0, |m| m.len());
+                    for old in self.cache.sealed(path, len) {
+                        drop_cached(&old);
+                    }
+                }
                 self.dirty.extend(keep);
                 self.dir_dirty = false;
                 self.durable = upto;
@@ -113,6 +174,7 @@ impl SyncThread {
         dir: PathBuf,
         policy: FsyncPolicy,
         interval_ms: u64,
+        page_cache_bytes: u64,
         durable: u64,
         wake: Box<dyn Fn() + Send>,
     ) -> std::io::Result<Self> {
@@ -123,6 +185,7 @@ impl SyncThread {
         let mut w = Worker {
             dir,
             dirty: Vec::new(),
+            cache: CacheWindow::new(page_cache_bytes),
             dir_dirty: false,
             written: durable,
             durable,
@@ -155,9 +218,10 @@ impl SyncThread {
                         match next {
                             Some(SyncMsg::Written {
                                 file,
+                                path,
                                 seq,
                                 new_file,
-                            }) => w.note(file, seq, new_file),
+                            }) => w.note(file, path, seq, new_file),
                             Some(SyncMsg::SyncNow) => want_sync = true,
                             Some(SyncMsg::Barrier(reply)) => barriers.push(reply),
                             Some(SyncMsg::Shutdown) => stop = true,
@@ -219,5 +283,24 @@ impl Drop for SyncThread {
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_window_keeps_the_newest_sealed_bytes() {
+        let mut w = CacheWindow::new(250);
+        let p = |n: u32| PathBuf::from(format!("{n}.log"));
+        assert!(w.sealed(p(1), 100).is_empty());
+        assert!(w.sealed(p(2), 100).is_empty());
+        assert_eq!(w.sealed(p(3), 100), vec![p(1)]);
+        // One segment larger than the whole window pushes everything out, itself too.
+        assert_eq!(w.sealed(p(4), 300), vec![p(2), p(3), p(4)]);
+        assert_eq!(w.bytes, 0);
+        let mut none = CacheWindow::new(0);
+        assert_eq!(none.sealed(p(5), 1), vec![p(5)]);
     }
 }
