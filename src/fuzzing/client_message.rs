@@ -10,9 +10,8 @@ pub fn run(data: &[u8]) {
     let mut buf = data.to_vec();
     let mut bufs = crate::ingest::JsonBuffers::default();
     if let Ok(parsed) = protocol::parse_client_message(&mut buf, &mut bufs) {
-        if let ClientMessage::Publish { events } = &parsed.msg {
-            let mut ctx = crate::ingest::IngestContext::new(65536, 0, 1);
-            let _ = crate::ingest::validate(events, &mut ctx);
+        if let ClientMessage::Publish { mut events } = parsed.msg {
+            super::ingest_body::same_either_way(&mut events);
         }
     }
     if let Ok(batch) = protocol::decode_binary_batch(data) {
