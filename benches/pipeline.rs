@@ -8,19 +8,9 @@ use tracecast::config::{FsyncPolicy, StorageConfig};
 use tracecast::ingest::{parse_body, validate, IngestContext, JsonBuffers};
 use tracecast::store::{LogStore, Store};
 
-fn body(batch: usize) -> Vec<u8> {
-    let events: Vec<String> = (0..batch)
-        .map(|i| {
-            format!(
-                r#"{{"type":"TASK_START","sessionId":"swarm-{s}","agentId":"agent-{a}","traceId":"trace-{i:08}","spanId":"span-{i:08}","timestamp":1732550000{i:03},"data":{{"taskId":"task-{t}","tool":"web.search","attempt":1}},"metadata":{{"model":"planner-v2","region":"eu-west"}}}}"#,
-                s = i % 4,
-                a = i % 7,
-                t = i % 17
-            )
-        })
-        .collect();
-    format!("[{}]", events.join(",")).into_bytes()
-}
+#[path = "support/workload.rs"]
+mod workload;
+use workload::body;
 
 fn pipeline(c: &mut Criterion) {
     let cfg = StorageConfig {

@@ -16,6 +16,10 @@ use tracecast::config::{FsyncPolicy, StorageConfig};
 use tracecast::ingest::{parse_body, validate, IngestContext, JsonBuffers};
 use tracecast::store::{LogStore, Store};
 
+#[path = "../../../../benches/support/workload.rs"]
+mod workload;
+use workload::body;
+
 #[derive(Parser)]
 struct Args {
     /// Events per HTTP body.
@@ -33,21 +37,6 @@ struct Args {
     /// `storage.page_cache_bytes`.
     #[arg(long, default_value_t = StorageConfig::default().page_cache_bytes)]
     page_cache_bytes: u64,
-}
-
-/// The same ~250-byte events as the criterion bench.
-fn body(batch: usize) -> Vec<u8> {
-    let events: Vec<String> = (0..batch)
-        .map(|i| {
-            format!(
-                r#"{{"type":"TASK_START","sessionId":"swarm-{s}","agentId":"agent-{a}","traceId":"trace-{i:08}","spanId":"span-{i:08}","timestamp":1732550000{i:03},"data":{{"taskId":"task-{t}","tool":"web.search","attempt":1}},"metadata":{{"model":"planner-v2","region":"eu-west"}}}}"#,
-                s = i % 4,
-                a = i % 7,
-                t = i % 17
-            )
-        })
-        .collect();
-    format!("[{}]", events.join(",")).into_bytes()
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
