@@ -7,10 +7,11 @@
 //! `"$removed":[names]` for fields that disappeared. Frames stand alone: nothing is kept
 //! across calls, so a client that joins mid-stream or drops a frame loses nothing else.
 //!
-//! The delta is computed on the raw bytes: event JSON is produced by ingest in one
-//! canonical form, so "the same bytes" is "the same value", and a top-level field
-//! splitter is all the parsing needed (no copy, no DOM). Should an event ever not split
-//! (it cannot come from ingest), it is sent whole, which is always a correct delta.
+//! The delta is computed on the raw bytes: the same bytes are always the same value, and
+//! a value a producer spells differently from one event to the next (ingest keeps
+//! one-line events as sent) is merely sent again, so a top-level field splitter is all
+//! the parsing needed (no copy, no DOM). Should an event ever not split (it cannot come
+//! from ingest), it is sent whole, which is always a correct delta.
 
 use super::json::{next_key, write_i64, write_json_str};
 use crate::event::Event;
