@@ -168,14 +168,23 @@ impl Conn {
         }
     }
 
-    /// Forgets `n` processed bytes at the front of the read buffer.
+    /// Forgets `n` processed bytes at the front of the read buffer (keeping its
+    /// allocation: see [`Conn::release_idle_buffer`]).
     pub fn consume(&mut self, n: usize) {
         if n >= self.rbuf.len() {
-            // An idle connection holds no read buffer at all: ten thousand quiet
-            // subscribers must not pin ten thousand read chunks.
-            self.rbuf = Vec::new();
+            self.rbuf.clear();
         } else if n > 0 {
             self.rbuf.drain(..n);
+        }
+    }
+
+    /// Frees an empty read buffer once the socket is drained: an idle connection holds
+    /// no read buffer at all (ten thousand quiet subscribers must not pin ten thousand
+    /// read chunks), while one still streaming keeps its buffer from turn to turn
+    /// instead of growing a fresh one (and faulting its pages in) every turn.
+    pub fn release_idle_buffer(&mut self) {
+        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
+            self.rbuf = Vec::new();
         }
     }
 

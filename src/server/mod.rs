@@ -655,7 +655,7 @@ impl Server {
             return;
         };
         match outcome {
-            ReadOutcome::WouldBlock => {}
+            ReadOutcome::WouldBlock => conn.release_idle_buffer(),
             ReadOutcome::Budget => self.pending_reads.push(id),
             ReadOutcome::Overflow => {
                 if conn.rbuf.len() >= limit {
@@ -686,13 +686,17 @@ impl Server {
         self.after_io(id);
     }
 
-    /// Handles everything complete in the connection's read buffer.
+    /// Handles everything complete in the connection's read buffer. WebSocket messages are
+    /// taken from an advancing offset and the buffer is cut once at the end: cutting after
+    /// each message moved the rest of a 256 KiB read forward once per message.
     fn process_input(&mut self, id: ConnId) {
+        let mut done = 0usize;
         loop {
             let Some(conn) = self.conns.get_mut(id.key as usize) else {
                 return;
             };
             if conn.out.closing || conn.dead {
+                conn.consume(done);
                 return;
             }
             match &mut conn.phase {
@@ -703,7 +707,8 @@ impl Server {
                 }
                 Phase::Ws(ws) => {
                     let WsState { reader, client } = &mut **ws;
-                    let read: Result<Read<'_>, _> = reader.read(&mut conn.rbuf);
+                    let rest = conn.rbuf.get_mut(done..).unwrap_or_default();
+                    let read: Result<Read<'_>, _> = reader.read(rest);
                     match read {
                         Err(e) => {
                             tracing::debug!(
@@ -721,7 +726,7 @@ impl Server {
                             consumed,
                             message: None,
                         }) => {
-                            conn.consume(consumed);
+                            conn.consume(done + consumed);
                             return;
                         }
                         Ok(Read {
@@ -729,7 +734,7 @@ impl Server {
                             message: Some(msg),
                         }) => {
                             dispatch::on_message(msg, client, &mut conn.out, &mut self.ctx, id);
-                            conn.consume(consumed);
+                            done += consumed;
                         }
                     }
                 }
