@@ -106,6 +106,13 @@ impl Events<'_> {
     }
 }
 
+/// Largest tape [`JsonBuffers`] keeps between batches (24 bytes a node: 1.5 MiB), ...
+const KEEP_NODES: usize = 64 * 1024;
+/// ... event-start and span lists (a few thousand events a batch is plenty) ...
+const KEEP_EVENTS: usize = 8 * 1024;
+/// ... and input copy.
+const KEEP_RAW_BYTES: usize = 1 << 20;
+
 /// Everything a parse allocates, kept from one batch to the next: simd-json's buffers,
 /// the tape, the event starts, and the copy of the input that verbatim events are taken
 /// from. A steady producer then allocates nothing per batch but its events. The server
@@ -151,17 +158,24 @@ impl JsonBuffers {
 
     /// Takes back a tape that is no longer needed.
     pub fn recycle_nodes(&mut self, nodes: Vec<Node<'_>>) {
-        if nodes.capacity() > self.nodes.capacity() {
+        if nodes.capacity() > self.nodes.capacity() && nodes.capacity() <= KEEP_NODES {
             self.nodes = Tape(nodes).reset().0;
         }
     }
 
-    /// Takes back a batch's allocations once it is validated (or refused).
+    /// Takes back a batch's allocations once it is validated (or refused). What one
+    /// unusually large message grew is let go instead, so a spike does not pin memory.
     pub fn recycle(&mut self, events: Events<'_>) {
         self.recycle_nodes(events.nodes);
-        self.starts = events.starts;
-        self.raw = events.raw;
-        self.spans = events.spans;
+        if events.starts.capacity() <= KEEP_EVENTS {
+            self.starts = events.starts;
+        }
+        if events.spans.capacity() <= KEEP_EVENTS {
+            self.spans = events.spans;
+        }
+        if events.raw.capacity() <= KEEP_RAW_BYTES {
+            self.raw = events.raw;
+        }
     }
 
     /// The elements of the array at `nodes[at]` as a batch; `None` when that node is not
@@ -457,7 +471,9 @@ fn parse_ndjson<'a>(body: &'a mut [u8], bufs: &mut JsonBuffers) -> Result<Events
         }
         let index = starts.len();
         if let Err(e) = simd_json::fill_tape(line, &mut bufs.simd, &mut line_tape) {
-            bufs.line = line_tape.reset().0;
+            if line_tape.0.capacity() <= KEEP_NODES {
+                bufs.line = line_tape.reset().0;
+            }
             return Err(IngestError::event(
                 index,
                 format!("malformed JSON on its NDJSON line: {e}"),
@@ -476,7 +492,9 @@ fn parse_ndjson<'a>(body: &'a mut [u8], bufs: &mut JsonBuffers) -> Result<Events
         );
         starts.push(start);
     }
-    bufs.line = line_tape.reset().0;
+    if line_tape.0.capacity() <= KEEP_NODES {
+        bufs.line = line_tape.reset().0;
+    }
     Ok(Events {
         nodes,
         starts,
@@ -1414,6 +1432,25 @@ mod tests {
             bufs.recycle(values);
             assert!(bufs.nodes.capacity() > 0 && bufs.raw.capacity() > 0);
         }
+    }
+
+    #[test]
+    fn a_huge_batch_does_not_pin_its_buffers() {
+        let mut bufs = JsonBuffers::default();
+        let mut c = ctx();
+        let one = r#"{"type":"T","sessionId":"s","x":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]}"#;
+        let big = format!("[{}]", vec![one; 10_000].join(","));
+        let mut buf = big.into_bytes();
+        let values = parse_body(&mut buf, &mut bufs).unwrap();
+        assert_eq!(validate(&values, &mut c).unwrap().len(), 10_000);
+        bufs.recycle(values);
+        assert!(bufs.nodes.capacity() <= KEEP_NODES);
+        assert!(bufs.starts.capacity() <= KEEP_EVENTS);
+        assert!(bufs.raw.capacity() <= KEEP_RAW_BYTES);
+        // And the next batch still parses.
+        let mut buf = one.as_bytes().to_vec();
+        let values = parse_body(&mut buf, &mut bufs).unwrap();
+        assert_eq!(validate(&values, &mut c).unwrap().len(), 1);
     }
 
     #[test]
