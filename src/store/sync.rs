@@ -6,13 +6,15 @@
 //! segment, then the active one, plus the directory when a segment was created), then
 //! reports the covered seq back and calls `wake` so the loop collects it. Under
 //! `interval` it also syncs on its own every `fsync_interval_ms`; under `never` only on
-//! an explicit request (shutdown).
+//! an explicit request (shutdown), and each sealed segment once (below).
 //!
 //! Once a sealed segment is synced, the thread also keeps the log from filling the OS
 //! page cache: the newest `page_cache_bytes` of sealed segments stay cached (history and
 //! resumes mostly read the tail); older ones are dropped from the cache with
 //! `posix_fadvise(DONTNEED)`. Without this a log written at full speed grows the page
 //! cache until the kernel must reclaim, and appends slowed to half here after ~5 GB.
+//! Dirty pages cannot be dropped, so under `never` a sealed segment is synced for this
+//! alone (nothing is reported durable by it).
 //!
 //! An ordinary append does not message the thread: it stores its last seq in a shared
 //! atomic (a message and a thread wake-up per append would cost more than the append).
@@ -114,6 +116,30 @@ struct Worker {
 }
 
 impl Worker {
+    /// Under `never`: syncs each sealed segment once, in the background, so the page
+    /// cache window can drop it later (dirty pages cannot be dropped). The active file is
+    /// left alone and nothing is reported durable; a sealed file that fails to sync stays
+    /// listed, so the shutdown sync still covers (and reports) it.
+    fn release_sealed(&mut self) {
+        if self.dirty.len() < 2 {
+            return;
+        }
+        let active = self.dirty.pop();
+        let mut failed = Vec::new();
+        for (f, path) in self.dirty.drain(..) {
+            if f.sync_data().is_err() {
+                failed.push((f, path));
+                continue;
+            }
+            let len = f.metadata().map_or(0, |m| m.len());
+            for old in self.cache.sealed(path, len) {
+                drop_cached(&old);
+            }
+        }
+        self.dirty = failed;
+        self.dirty.extend(active);
+    }
+
     fn note(&mut self, file: Arc<File>, path: PathBuf, seq: u64, new_file: bool) {
         if !self
             .dirty
@@ -248,6 +274,9 @@ impl SyncThread {
                         }
                         deadline = Instant::now() + interval;
                     }
+                    if policy == FsyncPolicy::Never && !stop {
+                        w.release_sealed();
+                    }
                     if stop {
                         return;
                     }
@@ -289,6 +318,41 @@ impl Drop for SyncThread {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn never_policy_releases_sealed_segments_only() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = |name: &str, len: usize| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, vec![b'x'; len]).unwrap_or_else(|e| panic!("{e}"));
+            let f = File::open(&path).unwrap_or_else(|e| panic!("{e}"));
+            (Arc::new(f), path)
+        };
+        let (done, _rx) = mpsc::channel();
+        let mut w = Worker {
+            dir: dir.path().to_path_buf(),
+            dirty: Vec::new(),
+            cache: CacheWindow::new(1 << 30),
+            dir_dirty: false,
+            written: 0,
+            durable: 0,
+            done,
+            wake: Box::new(|| {}),
+        };
+        let (a, pa) = file("a.log", 100);
+        w.note(a, pa.clone(), 1, true);
+        w.release_sealed();
+        // The active file is never touched.
+        assert_eq!(w.dirty.len(), 1);
+        let (b, pb) = file("b.log", 50);
+        w.note(b, pb.clone(), 2, true);
+        w.release_sealed();
+        assert_eq!(w.dirty.len(), 1);
+        assert!(w.dirty.iter().all(|(_, p)| *p == pb));
+        // The sealed file was synced into the cache window; nothing was reported durable.
+        assert_eq!(w.cache.held, VecDeque::from([(pa, 100)]));
+        assert_eq!(w.durable, 0);
+    }
 
     #[test]
     fn cache_window_keeps_the_newest_sealed_bytes() {
