@@ -65,18 +65,26 @@ fn write_json_str_content(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-/// Appends a decimal `u64`.
-pub fn write_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut buf = [0u8; 20];
+/// Writes the decimal digits of `v` at the end of `buf` (20 bytes always suffice) and
+/// returns where they start. By hand: the formatting machinery costs more than the copy
+/// the digits are for.
+pub fn u64_digits(mut v: u64, buf: &mut [u8]) -> usize {
     let mut i = buf.len();
-    loop {
+    while let Some(d) = i.checked_sub(1).and_then(|at| buf.get_mut(at)) {
         i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
+        *d = b'0' + (v % 10) as u8;
         v /= 10;
         if v == 0 {
             break;
         }
     }
+    i
+}
+
+/// Appends a decimal `u64`.
+pub fn write_u64(out: &mut Vec<u8>, v: u64) {
+    let mut buf = [0u8; 20];
+    let i = u64_digits(v, &mut buf);
     out.extend_from_slice(buf.get(i..).unwrap_or_default());
 }
 

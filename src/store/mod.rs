@@ -121,16 +121,7 @@ fn seq_prefix(seq: u64, tail: &[u8]) -> ([u8; SEQ_HEADROOM], usize) {
         i -= 1;
         out[i] = b',';
     }
-    // Digits by hand: the formatting machinery costs more than the rest of this copy.
-    let mut v = seq;
-    loop {
-        i -= 1;
-        out[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
+    i = crate::protocol::json::u64_digits(seq, &mut out[..i]);
     i -= 7;
     out[i..i + 7].copy_from_slice(b"{\"seq\":");
     (out, i)
