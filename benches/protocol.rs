@@ -111,24 +111,20 @@ fn ingest_validate_50(c: &mut Criterion) {
             buffers.recycle(values);
         })
     });
-    c.bench_function("ingest_validate_50", |b| {
-        b.iter(|| {
-            buf.clear();
-            buf.extend_from_slice(&body);
-            let values = parse_body(&mut buf, &mut buffers).expect("parses");
-            black_box(validate(&values, &mut ctx).expect("valid").len());
-            buffers.recycle(values);
-        })
-    });
-    c.bench_function("ingest_validate_50_ndjson", |b| {
-        b.iter(|| {
-            buf.clear();
-            buf.extend_from_slice(&ndjson);
-            let values = parse_body(&mut buf, &mut buffers).expect("parses");
-            black_box(validate(&values, &mut ctx).expect("valid").len());
-            buffers.recycle(values);
-        })
-    });
+    for (name, input) in [
+        ("ingest_validate_50", &body),
+        ("ingest_validate_50_ndjson", &ndjson),
+    ] {
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                buf.clear();
+                buf.extend_from_slice(input);
+                let values = parse_body(&mut buf, &mut buffers).expect("parses");
+                black_box(validate(&values, &mut ctx).expect("valid").len());
+                buffers.recycle(values);
+            })
+        });
+    }
     c.bench_function("ingest_validate_50_ws_publish", |b| {
         b.iter(|| {
             buf.clear();
