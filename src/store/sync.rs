@@ -94,6 +94,14 @@ impl CacheWindow {
         }
         out
     }
+
+    /// A sealed segment is on disk: note it, and drop what now falls out of the window.
+    fn synced(&mut self, f: &File, path: PathBuf) {
+        let len = f.metadata().map_or(0, |m| m.len());
+        for old in self.sealed(path, len) {
+            drop_cached(&old);
+        }
+    }
 }
 
 /// Drops a synced file's pages from the page cache. Advisory: a file already deleted,
@@ -131,10 +139,7 @@ impl Worker {
                 failed.push((f, path));
                 continue;
             }
-            let len = f.metadata().map_or(0, |m| m.len());
-            for old in self.cache.sealed(path, len) {
-                drop_cached(&old);
-            }
+            self.cache.synced(&f, path);
         }
         self.dirty = failed;
         self.dirty.extend(active);
@@ -171,10 +176,7 @@ impl Worker {
                 // Keep only the active file: earlier ones are complete and synced.
                 let keep = self.dirty.pop();
                 for (f, path) in self.dirty.drain(..) {
-                    let len = f.metadata().map_or(0, |m| m.len());
-                    for old in self.cache.sealed(path, len) {
-                        drop_cached(&old);
-                    }
+                    self.cache.synced(&f, path);
                 }
                 self.dirty.extend(keep);
                 self.dir_dirty = false;
