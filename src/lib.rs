@@ -14,6 +14,7 @@
 //! - [`config`], [`metrics`], [`cli`]: operating the daemon.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;

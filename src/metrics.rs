@@ -51,6 +51,8 @@ pub struct Gauges {
     pub sessions: usize,
     pub queue_bytes: usize,
     pub next_seq: u64,
+    /// Storage is failing (an fsync or write error not yet cleared): `/healthz` is 503.
+    pub storage_failing: bool,
 }
 
 impl Metrics {
@@ -114,7 +116,7 @@ impl Metrics {
         );
         counter(
             "messages_sent_total",
-            "WebSocket frames queued to clients.",
+            "WebSocket messages queued to clients (replies and event frames).",
             self.messages_sent,
         );
         counter(
@@ -139,12 +141,12 @@ impl Metrics {
         );
         counter(
             "events_delivered_total",
-            "Event deliveries queued to subscribers.",
+            "Events written to subscribers' sockets.",
             self.events_delivered,
         );
         counter(
             "events_dropped_total",
-            "Event deliveries dropped by backpressure.",
+            "Event deliveries never written: dropped by backpressure (each reported to its client in events_dropped) or discarded with a closing connection's queue.",
             self.events_dropped,
         );
         counter(
@@ -190,6 +192,11 @@ impl Metrics {
             "next_seq",
             "The next seq to be assigned.",
             g.next_seq as f64,
+        );
+        gauge(
+            "storage_failing",
+            "1 while storage is failing (fsync or write errors); /healthz answers 503.",
+            f64::from(u8::from(g.storage_failing)),
         );
         let ratio = if self.compressed_in_bytes == 0 {
             1.0

@@ -53,6 +53,9 @@ pub enum ErrorCode {
     InternalError,
     /// The store refused (disk full, I/O error).
     StorageError,
+    /// The server knows the message but does not offer the feature (yet); stable, so a
+    /// client can tell "not here" from "malformed".
+    Unsupported,
 }
 
 impl ErrorCode {
@@ -72,11 +75,12 @@ impl ErrorCode {
             ErrorCode::InvalidCondition => "invalid_condition",
             ErrorCode::InternalError => "internal_error",
             ErrorCode::StorageError => "storage_error",
+            ErrorCode::Unsupported => "unsupported",
         }
     }
 
     /// Every code, for docs and tests.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::InvalidMessage,
         ErrorCode::InvalidRequest,
         ErrorCode::UnknownMessageType,
@@ -90,6 +94,7 @@ impl ErrorCode {
         ErrorCode::InvalidCondition,
         ErrorCode::InternalError,
         ErrorCode::StorageError,
+        ErrorCode::Unsupported,
     ];
 }
 

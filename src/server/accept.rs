@@ -4,32 +4,14 @@
 //! right after `accept` (the response is queued before any byte is read), the connection
 //! limit and credentials at the upgrade, so a refused client never becomes a WebSocket.
 
-use super::conn::{Client, Conn, Out, Phase, WsState};
-use super::timer::Timer;
+use super::conn::{Conn, Phase, WsState};
 use super::*;
-use crate::auth::Principal;
+use crate::app::routes;
 use crate::http::{parse_head, ChunkedDecoder, ChunkedStatus, Response, Status};
-use crate::limits::RateLimiter;
 use crate::metrics::Gauges;
-use crate::protocol::server as enc;
-use crate::ws::{negotiate, HandshakeOptions, MessageReader, WireFormat};
+use crate::ws::MessageReader;
 use bytes::Bytes;
 use mio::Interest;
-use std::collections::VecDeque;
-use std::time::Duration;
-
-/// The most a connection may have queued before it is closed for not reading: room for
-/// a full event backlog plus its largest possible replies.
-pub(super) fn control_cap(config: &crate::config::Config) -> usize {
-    (config.backpressure.high_water_mark.saturating_mul(4))
-        .saturating_add(config.max_message_size.saturating_mul(2))
-        .saturating_add(
-            config
-                .historical_data_limit
-                .saturating_mul(config.max_event_bytes)
-                .min(64 << 20),
-        )
-}
 
 impl Server {
     pub(super) fn accept(&mut self) {
@@ -48,11 +30,11 @@ impl Server {
                 }
             };
             let _ = sock.set_nodelay(true);
-            if self.conns.len() >= self.ctx.config.max_connections + OVERFLOW_SLACK {
-                self.ctx.metrics.connections_rejected += 1;
+            if self.conns.len() >= self.app.config.max_connections + OVERFLOW_SLACK {
+                self.app.metrics.connections_rejected += 1;
                 continue; // dropped: not even room to say 503
             }
-            let mono = self.ctx.mono_ms();
+            let mono = self.app.mono_ms();
             let refusal = if !self.accept_rate.try_accept(mono) {
                 Some(
                     Response::error(503, "too many new connections; retry shortly")
@@ -89,23 +71,16 @@ impl Server {
                 sock,
                 peer,
                 rbuf: Vec::new(),
-                out: Out {
-                    queue: WriteQueue::new(&self.ctx.config.backpressure),
-                    closing: false,
-                    listed: false,
-                    close_deadline: None,
-                    peer_closed: false,
-                    hard_cap: control_cap(&self.ctx.config),
-                },
+                out: self.app.new_out(),
                 phase: Phase::Http,
-                last_seen: self.ctx.now,
+                last_seen: self.app.now,
                 ip_counted,
                 dead: false,
                 http_wait: false,
             };
-            self.ctx.metrics.connections_accepted += 1;
+            self.app.metrics.connections_accepted += 1;
             if let Some(r) = refusal {
-                self.ctx.metrics.connections_rejected += 1;
+                self.app.metrics.connections_rejected += 1;
                 conn.out
                     .queue
                     .push_control(Bytes::from(r.close().to_bytes()));
@@ -140,7 +115,7 @@ impl Server {
         }
         // The body: by Content-Length, or chunked (decoded from the start of the body on
         // each pass until complete; bounded by max_message_size).
-        let max = self.ctx.config.max_message_size;
+        let max = self.app.config.max_message_size;
         let refuse = |conn: &mut Conn, r: Response| {
             conn.out.control(Bytes::from(r.close().to_bytes()));
             conn.out.closing = true;
@@ -172,9 +147,9 @@ impl Server {
             }
             (None, req.head_len + len)
         };
-        let keep_alive = req.keep_alive() && !self.ctx.shutting_down;
+        let keep_alive = req.keep_alive() && !self.app.shutting_down;
         if req.path == "/metrics" {
-            self.ctx.gauges = Gauges {
+            self.app.gauges = Gauges {
                 connections: self.conns.len(),
                 websocket_connections: self.ws_count,
                 queue_bytes: self
@@ -192,7 +167,7 @@ impl Server {
             Some(v) => v,
             None => conn.rbuf.get_mut(req.head_len..total).unwrap_or_default(),
         };
-        let routed = routes::route(&req, body, &mut self.ctx, id);
+        let routed = routes::route(&req, body, &mut self.app, id);
         conn.consume(total);
         match routed {
             routes::Routed::Respond(r) => {
@@ -213,118 +188,24 @@ impl Server {
     }
 
     pub(super) fn upgrade(&mut self, id: ConnId, req: crate::http::Request) {
-        let cfg = self.ctx.config.clone();
         let Some(conn) = self.conns.get_mut(id.key as usize) else {
             return;
         };
-        let refuse = |conn: &mut Conn, r: Response| {
-            conn.out.control(Bytes::from(r.close().to_bytes()));
-            conn.out.closing = true;
-        };
-        if self.ws_count >= cfg.max_connections || self.ctx.shutting_down {
-            self.ctx.metrics.connections_rejected += 1;
-            refuse(
-                conn,
-                Response::error(503, "server at its connection limit").header("Retry-After", "1"),
-            );
-            return;
-        }
-        // A credential presented at the upgrade is checked before the upgrade: a bad one
-        // gets a 401 and never becomes a WebSocket.
-        let principal = if !self.ctx.auth.is_enabled() {
-            Some(Principal::anonymous_full())
-        } else {
-            match self.ctx.auth.extract(&req.headers, &req.query) {
-                None => None,
-                Some(cred) => match self
-                    .ctx
-                    .auth
-                    .authenticate(&cred, crate::auth::unix_now_secs())
-                {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        self.ctx.metrics.auth_failures += 1;
-                        tracing::info!(reason = e.code(), peer = %conn.peer, "authentication at upgrade failed");
-                        refuse(
-                            conn,
-                            Response::error(401, e.message()).header("WWW-Authenticate", "Bearer"),
-                        );
-                        return;
-                    }
-                },
-            }
-        };
-        let opts = HandshakeOptions {
-            allow_binary: cfg.binary_protocol,
-            deflate: cfg.compression_enabled,
-        };
-        let upgrade = match negotiate(&req, &opts) {
-            Ok(u) => u,
-            Err(e) => {
-                refuse(conn, e.to_response());
+        let mut up = match self.app.upgrade(&req, self.ws_count, conn.peer) {
+            Ok(up) => up,
+            Err(refusal) => {
+                conn.out.close_with(Bytes::from(refusal.close().to_bytes()));
                 return;
             }
         };
         conn.consume(req.head_len);
-        conn.out.control(Bytes::from(upgrade.response));
-        let now = self.ctx.now;
-        let mono = self.ctx.mono_ms();
-        let mut client = Client {
-            format: upgrade.format,
-            deflate: upgrade.deflate,
-            delta: req.query_param("compression").is_some_and(|c| c == "delta"),
-            principal,
-            subs: Vec::new(),
-            agents: None,
-            limiter: RateLimiter::new(&cfg.rate_limit, mono),
-            ping_out: None,
-            latency_ms: None,
-            messages_in: 0,
-            frames_out: 0,
-            rate_limited: 0,
-            jobs: VecDeque::new(),
-        };
-        let capabilities = [
-            "live",
-            "history",
-            "time_travel",
-            "resume",
-            "publish",
-            "delta",
-            "binary",
-            "permessage-deflate",
-        ];
-        self.ctx.scratch.clear();
-        enc::encode_connection(
-            &mut self.ctx.scratch,
-            &format!("c{}-{}", id.key, id.gen),
-            &enc::ServerInfo {
-                version: env!("CARGO_PKG_VERSION"),
-                capabilities: &capabilities,
-                max_message_size: cfg.max_message_size,
-                batch_size: cfg.batch_size,
-                max_event_bytes: cfg.max_event_bytes,
-                auth_required: self.ctx.auth.is_enabled(),
-                binary_available: cfg.binary_protocol,
-                binary_active: upgrade.format == WireFormat::Binary,
-            },
-            self.ctx.now_ms,
-        );
-        client.frames_out += 1;
         conn.out
-            .control(self.ctx.encoder.control(client.deflate, &self.ctx.scratch));
-        if client.principal.is_none() {
-            let at = now + Duration::from_millis(self.ctx.auth.auth_timeout_ms());
-            self.ctx.timers.schedule(at, Timer::AuthDeadline(id));
-        } else if let Some(exp) = client.principal.as_ref().and_then(|p| p.expires_at) {
-            self.ctx.schedule_expiry(id, exp);
-        }
+            .control(Bytes::from(std::mem::take(&mut up.response)));
+        self.app.welcome(id, &mut up.client, &mut conn.out);
         conn.phase = Phase::Ws(Box::new(WsState {
-            reader: MessageReader::new(cfg.max_message_size, upgrade.deflate),
-            client,
+            reader: MessageReader::new(self.app.config.max_message_size, up.deflate),
+            client: up.client,
         }));
         self.ws_count += 1;
-        let hb = Duration::from_millis(cfg.heartbeat_interval_ms);
-        self.ctx.timers.schedule(now + hb, Timer::Heartbeat(id));
     }
 }

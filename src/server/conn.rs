@@ -6,17 +6,13 @@
 //! for READABLE | WRITABLE (edge-triggered) and never re-registered; the loop tracks what
 //! it still owes the socket (unread input, unwritten frames) in user space.
 
-use super::queue::{Flush, WriteQueue};
-use crate::auth::Principal;
+use crate::app::queue::Flush;
+use crate::app::{Client, Out};
 use crate::hub::ConnId;
-use crate::limits::RateLimiter;
-use crate::ws::{MessageReader, WireFormat};
-use bytes::Bytes;
+use crate::ws::MessageReader;
 use mio::net::TcpStream;
-use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// How much one read call asks for.
@@ -33,74 +29,6 @@ pub(crate) enum ReadOutcome {
     Closed,
     /// The buffer limit was reached: the peer sent more than any valid message allows.
     Overflow,
-}
-
-/// The outbound half: the write queue plus close bookkeeping.
-#[derive(Debug)]
-pub(crate) struct Out {
-    pub queue: WriteQueue,
-    /// No more input is processed; the socket closes once the queue has drained.
-    pub closing: bool,
-    /// Listed in the loop's flush list for this turn.
-    pub listed: bool,
-    /// Close the socket by then even if the peer never drains its queue.
-    pub close_deadline: Option<Instant>,
-    /// The peer sent its close frame: once our queue is out, nothing more is owed, and
-    /// the socket closes at once (RFC 6455 §7.1.1) instead of at the close deadline.
-    pub peer_closed: bool,
-    /// Replies are never dropped, so a client that keeps asking without reading would
-    /// grow its queue without bound: past this many queued bytes it is closed instead.
-    pub hard_cap: usize,
-}
-
-impl Out {
-    pub fn control(&mut self, frame: Bytes) {
-        if self.closing {
-            return;
-        }
-        if self.queue.len_bytes() + frame.len() > self.hard_cap {
-            // What is queued cannot be delivered to a peer that does not read; the close
-            // frame goes after the frame already on the wire, if any.
-            self.queue.discard_unsent();
-            self.queue.push_control(crate::ws::close_frame(
-                crate::ws::close_code::POLICY,
-                "not reading its replies",
-            ));
-            self.closing = true;
-            return;
-        }
-        self.queue.push_control(frame);
-    }
-}
-
-/// A job that works for the client one slice per turn while its queue is below the low
-/// water mark (history answers, `sinceSeq` catch-up, a time travel's first fold).
-#[derive(Debug)]
-pub(crate) enum Job {
-    History(super::history::HistoryJob),
-    Resume(super::history::ResumeJob),
-    TimeTravel(super::history::TimeTravelJob),
-}
-
-/// Per-WebSocket-client state above the frame layer.
-#[derive(Debug)]
-pub(crate) struct Client {
-    pub format: WireFormat,
-    pub deflate: bool,
-    /// `?compression=delta` at the upgrade: batches carry top-level deltas.
-    pub delta: bool,
-    /// `None` until authenticated (only when auth is enabled).
-    pub principal: Option<Principal>,
-    pub subs: Vec<Arc<str>>,
-    pub agents: Option<Arc<[Box<str>]>>,
-    pub limiter: RateLimiter,
-    /// Payload-time of the outstanding ping, if any.
-    pub ping_out: Option<Instant>,
-    pub latency_ms: Option<f64>,
-    pub messages_in: u64,
-    pub frames_out: u64,
-    pub rate_limited: u64,
-    pub jobs: VecDeque<Job>,
 }
 
 pub(crate) struct WsState {
@@ -125,13 +53,22 @@ pub(crate) struct Conn {
     pub last_seen: Instant,
     /// Counted in the per-IP limiter.
     pub ip_counted: bool,
-    /// To be removed at the end of the turn.
+    /// To be removed at the end of the turn (set through [`Conn::kill`] only, which lists
+    /// it, so the end of the turn never scans the slab).
     pub dead: bool,
     /// An HTTP answer is held (durability); later pipelined requests wait for it.
     pub http_wait: bool,
 }
 
 impl Conn {
+    /// Marks the connection for removal at the end of the turn, listing it once.
+    pub fn kill(&mut self, dying: &mut Vec<ConnId>) {
+        if !self.dead {
+            self.dead = true;
+            dying.push(self.id);
+        }
+    }
+
     /// Reads until the socket would block, the buffer reaches `limit`, or the per-turn
     /// budget is spent. Returns bytes read and why it stopped.
     pub fn read_some(&mut self, limit: usize, budget: usize) -> (usize, ReadOutcome) {
@@ -193,7 +130,7 @@ impl Conn {
     pub fn flush(&mut self, sent: &mut u64) -> io::Result<bool> {
         let before = self.out.queue.len_bytes();
         let result = self.out.queue.flush(&mut self.sock);
-        *sent += (before - self.out.queue.len_bytes()) as u64;
+        *sent += (before.saturating_sub(self.out.queue.len_bytes())) as u64;
         Ok(result? == Flush::Drained)
     }
 }

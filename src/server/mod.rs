@@ -11,46 +11,41 @@
 //!    clients whose queues drained, flushes every connection that got frames in one
 //!    vectored write each, and finally removes the connections that died this turn.
 //!
-//! Everything a handler needs besides its own connection lives in [`Ctx`], so the
-//! protocol code in [`dispatch`] and [`routes`] borrows one connection and the context,
-//! never the slab. Accepting and the HTTP phase live in `accept.rs`, the end of a turn
-//! in `turn.rs`; both are `impl Server` blocks of this same loop.
+//! What the protocol does lives in the application core ([`crate::app`]): for each
+//! message, timer or job step the loop lends it one connection's state in a
+//! [`Call`], never the slab. Accepting and the HTTP phase live in `accept.rs`, the end of
+//! a turn in `turn.rs`; both are `impl Server` blocks of this same loop.
 
 mod accept;
 pub(crate) mod conn;
-pub(crate) mod dispatch;
-pub(crate) mod history;
 pub mod publisher;
-pub mod queue;
-pub(crate) mod routes;
-pub mod timer;
 mod turn;
 
+/// The write queue moved to the application core with the rest of the per-client state;
+/// kept here under its old path for embedders and benches.
+pub use crate::app::queue;
+pub use crate::app::timer;
+
+use crate::app::dispatch;
+use crate::app::timer::{Timer, Timers};
+use crate::app::{wall_ms, App, Call, Out};
 use crate::auth::Authenticator;
-use crate::config::{Config, FsyncPolicy};
+use crate::config::Config;
 use crate::http::Response;
-use crate::hub::encode::BatchEncoder;
-use crate::hub::{Audience, ConnId, Hub};
-use crate::ingest::{IngestContext, IngestError};
+use crate::hub::ConnId;
 use crate::limits::{AcceptRate, IpLimiter};
-use crate::metrics::{Gauges, Metrics};
-use crate::protocol::server as enc;
-use crate::protocol::ErrorCode;
-use crate::store::{Appended, Store, StoreError};
-use crate::ws::{close_code, close_frame, ping_frame, Read, WireFormat};
+use crate::store::StoreError;
+use crate::ws::{close_code, close_frame, Read};
 use bytes::Bytes;
-use conn::{Client, Conn, Out, Phase, ReadOutcome, WsState};
+use conn::{Conn, Phase, ReadOutcome, WsState};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
-use publisher::{Command, PublishAck, PublishError, Publisher};
-use queue::{EventSpan, WriteQueue};
+use publisher::{Command, Publisher};
 use slab::Slab;
-use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use timer::{Timer, Timers};
+use std::time::{Duration, Instant};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -103,196 +98,6 @@ impl From<StoreError> for ServerError {
     }
 }
 
-/// Why a batch was not stored.
-pub(crate) enum IngestFailure {
-    Invalid(IngestError),
-    Store(StoreError),
-}
-
-impl IngestFailure {
-    pub fn to_protocol(&self) -> (ErrorCode, String) {
-        match self {
-            IngestFailure::Invalid(e) => (ErrorCode::InvalidRequest, e.to_string()),
-            IngestFailure::Store(e) => (ErrorCode::StorageError, e.to_string()),
-        }
-    }
-}
-
-/// An acknowledgement waiting for its batch to be durable.
-pub(crate) enum Ack {
-    Ws {
-        conn: ConnId,
-        frame: Bytes,
-    },
-    /// `close`: the request did not keep the connection alive, so it ends after this.
-    Http {
-        conn: ConnId,
-        response: Vec<u8>,
-        close: bool,
-    },
-}
-
-/// One hub delivery waiting to be queued on its connection.
-struct Delivery {
-    conn: ConnId,
-    frame: Bytes,
-    span: EventSpan,
-}
-
-/// Everything handlers share: configuration, routing, storage, metrics, scratch space.
-pub(crate) struct Ctx {
-    pub config: Arc<Config>,
-    pub hub: Hub,
-    pub store: Box<dyn Store>,
-    pub metrics: Metrics,
-    pub auth: Authenticator,
-    pub ingest: IngestContext,
-    pub buffers: crate::ingest::JsonBuffers,
-    pub encoder: BatchEncoder,
-    pub scratch: Vec<u8>,
-    pub timers: Timers,
-    pub epoch: Instant,
-    /// Wall clock of this turn, epoch ms.
-    pub now_ms: i64,
-    pub now: Instant,
-    pub shutting_down: bool,
-    /// Connection gauges, refreshed by the loop before `/metrics` is rendered.
-    pub gauges: Gauges,
-    outbox: Vec<Delivery>,
-    held: VecDeque<(u64, Ack)>,
-    /// Connections with history/resume jobs.
-    job_conns: Vec<ConnId>,
-    /// The first ingest of this turn, for the publish→deliver histogram.
-    ingested_at: Option<Instant>,
-    batch_deadline: Option<Instant>,
-    sessions: HashSet<Arc<str>>,
-}
-
-impl Ctx {
-    /// Monotonic ms since start, for rate limiters.
-    pub fn mono_ms(&self) -> u64 {
-        self.now.saturating_duration_since(self.epoch).as_millis() as u64
-    }
-
-    pub fn audience(&self, c: &Client) -> Audience {
-        Audience {
-            binary: c.format == WireFormat::Binary,
-            deflate: c.deflate,
-            delta: c.delta,
-            agents: c.agents.clone(),
-        }
-    }
-
-    /// One shared `Arc<str>` per session name for the hub's keys and the clients' lists.
-    pub fn intern_session(&mut self, s: &str) -> Arc<str> {
-        if let Some(a) = self.sessions.get(s) {
-            return a.clone();
-        }
-        let a: Arc<str> = Arc::from(s);
-        if self.sessions.len() < 100_000 {
-            self.sessions.insert(a.clone());
-        }
-        a
-    }
-
-    /// Validates, stores and routes one batch — the single ingest path for WebSocket,
-    /// HTTP and in-process publishers.
-    pub fn ingest_values(
-        &mut self,
-        values: &crate::ingest::Events<'_>,
-    ) -> Result<Appended, IngestFailure> {
-        self.ingest.now_ms = self.now_ms;
-        let pending = match crate::ingest::validate(values, &mut self.ingest) {
-            Ok(p) => p,
-            Err(e) => {
-                self.metrics.events_rejected += values.len() as u64;
-                return Err(IngestFailure::Invalid(e));
-            }
-        };
-        let appended = self.store.append(pending).map_err(|e| {
-            tracing::error!(error = %e, "append failed; batch refused");
-            IngestFailure::Store(e)
-        })?;
-        self.metrics.events_ingested += appended.events.len() as u64;
-        self.hub.publish(&appended.events);
-        if self.ingested_at.is_none() {
-            self.ingested_at = Some(self.now);
-        }
-        let timeout = self.config.batch_timeout_ms;
-        if timeout > 0 && self.batch_deadline.is_none() {
-            let at = self.now + Duration::from_millis(timeout);
-            self.batch_deadline = Some(at);
-            self.timers.schedule(at, Timer::BatchDeadline);
-        }
-        Ok(appended)
-    }
-
-    /// Queues `ack` now, or holds it until `seq` is on disk under `fsync = "always"`.
-    /// Returns true when held.
-    pub fn ack_when_durable(&mut self, ack: Ack, seq: u64) -> bool {
-        if self.config.storage.fsync == FsyncPolicy::Always && self.store.durable_seq() < seq {
-            self.held.push_back((seq, ack));
-            return true;
-        }
-        self.held.push_front((0, ack));
-        // Released at the end of this turn, in order with other control frames.
-        false
-    }
-
-    /// Closes the current batches and hands their frames to the outbox.
-    pub fn flush_hub(&mut self) {
-        let now_ms = self.now_ms;
-        let Ctx {
-            hub,
-            encoder,
-            outbox,
-            metrics,
-            ..
-        } = self;
-        hub.flush(
-            |audience, session, events| {
-                metrics.frames_encoded += 1;
-                encoder.encode(audience, session, events, now_ms)
-            },
-            |conn, frame: &Bytes, info| {
-                outbox.push(Delivery {
-                    conn,
-                    frame: frame.clone(),
-                    span: EventSpan {
-                        session: info.session.clone(),
-                        first_seq: info.first_seq,
-                        last_seq: info.last_seq,
-                        count: info.count,
-                    },
-                })
-            },
-        );
-        self.batch_deadline = None;
-    }
-
-    pub fn jobs_pending(&mut self, id: ConnId) {
-        if !self.job_conns.contains(&id) {
-            self.job_conns.push(id);
-        }
-    }
-
-    pub fn schedule_expiry(&mut self, id: ConnId, exp_secs: i64) {
-        let now_secs = crate::auth::unix_now_secs();
-        let wait = Duration::from_secs(exp_secs.saturating_sub(now_secs).max(0) as u64);
-        self.timers.schedule(self.now + wait, Timer::AuthExpiry(id));
-    }
-
-    /// Prometheus text; the connection gauges are taken by the loop just before.
-    pub fn render_metrics(&self) -> String {
-        let g = Gauges {
-            sessions: self.store.sessions().len(),
-            next_seq: self.store.next_seq(),
-            ..self.gauges
-        };
-        self.metrics.render(&g)
-    }
-}
-
 /// The server: a bound listener and everything the loop needs.
 pub struct Server {
     poll: Poll,
@@ -301,7 +106,7 @@ pub struct Server {
     conns: Slab<Conn>,
     next_gen: u32,
     ws_count: usize,
-    ctx: Ctx,
+    app: App,
     commands: Receiver<publisher::Command>,
     publisher: Publisher,
     signals: Option<signal_hook_mio::v1_0::Signals>,
@@ -309,15 +114,11 @@ pub struct Server {
     pending_reads: Vec<ConnId>,
     /// Connections with frames to write this turn.
     dirty: Vec<ConnId>,
+    /// Connections that died this turn, removed at its end.
+    dying: Vec<ConnId>,
     ip_limiter: IpLimiter,
     accept_rate: AcceptRate,
     shutdown_deadline: Option<Instant>,
-}
-
-fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn token_of(id: ConnId) -> Token {
@@ -380,32 +181,8 @@ impl Server {
         let local_addr = listener.local_addr()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let now = Instant::now();
-        let start_ms = wall_ms();
-        let ctx = Ctx {
-            hub: Hub::new(config.batch_size),
-            store,
-            metrics: Metrics::new(),
-            auth,
-            ingest: IngestContext::new(config.max_event_bytes, start_ms, start_ms as u64),
-            buffers: crate::ingest::JsonBuffers::default(),
-            encoder: BatchEncoder::new(config.compression_level, config.compression_min_bytes),
-            scratch: Vec::with_capacity(4096),
-            timers: Timers::new(),
-            epoch: now,
-            now_ms: start_ms,
-            now,
-            shutting_down: false,
-            gauges: Gauges::default(),
-            outbox: Vec::new(),
-            held: VecDeque::new(),
-            job_conns: Vec::new(),
-            ingested_at: None,
-            batch_deadline: None,
-            sessions: HashSet::new(),
-            config: config.clone(),
-        };
-        let mut server = Server {
+        let app = App::new(config.clone(), store, auth);
+        let server = Server {
             poll,
             listener: Some(listener),
             local_addr,
@@ -414,18 +191,15 @@ impl Server {
             ws_count: 0,
             ip_limiter: IpLimiter::new(config.max_connections_per_ip),
             accept_rate: AcceptRate::new(config.accept_rate_per_sec, 0),
-            ctx,
+            app,
             commands,
             publisher,
             signals: None,
             pending_reads: Vec::new(),
             dirty: Vec::new(),
+            dying: Vec::new(),
             shutdown_deadline: None,
         };
-        server
-            .ctx
-            .timers
-            .schedule(now + Duration::from_secs(10), Timer::Retention);
         Ok(server)
     }
 
@@ -462,8 +236,7 @@ impl Server {
                 return Err(e.into());
             }
             let turn = Instant::now();
-            self.ctx.now = turn;
-            self.ctx.now_ms = wall_ms();
+            self.app.begin_turn(turn, wall_ms());
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept(),
@@ -481,7 +254,7 @@ impl Server {
             }
             self.fire_timers();
             self.end_turn();
-            self.ctx
+            self.app
                 .metrics
                 .record_loop(turn.elapsed().as_micros() as u64);
             if let Some(deadline) = self.shutdown_deadline {
@@ -490,7 +263,7 @@ impl Server {
                 }
             }
         }
-        if let Err(e) = self.ctx.store.sync() {
+        if let Err(e) = self.app.store.sync() {
             tracing::error!(error = %e, "final sync failed");
         }
         tracing::info!("stopped");
@@ -498,10 +271,10 @@ impl Server {
     }
 
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
-        if !self.pending_reads.is_empty() || !self.ctx.job_conns.is_empty() {
+        if !self.pending_reads.is_empty() || self.app.has_jobs() {
             return Some(Duration::ZERO);
         }
-        let mut t = self.ctx.timers.next_timeout(now);
+        let mut t = self.app.timers.next_timeout(now);
         if let Some(d) = self.shutdown_deadline {
             let left = d.saturating_duration_since(now);
             t = Some(t.map_or(left, |t| t.min(left)));
@@ -512,29 +285,7 @@ impl Server {
     fn on_wake(&mut self) {
         while let Ok(cmd) = self.commands.try_recv() {
             match cmd {
-                Command::Publish { mut body, reply } => {
-                    let mut buffers = std::mem::take(&mut self.ctx.buffers);
-                    let result = match crate::ingest::parse_body(&mut body, &mut buffers) {
-                        Ok(values) => {
-                            let r = self.ctx.ingest_values(&values);
-                            buffers.recycle(values);
-                            r
-                        }
-                        Err(e) => Err(IngestFailure::Invalid(e)),
-                    };
-                    self.ctx.buffers = buffers;
-                    if let Some(reply) = reply {
-                        let answer = match result {
-                            Ok(a) => Ok(PublishAck {
-                                accepted: a.events.len(),
-                                first_seq: a.first_seq(),
-                                last_seq: a.last_seq(),
-                            }),
-                            Err(e) => Err(PublishError::Rejected(e.to_protocol().1)),
-                        };
-                        let _ = reply.try_send(answer);
-                    }
-                }
+                Command::Publish { mut body, reply } => self.app.publish_body(&mut body, reply),
                 Command::Shutdown => self.begin_shutdown(),
             }
         }
@@ -542,9 +293,10 @@ impl Server {
     }
 
     fn poll_store(&mut self) {
-        if let Err(e) = self.ctx.store.poll_sync() {
+        if let Err(e) = self.app.store.poll_sync() {
             tracing::error!(error = %e, "fsync failed: acknowledged data may not be durable");
         }
+        self.app.poll_commits();
     }
 
     fn on_signals(&mut self) {
@@ -562,14 +314,14 @@ impl Server {
 
     /// Stop accepting, tell every client, close with 1001, sync the log.
     fn begin_shutdown(&mut self) {
-        if self.ctx.shutting_down {
+        if self.app.shutting_down {
             return;
         }
-        self.ctx.shutting_down = true;
+        self.app.shutting_down = true;
         if let Some(mut l) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut l);
         }
-        self.ctx.flush_hub();
+        self.app.flush_hub();
         self.apply_outbox();
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
@@ -578,28 +330,15 @@ impl Server {
             };
             let id = conn.id;
             if let Phase::Ws(ws) = &mut conn.phase {
-                self.ctx.scratch.clear();
-                enc::encode_system_event(
-                    &mut self.ctx.scratch,
-                    "shutdown",
-                    b"{\"reason\":\"server shutting down\",\"reconnect\":true,\"resume\":\"subscribe_session with sinceSeq set to the last seq received\"}",
-                    self.ctx.now_ms,
-                );
-                let frame = self
-                    .ctx
-                    .encoder
-                    .control(ws.client.deflate, &self.ctx.scratch);
-                conn.out.control(frame);
-                conn.out
-                    .control(close_frame(close_code::GOING_AWAY, "server shutting down"));
+                self.app.say_shutdown(&mut ws.client, &mut conn.out);
             }
             conn.out.closing = true;
             self.after_io(id);
         }
-        if let Err(e) = self.ctx.store.sync() {
+        if let Err(e) = self.app.store.sync() {
             tracing::error!(error = %e, "sync at shutdown failed");
         }
-        self.shutdown_deadline = Some(self.ctx.now + SHUTDOWN_GRACE);
+        self.shutdown_deadline = Some(self.app.now + SHUTDOWN_GRACE);
     }
 
     fn on_conn_event(&mut self, id: ConnId, readable: bool, writable: bool) {
@@ -616,7 +355,7 @@ impl Server {
     }
 
     fn read_conn(&mut self, id: ConnId) {
-        let max_msg = self.ctx.config.max_message_size;
+        let max_msg = self.app.config.max_message_size;
         let Some(conn) = live(&mut self.conns, id) else {
             return;
         };
@@ -625,9 +364,9 @@ impl Server {
             Phase::Ws(_) => max_msg + 64 * 1024,
         };
         let (n, outcome) = conn.read_some(limit, READ_BUDGET);
-        self.ctx.metrics.bytes_received += n as u64;
+        self.app.metrics.bytes_received += n as u64;
         if n > 0 {
-            conn.last_seen = self.ctx.now;
+            conn.last_seen = self.app.now;
         }
         if conn.out.closing {
             // Draining a closing connection: input is discarded, except that the peer's
@@ -646,7 +385,7 @@ impl Server {
             }
             conn.rbuf.clear();
             if conn.out.peer_closed && conn.out.queue.is_empty() {
-                conn.dead = true;
+                conn.kill(&mut self.dying);
             }
         } else {
             self.process_input(id);
@@ -677,7 +416,7 @@ impl Server {
                 // The peer is gone (or half-closed after its close frame): nothing more
                 // can be written usefully once the queue is out.
                 if conn.out.queue.is_empty() || conn.out.closing {
-                    conn.dead = true;
+                    conn.kill(&mut self.dying);
                 } else {
                     conn.out.closing = true;
                 }
@@ -717,8 +456,14 @@ impl Server {
                                 reason = e.reason,
                                 "protocol violation"
                             );
-                            conn.out.control(close_frame(e.close_code(), e.reason));
-                            conn.out.closing = true;
+                            let mut call = Call {
+                                app: &mut self.app,
+                                client,
+                                out: &mut conn.out,
+                                id,
+                                rid: None,
+                            };
+                            dispatch::on_frame_error(&e, &mut call);
                             conn.rbuf.clear();
                             return;
                         }
@@ -733,7 +478,14 @@ impl Server {
                             consumed,
                             message: Some(msg),
                         }) => {
-                            dispatch::on_message(msg, client, &mut conn.out, &mut self.ctx, id);
+                            let mut call = Call {
+                                app: &mut self.app,
+                                client,
+                                out: &mut conn.out,
+                                id,
+                                rid: None,
+                            };
+                            dispatch::on_message(msg, &mut call);
                             done += consumed;
                         }
                     }
@@ -754,65 +506,38 @@ impl Server {
         note_io(
             &mut conn.out,
             id,
-            self.ctx.now,
+            self.app.now,
             &mut self.dirty,
-            &mut self.ctx.timers,
+            &mut self.app.timers,
         );
     }
 
     fn fire_timers(&mut self) {
-        let now = self.ctx.now;
-        while let Some(t) = self.ctx.timers.pop_due(now) {
+        let now = self.app.now;
+        while let Some(t) = self.app.timers.pop_due(now) {
             match t {
-                Timer::Heartbeat(id) => self.heartbeat(id),
-                Timer::AuthDeadline(id) => {
+                Timer::Heartbeat(id) => {
                     if let Some(conn) = live(&mut self.conns, id) {
                         if let Phase::Ws(ws) = &mut conn.phase {
-                            if ws.client.principal.is_none() && !conn.out.closing {
-                                self.ctx.metrics.auth_failures += 1;
-                                dispatch::error(
-                                    &mut self.ctx,
-                                    &mut ws.client,
-                                    &mut conn.out,
-                                    ErrorCode::NotAuthenticated,
-                                    "authentication timed out",
-                                    None,
-                                    None,
-                                );
-                                conn.out.control(close_frame(
-                                    close_code::POLICY,
-                                    "authentication timed out",
-                                ));
-                                conn.out.closing = true;
-                            }
+                            self.app
+                                .heartbeat(id, &mut ws.client, &mut conn.out, conn.last_seen);
                         }
                     }
                     self.after_io(id);
                 }
+                Timer::AuthDeadline(id) => {
+                    self.with_call(id, dispatch::auth::on_auth_deadline);
+                }
                 Timer::AuthExpiry(id) => {
-                    if let Some(conn) = live(&mut self.conns, id) {
-                        if let Phase::Ws(ws) = &mut conn.phase {
-                            let expired = ws
-                                .client
-                                .principal
-                                .as_ref()
-                                .is_some_and(|p| p.is_expired(crate::auth::unix_now_secs()));
-                            if expired && !conn.out.closing {
-                                conn.out
-                                    .control(close_frame(close_code::POLICY, "token expired"));
-                                conn.out.closing = true;
-                            }
-                        }
-                    }
-                    self.after_io(id);
+                    self.with_call(id, dispatch::auth::on_auth_expiry);
                 }
                 Timer::CloseDeadline(id) => {
                     if let Some(conn) = live(&mut self.conns, id) {
-                        conn.dead = true;
+                        conn.kill(&mut self.dying);
                     }
                 }
                 Timer::Retention => {
-                    let report = self.ctx.store.enforce_retention(self.ctx.now_ms);
+                    let report = self.app.store.enforce_retention(self.app.now_ms);
                     if report.segments > 0 {
                         tracing::info!(
                             segments = report.segments,
@@ -821,7 +546,7 @@ impl Server {
                             "retention removed old segments"
                         );
                     }
-                    self.ctx
+                    self.app
                         .timers
                         .schedule(now + Duration::from_secs(10), Timer::Retention);
                 }
@@ -830,41 +555,20 @@ impl Server {
         }
     }
 
-    fn heartbeat(&mut self, id: ConnId) {
-        let stale = Duration::from_millis(self.ctx.config.stale_timeout_ms());
-        let interval = Duration::from_millis(self.ctx.config.heartbeat_interval_ms);
-        let now = self.ctx.now;
-        let Some(conn) = live(&mut self.conns, id) else {
-            return;
-        };
-        let Phase::Ws(ws) = &mut conn.phase else {
-            return;
-        };
-        if conn.out.closing {
-            return;
+    /// Runs `f` on a live WebSocket connection's [`Call`], then lists it for flushing.
+    fn with_call(&mut self, id: ConnId, f: impl FnOnce(&mut Call<'_>)) {
+        if let Some(conn) = live(&mut self.conns, id) {
+            if let Phase::Ws(ws) = &mut conn.phase {
+                let mut call = Call {
+                    app: &mut self.app,
+                    client: &mut ws.client,
+                    out: &mut conn.out,
+                    id,
+                    rid: None,
+                };
+                f(&mut call);
+            }
         }
-        if now.saturating_duration_since(conn.last_seen) >= stale {
-            tracing::debug!(conn = id.key, "stale connection closed");
-            conn.out
-                .control(close_frame(close_code::GOING_AWAY, "stale connection"));
-            conn.out.closing = true;
-            self.after_io(id);
-            return;
-        }
-        let c = &mut ws.client;
-        if c.ping_out.is_none() {
-            c.ping_out = Some(now);
-        }
-        conn.out.control(ping_frame(b"tc"));
-        if c.principal.is_some() {
-            let m = dispatch::client_metrics(c, &conn.out);
-            self.ctx.scratch.clear();
-            enc::encode_heartbeat(&mut self.ctx.scratch, self.ctx.now_ms, &m);
-            dispatch::send_scratch(&mut self.ctx, c, &mut conn.out);
-        }
-        self.ctx
-            .timers
-            .schedule(now + interval, Timer::Heartbeat(id));
         self.after_io(id);
     }
 }

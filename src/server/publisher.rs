@@ -5,45 +5,17 @@
 //! exactly the same parse / validate / append path as HTTP ingest, so there is one set of
 //! rules however an event arrives.
 
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What the loop tells a publisher that waited for its batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishAck {
-    pub accepted: usize,
-    pub first_seq: Option<u64>,
-    pub last_seq: Option<u64>,
-}
-
-/// Why a publish did not happen.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PublishError {
-    /// The batch was refused (the message names the event index and field).
-    Rejected(String),
-    /// The server has stopped.
-    Closed,
-    /// No answer within the timeout.
-    Timeout,
-}
-
-impl std::fmt::Display for PublishError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PublishError::Rejected(m) => write!(f, "batch rejected: {m}"),
-            PublishError::Closed => f.write_str("server stopped"),
-            PublishError::Timeout => f.write_str("no answer from the server in time"),
-        }
-    }
-}
-
-impl std::error::Error for PublishError {}
-
-pub(crate) type Reply = SyncSender<Result<PublishAck, PublishError>>;
+pub use crate::app::{PublishAck, PublishError, PublishReply};
 
 pub(crate) enum Command {
-    Publish { body: Vec<u8>, reply: Option<Reply> },
+    Publish {
+        body: Vec<u8>,
+        reply: Option<PublishReply>,
+    },
     Shutdown,
 }
 

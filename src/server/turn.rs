@@ -6,47 +6,33 @@
 //! client joins the live stream only after the turn's batches went out.
 
 use super::conn::Phase;
-use super::queue::Admit;
 use super::*;
+use crate::app::commit::Ack;
+use crate::app::dispatch::history::step_job;
+use crate::app::queue::Admit;
 use crate::protocol::server as enc;
-use crate::ws::{close_code, close_frame};
-use bytes::Bytes;
 
 impl Server {
     pub(super) fn end_turn(&mut self) {
         self.poll_store();
         self.release_acks();
-        let due = self.ctx.config.batch_timeout_ms == 0
-            || self.ctx.hub.pending() >= self.ctx.config.batch_size
-            || self.ctx.batch_deadline.is_some_and(|d| d <= self.ctx.now)
-            || self.ctx.shutting_down;
+        let due = self.app.batches_due();
         if due {
-            self.ctx.flush_hub();
+            self.app.flush_hub();
         }
         self.apply_outbox();
         self.run_jobs();
+        // A catch-up that joined the live stream may have closed open batches early.
+        self.apply_outbox();
         self.flush_dirty();
-        if let Some(t) = self.ctx.ingested_at.take() {
-            if due {
-                self.ctx
-                    .metrics
-                    .record_deliver(t.elapsed().as_micros() as u64);
-            } else {
-                self.ctx.ingested_at = Some(t);
-            }
-        }
+        self.app.note_delivered(due);
         self.reap();
     }
 
     pub(super) fn release_acks(&mut self) {
-        let durable = self.ctx.store.durable_seq();
-        while let Some((seq, _)) = self.ctx.held.front() {
-            if *seq > durable {
-                break;
-            }
-            let Some((_, ack)) = self.ctx.held.pop_front() else {
-                break;
-            };
+        let mut acks = Vec::new();
+        self.app.take_acks(&mut acks);
+        for ack in acks {
             match ack {
                 Ack::Ws { conn, frame } => {
                     if let Some(c) = live(&mut self.conns, conn) {
@@ -75,7 +61,7 @@ impl Server {
     }
 
     pub(super) fn apply_outbox(&mut self) {
-        let mut outbox = std::mem::take(&mut self.ctx.outbox);
+        let mut outbox = self.app.take_outbox();
         for d in outbox.drain(..) {
             let Some(conn) = self.conns.get_mut(d.conn.key as usize) else {
                 continue;
@@ -83,47 +69,46 @@ impl Server {
             if conn.id.gen != d.conn.gen || conn.dead || conn.out.closing {
                 continue;
             }
-            let count = d.span.count;
             if conn.out.queue.would_congest(d.frame.len()) {
                 // Write what is queued before judging: only a client whose socket is
                 // also full is slow.
-                if let Err(e) = conn.flush(&mut self.ctx.metrics.bytes_sent) {
+                if let Err(e) = conn.flush(&mut self.app.metrics.bytes_sent) {
                     tracing::debug!(conn = d.conn.key, error = %e, "write failed");
-                    conn.dead = true;
+                    conn.kill(&mut self.dying);
                     continue;
                 }
             }
             match conn.out.queue.push_events(d.frame, d.span) {
                 Admit::Queued => {
-                    self.ctx.metrics.events_delivered += count;
-                    self.ctx.metrics.messages_sent += 1;
+                    self.app.metrics.messages_sent += 1;
+                    if let Phase::Ws(ws) = &mut conn.phase {
+                        ws.client.messages_out += 1;
+                    }
                 }
-                Admit::Dropped => self.ctx.metrics.events_dropped += count,
+                Admit::Dropped => {}
                 Admit::Disconnect => {
-                    self.ctx.metrics.events_dropped += count;
                     conn.out.queue.discard_unsent();
-                    conn.out.control(close_frame(
+                    conn.out.close_with(close_frame(
                         close_code::BACKPRESSURE,
                         "client too slow; resume with sinceSeq",
                     ));
-                    conn.out.closing = true;
                 }
             }
+            tally(&mut self.app, &mut conn.out);
             note_io(
                 &mut conn.out,
                 d.conn,
-                self.ctx.now,
+                self.app.now,
                 &mut self.dirty,
-                &mut self.ctx.timers,
+                &mut self.app.timers,
             );
         }
-        self.ctx.outbox = outbox;
+        self.app.return_outbox(outbox);
     }
 
     /// Steps paced jobs of clients whose queues have room.
     pub(super) fn run_jobs(&mut self) {
-        let ids = std::mem::take(&mut self.ctx.job_conns);
-        for id in ids {
+        for id in self.app.take_job_conns() {
             let Some(conn) = live(&mut self.conns, id) else {
                 continue;
             };
@@ -135,19 +120,20 @@ impl Server {
             }
             if conn.out.queue.below_low_water() {
                 if let Some(mut job) = ws.client.jobs.pop_front() {
-                    if !dispatch::step_job(
-                        &mut job,
-                        &mut ws.client,
-                        &mut conn.out,
-                        &mut self.ctx,
+                    let mut call = Call {
+                        app: &mut self.app,
+                        client: &mut ws.client,
+                        out: &mut conn.out,
                         id,
-                    ) {
+                        rid: None,
+                    };
+                    if !step_job(&mut job, &mut call) {
                         ws.client.jobs.push_front(job);
                     }
                 }
             }
             if !ws.client.jobs.is_empty() {
-                self.ctx.job_conns.push(id);
+                self.app.jobs_pending(id);
             }
             self.after_io(id);
         }
@@ -174,62 +160,69 @@ impl Server {
         let Some(conn) = live(&mut self.conns, id) else {
             return;
         };
-        match conn.flush(&mut self.ctx.metrics.bytes_sent) {
+        match conn.flush(&mut self.app.metrics.bytes_sent) {
             Ok(drained) => {
                 if let Some(drops) = conn.out.queue.take_drops() {
                     if let Phase::Ws(ws) = &mut conn.phase {
+                        let mut call = Call {
+                            app: &mut self.app,
+                            client: &mut ws.client,
+                            out: &mut conn.out,
+                            id,
+                            rid: None,
+                        };
                         for d in drops {
-                            self.ctx.scratch.clear();
+                            call.app.scratch.clear();
                             enc::encode_events_dropped(
-                                &mut self.ctx.scratch,
+                                &mut call.app.scratch,
                                 &d.session,
                                 d.count,
                                 d.first_seq,
                                 d.last_seq,
                                 Some("backpressure"),
                             );
-                            dispatch::send_scratch(&mut self.ctx, &mut ws.client, &mut conn.out);
+                            call.send_scratch();
                         }
                     }
-                    let _ = conn.flush(&mut self.ctx.metrics.bytes_sent);
+                    let _ = conn.flush(&mut self.app.metrics.bytes_sent);
                 }
                 if drained && conn.out.closing && conn.out.queue.is_empty() {
                     // Everything said: half-close and let the peer finish (its close frame
                     // or EOF ends it; the close deadline bounds the wait).
                     let _ = conn.sock.shutdown(std::net::Shutdown::Write);
                     if matches!(conn.phase, Phase::Http) || conn.out.peer_closed {
-                        conn.dead = true;
+                        conn.kill(&mut self.dying);
                     }
                 }
                 if let Phase::Ws(ws) = &conn.phase {
-                    if !ws.client.jobs.is_empty()
-                        && conn.out.queue.below_low_water()
-                        && !self.ctx.job_conns.contains(&id)
-                    {
-                        self.ctx.job_conns.push(id);
+                    if !ws.client.jobs.is_empty() && conn.out.queue.below_low_water() {
+                        self.app.jobs_pending(id);
                     }
                 }
             }
             Err(e) => {
                 tracing::debug!(conn = id.key, error = %e, "write failed");
-                conn.dead = true;
+                conn.kill(&mut self.dying);
             }
         }
+        tally(&mut self.app, &mut conn.out);
     }
 
-    /// Removes dead connections: out of the hub, out of the limiter, out of the slab.
+    /// Removes the connections that died this turn: out of the hub, out of the limiter,
+    /// out of the slab. Only the listed ones are visited, never the whole slab.
     pub(super) fn reap(&mut self) {
-        let dead: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.dead)
-            .map(|(k, _)| k)
-            .collect();
-        for key in dead {
-            let mut conn = self.conns.remove(key);
+        for id in std::mem::take(&mut self.dying) {
+            match self.conns.get(id.key as usize) {
+                Some(c) if c.id.gen == id.gen && c.dead => {}
+                _ => continue,
+            }
+            let mut conn = self.conns.remove(id.key as usize);
+            // What was still queued was never written: it counts as dropped.
+            conn.out.queue.discard_unsent();
+            tally(&mut self.app, &mut conn.out);
             if let Phase::Ws(ws) = &conn.phase {
                 for s in &ws.client.subs {
-                    self.ctx.hub.unsubscribe(s, conn.id);
+                    self.app.hub.unsubscribe(s, conn.id);
                 }
                 self.ws_count -= 1;
             }
@@ -237,7 +230,15 @@ impl Server {
                 self.ip_limiter.release(conn.peer.ip());
             }
             let _ = self.poll.registry().deregister(&mut conn.sock);
-            self.ctx.metrics.connections_closed += 1;
+            self.app.metrics.connections_closed += 1;
         }
     }
+}
+
+/// Moves what a queue wrote and dropped into the server's metrics: delivered means
+/// written to the socket, dropped means what the notices (or a disconnect) account for.
+fn tally(app: &mut App, out: &mut Out) {
+    let t = out.queue.take_tally();
+    app.metrics.events_delivered += t.events_written;
+    app.metrics.events_dropped += t.events_dropped;
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 /// A `request_history` answer in progress.
 #[derive(Debug)]
-pub(crate) struct HistoryJob {
+pub struct HistoryJob {
     pub request_id: Option<RequestId>,
     pub session: Arc<str>,
     pub start: i64,
@@ -96,7 +96,7 @@ impl HistoryJob {
 
 /// A `subscribe_session` with `sinceSeq`, catching up before it joins the live stream.
 #[derive(Debug)]
-pub(crate) struct ResumeJob {
+pub struct ResumeJob {
     pub session: Arc<str>,
     /// Last seq already sent.
     pub after: u64,
@@ -120,16 +120,16 @@ impl ResumeJob {
 
 /// A `time_travel` waiting for the store's lazy fold to reach its instant.
 #[derive(Debug)]
-pub(crate) struct TimeTravelJob {
+pub struct TimeTravelJob {
     pub request_id: Option<RequestId>,
     pub session: Arc<str>,
     pub at: i64,
 }
 
 /// Events folded per loop turn while a time travel prepares (about 10 ms of work).
-pub(crate) const FOLD_BUDGET: usize = 20_000;
+pub const FOLD_BUDGET: usize = 20_000;
 
 /// Borrowed view of a run of events, for encoders that take `&[&Event]`.
-pub(crate) fn refs(events: &[EventRef]) -> Vec<&Event> {
+pub fn refs(events: &[EventRef]) -> Vec<&Event> {
     events.iter().map(|e| &**e).collect()
 }

@@ -4,7 +4,8 @@
 //! writes it. Credentials are checked here with the same [`crate::auth::Authenticator`]
 //! the WebSocket side uses, so both doors follow one rule.
 
-use super::{Ack, Ctx, IngestFailure};
+use super::commit::{accepted_response, CommitFailure, Committed};
+use super::{App, Origin};
 use crate::auth::Principal;
 use crate::http::{query_param, Method, Request, Response};
 use crate::hub::ConnId;
@@ -15,36 +16,36 @@ const JSON: &str = "application/json";
 const VIEWER: &str = include_str!("../../web/index.html");
 
 /// What the connection does with a routed request.
-pub(crate) enum Routed {
+pub enum Routed {
     Respond(Response),
     /// The answer is held until the batch is durable (`fsync = "always"`).
     Held,
 }
 
-pub(crate) fn route(req: &Request, body: &mut [u8], ctx: &mut Ctx, conn: ConnId) -> Routed {
-    ctx.metrics.http_requests += 1;
+pub fn route(req: &Request, body: &mut [u8], app: &mut App, conn: ConnId) -> Routed {
+    app.metrics.http_requests += 1;
     let path = req.path.as_str();
     let r = match (path, &req.method) {
-        ("/healthz", Method::Get | Method::Head) => healthz(ctx),
-        ("/metrics", Method::Get) => match principal(req, ctx) {
+        ("/healthz", Method::Get | Method::Head) => healthz(app),
+        ("/metrics", Method::Get) => match principal(req, app) {
             Ok(p) if p.is_admin() => {
-                Response::new(200).body("text/plain; version=0.0.4", ctx.render_metrics())
+                Response::new(200).body("text/plain; version=0.0.4", app.render_metrics())
             }
             Ok(_) => Response::error(403, "metrics need the admin permission"),
             Err(r) => r,
         },
-        ("/v1/sessions", Method::Get) => match principal(req, ctx) {
-            Ok(p) => sessions(&p, ctx),
+        ("/v1/sessions", Method::Get) => match principal(req, app) {
+            Ok(p) => sessions(&p, app),
             Err(r) => r,
         },
-        ("/v1/history", Method::Get) => match principal(req, ctx) {
-            Ok(p) => history(req, &p, ctx),
+        ("/v1/history", Method::Get) => match principal(req, app) {
+            Ok(p) => history(req, &p, app),
             Err(r) => r,
         },
-        ("/v1/events", Method::Post) => match principal(req, ctx) {
+        ("/v1/events", Method::Post) => match principal(req, app) {
             Ok(p) if p.can_publish() => {
-                let keep_alive = req.keep_alive() && !ctx.shutting_down;
-                return ingest(body, ctx, conn, keep_alive);
+                let keep_alive = req.keep_alive() && !app.shutting_down;
+                return ingest(body, app, conn, keep_alive);
             }
             Ok(_) => Response::error(403, "this credential may not publish"),
             Err(r) => r,
@@ -64,40 +65,52 @@ pub(crate) fn route(req: &Request, body: &mut [u8], ctx: &mut Ctx, conn: ConnId)
 }
 
 /// The caller's principal, or the 401 to send. With auth disabled everyone is admin.
-pub(crate) fn principal(req: &Request, ctx: &mut Ctx) -> Result<Principal, Response> {
-    if !ctx.auth.is_enabled() {
+pub fn principal(req: &Request, app: &mut App) -> Result<Principal, Response> {
+    if !app.auth.is_enabled() {
         return Ok(Principal::anonymous_full());
     }
     let unauthorized = |m: &str| Response::error(401, m).header("WWW-Authenticate", "Bearer");
-    let Some(cred) = ctx.auth.extract(&req.headers, &req.query) else {
-        ctx.metrics.auth_failures += 1;
+    let Some(cred) = app.auth.extract(&req.headers, &req.query) else {
+        app.metrics.auth_failures += 1;
         return Err(unauthorized("credentials required"));
     };
-    ctx.auth
+    app.auth
         .authenticate(&cred, crate::auth::unix_now_secs())
         .map_err(|e| {
-            ctx.metrics.auth_failures += 1;
+            app.metrics.auth_failures += 1;
             tracing::info!(reason = e.code(), "HTTP authentication failed");
             unauthorized(e.message())
         })
 }
 
-fn healthz(ctx: &Ctx) -> Response {
+/// `200 {"status":"ok",…}`, or `503 {"status":"failing","reason":…}` while storage is
+/// failing (a load balancer then stops sending producers here).
+fn healthz(app: &App) -> Response {
+    let fault = app.storage_fault();
     let mut b = Vec::with_capacity(96);
-    b.extend_from_slice(b"{\"status\":\"ok\",\"uptimeMs\":");
-    write_u64(&mut b, ctx.epoch.elapsed().as_millis() as u64);
+    b.extend_from_slice(b"{\"status\":");
+    match &fault {
+        None => b.extend_from_slice(b"\"ok\""),
+        Some(reason) => {
+            b.extend_from_slice(b"\"failing\",\"reason\":");
+            write_json_str(&mut b, reason);
+        }
+    }
+    b.extend_from_slice(b",\"uptimeMs\":");
+    write_u64(&mut b, app.epoch.elapsed().as_millis() as u64);
     b.extend_from_slice(b",\"nextSeq\":");
-    write_u64(&mut b, ctx.store.next_seq());
+    write_u64(&mut b, app.store.next_seq());
     b.extend_from_slice(b",\"shuttingDown\":");
-    b.extend_from_slice(if ctx.shutting_down { b"true" } else { b"false" });
+    b.extend_from_slice(if app.shutting_down { b"true" } else { b"false" });
     b.push(b'}');
-    Response::new(200).body(JSON, b)
+    let status = if fault.is_some() { 503 } else { 200 };
+    Response::new(status).body(JSON, b)
 }
 
-fn sessions(p: &Principal, ctx: &Ctx) -> Response {
+fn sessions(p: &Principal, app: &App) -> Response {
     let mut b = Vec::with_capacity(256);
     b.extend_from_slice(b"{\"sessions\":[");
-    for (i, s) in ctx
+    for (i, s) in app
         .store
         .sessions()
         .iter()
@@ -114,7 +127,7 @@ fn sessions(p: &Principal, ctx: &Ctx) -> Response {
 }
 
 /// `GET /v1/history?sessionId=&start=&end=&limit=&offset=` → NDJSON, one event a line.
-fn history(req: &Request, p: &Principal, ctx: &Ctx) -> Response {
+fn history(req: &Request, p: &Principal, app: &App) -> Response {
     let q = &req.query;
     let Some(session) = query_param(q, "sessionId") else {
         return Response::error(400, "query parameter \"sessionId\" is required");
@@ -130,7 +143,7 @@ fn history(req: &Request, p: &Principal, ctx: &Ctx) -> Response {
             }),
         }
     };
-    let cap = ctx.config.historical_data_limit as i64;
+    let cap = app.config.historical_data_limit as i64;
     let (start, end, limit, offset) = match (
         num("start", 0),
         num("end", i64::MAX),
@@ -140,14 +153,14 @@ fn history(req: &Request, p: &Principal, ctx: &Ctx) -> Response {
         (Ok(s), Ok(e), Ok(l), Ok(o)) => (s, e, l.clamp(0, cap) as usize, o.max(0) as usize),
         (Err(r), ..) | (_, Err(r), ..) | (_, _, Err(r), _) | (.., Err(r)) => return r,
     };
-    match ctx.store.time_range(&session, start, end, offset, limit) {
+    match app.store.time_range(&session, start, end, offset, limit) {
         Ok(events) => {
             let mut b = Vec::with_capacity(events.iter().map(|e| e.json.len() + 1).sum());
             for e in &events {
                 b.extend_from_slice(&e.json);
                 b.push(b'\n');
             }
-            let total = ctx.store.count_time_range(&session, start, end);
+            let total = app.store.count_time_range(&session, start, end);
             Response::new(200)
                 .header("X-Total-Count", &total.to_string())
                 .body("application/x-ndjson", b)
@@ -156,50 +169,32 @@ fn history(req: &Request, p: &Principal, ctx: &Ctx) -> Response {
     }
 }
 
-fn ingest(body: &mut [u8], ctx: &mut Ctx, conn: ConnId, keep_alive: bool) -> Routed {
-    let mut buffers = std::mem::take(&mut ctx.buffers);
-    let result = match crate::ingest::parse_body(body, &mut buffers) {
+fn ingest(body: &mut [u8], app: &mut App, conn: ConnId, keep_alive: bool) -> Routed {
+    let mut buffers = std::mem::take(&mut app.buffers);
+    app.ingest.now_ms = app.now_ms;
+    let validated = match crate::ingest::parse_body(body, &mut buffers) {
         Ok(values) => {
-            let r = ctx.ingest_values(&values);
+            let r = crate::ingest::validate(&values, &mut app.ingest);
+            if r.is_err() {
+                app.rejected(values.len());
+            }
             buffers.recycle(values);
             r
         }
-        Err(e) => Err(IngestFailure::Invalid(e)),
+        Err(e) => Err(e),
     };
-    ctx.buffers = buffers;
+    app.buffers = buffers;
+    let result = match validated {
+        Ok(pending) => app.commit(pending, Origin::Http { conn, keep_alive }),
+        Err(e) => Committed::Failed(CommitFailure::Invalid(e)),
+    };
     match result {
-        Ok(appended) => {
-            let mut b = Vec::with_capacity(64);
-            b.extend_from_slice(b"{\"accepted\":");
-            write_u64(&mut b, appended.events.len() as u64);
-            b.extend_from_slice(b",\"firstSeq\":");
-            write_u64(&mut b, appended.first_seq().unwrap_or(0));
-            b.extend_from_slice(b",\"lastSeq\":");
-            let last = appended.last_seq().unwrap_or(0);
-            write_u64(&mut b, last);
-            b.push(b'}');
-            let response = Response::new(202).body(JSON, b);
-            // A held answer is written after this request's turn, so it must carry the
-            // connection's fate itself: `Connection: close` is honoured only through it.
-            let held = if keep_alive {
-                response.clone()
-            } else {
-                response.clone().close()
-            };
-            if ctx.ack_when_durable(
-                Ack::Http {
-                    conn,
-                    response: held.to_bytes(),
-                    close: !keep_alive,
-                },
-                last,
-            ) {
-                Routed::Held
-            } else {
-                Routed::Respond(response)
-            }
-        }
-        Err(IngestFailure::Invalid(e)) => {
+        Committed::Acked {
+            held: false,
+            appended,
+        } => Routed::Respond(accepted_response(&appended)),
+        Committed::Acked { held: true, .. } | Committed::InFlight => Routed::Held,
+        Committed::Failed(CommitFailure::Invalid(e)) => {
             // The protocol's error shape, plus where the batch went wrong.
             let mut b = Vec::with_capacity(128);
             b.extend_from_slice(b"{\"error\":{\"code\":\"invalid_request\",\"message\":");
@@ -213,7 +208,7 @@ fn ingest(body: &mut [u8], ctx: &mut Ctx, conn: ConnId, keep_alive: bool) -> Rou
             b.extend_from_slice(b"}}");
             Routed::Respond(Response::new(400).body(JSON, b))
         }
-        Err(IngestFailure::Store(e)) => {
+        Committed::Failed(CommitFailure::Store(e)) => {
             Routed::Respond(Response::error(500, &format!("storage error: {e}")))
         }
     }

@@ -38,6 +38,22 @@ struct Queued {
     prev: Option<u64>,
     /// `None` for control frames, which are never dropped.
     events: Option<EventSpan>,
+    /// Events the frame carries (live batches and catch-up runs alike), counted as
+    /// delivered once its last byte is written.
+    delivers: u64,
+}
+
+/// What happened to a queue's frames since the last [`WriteQueue::take_tally`]: the
+/// source of the delivered and dropped metrics, so "delivered" means written to the
+/// socket and "dropped" is exactly what the drop notices (or a disconnect) account for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Frames whose last byte was written.
+    pub frames_written: u64,
+    /// Events in those frames.
+    pub events_written: u64,
+    /// Events dropped by the policy or discarded before a disconnect.
+    pub events_dropped: u64,
 }
 
 /// The outcome of offering an event frame to the queue.
@@ -78,6 +94,7 @@ pub struct WriteQueue {
     dropped_events: u64,
     /// Per session, the `last_seq` of the latest event frame offered (kept or dropped).
     last_offered: Vec<(Arc<str>, u64)>,
+    tally: Tally,
 }
 
 impl WriteQueue {
@@ -94,6 +111,7 @@ impl WriteQueue {
             drops: Vec::new(),
             dropped_events: 0,
             last_offered: Vec::new(),
+            tally: Tally::default(),
         }
     }
 
@@ -128,7 +146,25 @@ impl WriteQueue {
             bytes,
             prev: None,
             events: None,
+            delivers: 0,
         });
+    }
+
+    /// Queues a frame of `events` stored events that must not be dropped (a catch-up
+    /// run, which the client asked for and cannot be told about again).
+    pub fn push_control_events(&mut self, bytes: Bytes, events: u64) {
+        self.bytes += bytes.len();
+        self.frames.push_back(Queued {
+            bytes,
+            prev: None,
+            events: None,
+            delivers: events,
+        });
+    }
+
+    /// What was written and dropped since the last call.
+    pub fn take_tally(&mut self) -> Tally {
+        std::mem::take(&mut self.tally)
     }
 
     /// True when an event frame of `len` bytes would meet the backpressure policy as
@@ -205,16 +241,19 @@ impl WriteQueue {
             self.bytes -= q.bytes.len();
             if let Some(s) = q.events {
                 self.dropped_events += s.count;
+                self.tally.events_dropped += s.count;
             }
         }
     }
 
     fn enqueue(&mut self, bytes: Bytes, span: EventSpan, prev: Option<u64>) {
         self.bytes += bytes.len();
+        let delivers = span.count;
         self.frames.push_back(Queued {
             bytes,
             prev,
             events: Some(span),
+            delivers,
         });
     }
 
@@ -223,6 +262,7 @@ impl WriteQueue {
     /// seq), so a range never spans an event the client did receive.
     fn record_drop(&mut self, span: EventSpan, prev: Option<u64>) {
         self.dropped_events += span.count;
+        self.tally.events_dropped += span.count;
         let next = self
             .drops
             .iter_mut()
@@ -277,7 +317,10 @@ impl WriteQueue {
             if written >= left {
                 written -= left;
                 self.front_written = 0;
-                self.frames.pop_front();
+                if let Some(q) = self.frames.pop_front() {
+                    self.tally.frames_written += 1;
+                    self.tally.events_written += q.delivers;
+                }
             } else {
                 self.front_written += written;
                 written = 0;

@@ -1,0 +1,176 @@
+//! One WebSocket client as the application sees it: protocol state and the outbound half.
+//!
+//! Nothing here knows the socket. [`Client`] is what the protocol remembers about a peer
+//! (format, credential, subscriptions, filters, paced jobs, counters); [`Out`] is its write
+//! queue plus the close bookkeeping the loop acts on. The shell owns a `Client` and an
+//! `Out` per upgraded connection and lends both to the application for each message,
+//! timer or job step, so every handler is testable with no socket at all.
+
+use super::jobs::{HistoryJob, ResumeJob, TimeTravelJob};
+use super::queue::WriteQueue;
+use crate::auth::Principal;
+use crate::hub::Audience;
+use crate::limits::RateLimiter;
+use crate::ws::WireFormat;
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The outbound half: the write queue plus close bookkeeping.
+#[derive(Debug)]
+pub struct Out {
+    pub queue: WriteQueue,
+    /// No more input is processed; the socket closes once the queue has drained.
+    pub closing: bool,
+    /// Listed in the loop's flush list for this turn.
+    pub listed: bool,
+    /// Close the socket by then even if the peer never drains its queue.
+    pub close_deadline: Option<Instant>,
+    /// The peer sent its close frame: once our queue is out, nothing more is owed, and
+    /// the socket closes at once (RFC 6455 §7.1.1) instead of at the close deadline.
+    pub peer_closed: bool,
+    /// Replies are never dropped, so a client that keeps asking without reading would
+    /// grow its queue without bound: past this many queued bytes it is closed instead.
+    pub hard_cap: usize,
+}
+
+impl Out {
+    pub fn new(queue: WriteQueue, hard_cap: usize) -> Out {
+        Out {
+            queue,
+            closing: false,
+            listed: false,
+            close_deadline: None,
+            peer_closed: false,
+            hard_cap,
+        }
+    }
+
+    /// Queues a control frame (a reply, a close, a pong); never dropped by backpressure.
+    pub fn control(&mut self, frame: Bytes) {
+        if self.has_room(frame.len()) {
+            self.queue.push_control(frame);
+        }
+    }
+
+    /// Queues a catch-up run of `events` stored events: like a reply, never dropped.
+    pub fn queue_catch_up(&mut self, frame: Bytes, events: u64) {
+        if self.has_room(frame.len()) {
+            self.queue.push_control_events(frame, events);
+        }
+    }
+
+    /// Whether a frame the policy may not drop still fits under the hard cap; a client
+    /// past it is closed instead.
+    fn has_room(&mut self, len: usize) -> bool {
+        if self.closing {
+            return false;
+        }
+        if self.queue.len_bytes() + len > self.hard_cap {
+            // What is queued cannot be delivered to a peer that does not read; the close
+            // frame goes after the frame already on the wire, if any.
+            self.queue.discard_unsent();
+            self.queue.push_control(crate::ws::close_frame(
+                crate::ws::close_code::POLICY,
+                "not reading its replies",
+            ));
+            self.closing = true;
+            return false;
+        }
+        true
+    }
+
+    /// Queues `frame` and then nothing more: the connection closes once it is written.
+    pub fn close_with(&mut self, frame: Bytes) {
+        self.control(frame);
+        self.closing = true;
+    }
+}
+
+/// A job that works for the client one slice per turn while its queue is below the low
+/// water mark (history answers, `sinceSeq` catch-up, a time travel's first fold).
+#[derive(Debug)]
+pub enum Job {
+    History(HistoryJob),
+    Resume(ResumeJob),
+    TimeTravel(TimeTravelJob),
+}
+
+impl Job {
+    /// The session the job reads.
+    pub fn session(&self) -> &Arc<str> {
+        match self {
+            Job::History(h) => &h.session,
+            Job::Resume(r) => &r.session,
+            Job::TimeTravel(t) => &t.session,
+        }
+    }
+}
+
+/// Per-WebSocket-client state above the frame layer.
+#[derive(Debug)]
+pub struct Client {
+    pub format: WireFormat,
+    pub deflate: bool,
+    /// `?compression=delta` at the upgrade: batches carry top-level deltas.
+    pub delta: bool,
+    /// `None` until authenticated (only when auth is enabled).
+    pub principal: Option<Principal>,
+    pub subs: Vec<Arc<str>>,
+    pub agents: Option<Arc<[Box<str>]>>,
+    pub limiter: RateLimiter,
+    /// Payload-time of the outstanding ping, if any.
+    pub ping_out: Option<Instant>,
+    pub latency_ms: Option<f64>,
+    pub messages_in: u64,
+    /// Every message sent to the client: replies and event frames alike.
+    pub messages_out: u64,
+    pub rate_limited: u64,
+    pub jobs: VecDeque<Job>,
+}
+
+impl Client {
+    /// A fresh client as the upgrade makes it.
+    pub fn new(
+        format: WireFormat,
+        deflate: bool,
+        delta: bool,
+        principal: Option<Principal>,
+        limiter: RateLimiter,
+    ) -> Client {
+        Client {
+            format,
+            deflate,
+            delta,
+            principal,
+            subs: Vec::new(),
+            agents: None,
+            limiter,
+            ping_out: None,
+            latency_ms: None,
+            messages_in: 0,
+            messages_out: 0,
+            rate_limited: 0,
+            jobs: VecDeque::new(),
+        }
+    }
+
+    /// Subscribers who would receive identical bytes share an audience (one encode).
+    pub fn audience(&self) -> Audience {
+        Audience {
+            binary: self.format == WireFormat::Binary,
+            deflate: self.deflate,
+            delta: self.delta,
+            agents: self.agents.clone(),
+        }
+    }
+
+    /// Whether a `sinceSeq` catch-up for `session` is still running (the client is then
+    /// kept out of the hub for that session until it is caught up).
+    pub fn resuming(&self, session: &str) -> bool {
+        self.jobs
+            .iter()
+            .any(|j| matches!(j, Job::Resume(r) if *r.session == *session))
+    }
+}
