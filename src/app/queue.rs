@@ -200,7 +200,13 @@ impl WriteQueue {
         }
         self.congested = true;
         match self.policy {
-            BackpressurePolicy::Disconnect => Admit::Disconnect,
+            BackpressurePolicy::Disconnect => {
+                // The refused frame is never sent: it counts as dropped like the unsent
+                // frames the caller discards before closing.
+                self.dropped_events += span.count;
+                self.tally.events_dropped += span.count;
+                Admit::Disconnect
+            }
             BackpressurePolicy::DropNewest => {
                 self.record_drop(span, prev);
                 Admit::Dropped
