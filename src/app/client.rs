@@ -13,7 +13,7 @@ use crate::hub::Audience;
 use crate::limits::RateLimiter;
 use crate::ws::WireFormat;
 use bytes::Bytes;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,7 +31,8 @@ pub struct Out {
     /// the socket closes at once (RFC 6455 §7.1.1) instead of at the close deadline.
     pub peer_closed: bool,
     /// Replies are never dropped, so a client that keeps asking without reading would
-    /// grow its queue without bound: past this many queued bytes it is closed instead.
+    /// grow its queue without bound: past this much queued memory (bytes plus each
+    /// frame's bookkeeping, [`WriteQueue::mem_bytes`]) it is closed instead.
     pub hard_cap: usize,
 }
 
@@ -54,6 +55,13 @@ impl Out {
         }
     }
 
+    /// Queues the answer to a ping, replacing one not yet written (RFC 6455 §5.5.3).
+    pub fn pong(&mut self, frame: Bytes) {
+        if self.has_room(frame.len()) {
+            self.queue.push_pong(frame);
+        }
+    }
+
     /// Queues a catch-up run of `events` stored events: like a reply, never dropped.
     pub fn queue_catch_up(&mut self, frame: Bytes, events: u64) {
         if self.has_room(frame.len()) {
@@ -67,7 +75,7 @@ impl Out {
         if self.closing {
             return false;
         }
-        if self.queue.len_bytes() + len > self.hard_cap {
+        if self.queue.mem_bytes() + len + super::queue::FRAME_OVERHEAD > self.hard_cap {
             // What is queued cannot be delivered to a peer that does not read; the close
             // frame goes after the frame already on the wire, if any.
             self.queue.discard_unsent();
@@ -117,7 +125,8 @@ pub struct Client {
     pub delta: bool,
     /// `None` until authenticated (only when auth is enabled).
     pub principal: Option<Principal>,
-    pub subs: Vec<Arc<str>>,
+    /// Subscribed sessions: a set, so subscribing stays O(1) however many there are.
+    pub subs: HashSet<Arc<str>>,
     pub agents: Option<Arc<[Box<str>]>>,
     pub limiter: RateLimiter,
     /// Payload-time of the outstanding ping, if any.
@@ -144,7 +153,7 @@ impl Client {
             deflate,
             delta,
             principal,
-            subs: Vec::new(),
+            subs: HashSet::new(),
             agents: None,
             limiter,
             ping_out: None,

@@ -35,17 +35,37 @@ pub struct Upgraded {
     pub deflate: bool,
 }
 
-/// The most a connection may have queued before it is closed for not reading: room for
-/// a full event backlog plus its largest possible replies.
+/// The least memory a connection's queue may hold before it is closed for not reading.
+/// Generous enough for a client that subscribes to many sessions in one burst and reads
+/// them as they come, small enough that one connection cannot take more than this.
+const MIN_CONTROL_CAP: usize = 32 << 20;
+
+/// The most memory (bytes plus each frame's bookkeeping) a connection's queue may hold
+/// before it is closed for not reading its replies (1008; an HTTP connection is just
+/// closed): 32 MiB, or more where the limits need it — a full event backlog (twice the
+/// high water mark plus one batch), two of the largest messages, the largest single
+/// reply (`initial_traces`, a history chunk or a catch-up run) and every frame's
+/// bookkeeping.
 pub fn control_cap(config: &crate::config::Config) -> usize {
-    (config.backpressure.high_water_mark.saturating_mul(4))
+    let events = config.max_event_bytes;
+    let largest_reply = config
+        .history_chunk_size
+        .max(super::dispatch::RECENT)
+        .saturating_mul(events);
+    let needed = config
+        .backpressure
+        .high_water_mark
+        .saturating_mul(2)
+        .saturating_add(config.batch_size.saturating_mul(events))
         .saturating_add(config.max_message_size.saturating_mul(2))
+        .saturating_add(largest_reply)
         .saturating_add(
             config
-                .historical_data_limit
-                .saturating_mul(config.max_event_bytes)
-                .min(64 << 20),
-        )
+                .backpressure
+                .max_queue_size
+                .saturating_mul(super::queue::FRAME_OVERHEAD),
+        );
+    needed.max(MIN_CONTROL_CAP)
 }
 
 impl App {

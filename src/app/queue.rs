@@ -1,4 +1,5 @@
-//! The per-connection write queue: a ring of shared, fully encoded frames.
+//! The per-connection write queue: shared, fully encoded frames in the order they were
+//! queued.
 //!
 //! Frames arrive here already encoded (header and payload in one `Bytes` that every
 //! subscriber of the same audience shares), so queuing costs a reference-count bump, and
@@ -11,6 +12,13 @@
 //! dropped event frame is remembered per session as a seq range, and [`WriteQueue::take_drops`]
 //! hands those ranges out once the queue has drained below `low_water_mark`, so the client
 //! can be told exactly what it missed (`events_dropped`) and fetch it again.
+//!
+//! Control frames and event frames wait in two rings, each frame stamped with its place
+//! in the one order they were queued in; a flush merges them by stamp, so the client sees
+//! exactly that order. Keeping them apart is what makes eviction cost what it evicts: a
+//! client that piled up thousands of replies does not make every fan-out walk them. Pongs
+//! are coalesced (RFC 6455 §5.5.3): an unsent pong is replaced by the newer one, so a
+//! ping flood costs one frame, not one per ping.
 
 use crate::config::{BackpressureConfig, BackpressurePolicy};
 use bytes::Bytes;
@@ -20,6 +28,11 @@ use std::sync::Arc;
 
 /// How many frames one vectored write may carry.
 pub const MAX_IOVECS: usize = 64;
+
+/// What a queued frame costs in memory beyond its bytes (the ring slot, the shared
+/// buffer's header and allocation): what [`WriteQueue::mem_bytes`] charges per frame, so
+/// a cap on it bounds real memory even for floods of tiny frames.
+pub const FRAME_OVERHEAD: usize = 160;
 
 /// What an event frame carries, so a drop can be reported precisely.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +45,8 @@ pub struct EventSpan {
 
 #[derive(Debug)]
 struct Queued {
+    /// Place in the order frames were queued (both rings share one counter).
+    stamp: u64,
     bytes: Bytes,
     /// `last_seq` of the frame offered for the same session just before this one, so a
     /// drop can tell whether it continues the previous drop range.
@@ -76,11 +91,20 @@ pub enum Flush {
     WouldBlock,
 }
 
-/// A ring of frames with a byte count and water marks.
+/// Which ring holds the next frame to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ring {
+    Control,
+    Events,
+}
+
+/// Two rings of frames with a byte count and water marks.
 #[derive(Debug)]
 pub struct WriteQueue {
-    frames: VecDeque<Queued>,
-    /// Bytes of the front frame already written.
+    control: VecDeque<Queued>,
+    events: VecDeque<Queued>,
+    next_stamp: u64,
+    /// Bytes of the front frame (the lower stamp of the two fronts) already written.
     front_written: usize,
     /// Unsent bytes across all frames.
     bytes: usize,
@@ -94,13 +118,17 @@ pub struct WriteQueue {
     dropped_events: u64,
     /// Per session, the `last_seq` of the latest event frame offered (kept or dropped).
     last_offered: Vec<(Arc<str>, u64)>,
+    /// Stamp of the queued pong not yet started, the one a newer pong replaces.
+    pong: Option<u64>,
     tally: Tally,
 }
 
 impl WriteQueue {
     pub fn new(cfg: &BackpressureConfig) -> Self {
         WriteQueue {
-            frames: VecDeque::new(),
+            control: VecDeque::new(),
+            events: VecDeque::new(),
+            next_stamp: 0,
             front_written: 0,
             bytes: 0,
             high_water: cfg.high_water_mark,
@@ -111,6 +139,7 @@ impl WriteQueue {
             drops: Vec::new(),
             dropped_events: 0,
             last_offered: Vec::new(),
+            pong: None,
             tally: Tally::default(),
         }
     }
@@ -122,11 +151,16 @@ impl WriteQueue {
 
     /// Queued frames (including a partly written one).
     pub fn len_frames(&self) -> usize {
-        self.frames.len()
+        self.control.len() + self.events.len()
+    }
+
+    /// What the queue holds in memory, frames' bookkeeping included.
+    pub fn mem_bytes(&self) -> usize {
+        self.bytes + self.len_frames() * FRAME_OVERHEAD
     }
 
     pub fn is_empty(&self) -> bool {
-        self.frames.is_empty()
+        self.control.is_empty() && self.events.is_empty()
     }
 
     /// Below the low water mark: room for history chunks and drop notices.
@@ -139,22 +173,33 @@ impl WriteQueue {
         self.dropped_events
     }
 
+    fn stamp(&mut self) -> u64 {
+        self.next_stamp += 1;
+        self.next_stamp
+    }
+
+    /// The ring whose front is the next frame to write.
+    fn front_ring(&self) -> Option<Ring> {
+        match (self.control.front(), self.events.front()) {
+            (Some(c), Some(e)) if e.stamp < c.stamp => Some(Ring::Events),
+            (Some(_), _) => Some(Ring::Control),
+            (None, Some(_)) => Some(Ring::Events),
+            (None, None) => None,
+        }
+    }
+
     /// Queues a control frame. Never refused, never dropped later.
     pub fn push_control(&mut self, bytes: Bytes) {
-        self.bytes += bytes.len();
-        self.frames.push_back(Queued {
-            bytes,
-            prev: None,
-            events: None,
-            delivers: 0,
-        });
+        self.push_control_events(bytes, 0);
     }
 
     /// Queues a frame of `events` stored events that must not be dropped (a catch-up
     /// run, which the client asked for and cannot be told about again).
     pub fn push_control_events(&mut self, bytes: Bytes, events: u64) {
         self.bytes += bytes.len();
-        self.frames.push_back(Queued {
+        let stamp = self.stamp();
+        self.control.push_back(Queued {
+            stamp,
             bytes,
             prev: None,
             events: None,
@@ -162,7 +207,28 @@ impl WriteQueue {
         });
     }
 
-    /// What was written and dropped since the last call.
+    /// Queues a pong, replacing one still waiting unsent (RFC 6455 §5.5.3: a pong may
+    /// answer only the most recent ping), so a ping flood holds one pong at a time.
+    pub fn push_pong(&mut self, bytes: Bytes) {
+        if let Some(stamp) = self.pong {
+            let in_flight = self.front_written > 0
+                && self.front_ring() == Some(Ring::Control)
+                && self.control.front().is_some_and(|q| q.stamp == stamp);
+            if !in_flight {
+                if let Ok(i) = self.control.binary_search_by_key(&stamp, |q| q.stamp) {
+                    if let Some(q) = self.control.get_mut(i) {
+                        self.bytes = self.bytes - q.bytes.len() + bytes.len();
+                        q.bytes = bytes;
+                        return;
+                    }
+                }
+            }
+        }
+        self.push_control(bytes);
+        self.pong = Some(self.next_stamp);
+    }
+
+    /// What is written and dropped since the last call.
     pub fn take_tally(&mut self) -> Tally {
         std::mem::take(&mut self.tally)
     }
@@ -172,7 +238,11 @@ impl WriteQueue {
     /// bigger than the high water mark (one large ingest, fanned out within one loop
     /// turn) does not drop events for a client that is keeping up.
     pub fn would_congest(&self, len: usize) -> bool {
-        self.congested || self.bytes + len > self.high_water || self.frames.len() >= self.max_frames
+        self.congested || self.bytes + len > self.high_water || self.len_frames() >= self.max_frames
+    }
+
+    fn fits(&self, len: usize) -> bool {
+        self.bytes + len <= self.high_water && self.len_frames() < self.max_frames
     }
 
     /// Offers an event frame; the backpressure policy decides whether it is queued.
@@ -192,9 +262,7 @@ impl WriteQueue {
         if self.congested && self.bytes < self.low_water {
             self.congested = false;
         }
-        let fits =
-            |q: &Self, len: usize| q.bytes + len <= q.high_water && q.frames.len() < q.max_frames;
-        if !self.congested && fits(self, bytes.len()) {
+        if !self.congested && self.fits(bytes.len()) {
             self.enqueue(bytes, span, prev);
             return Admit::Queued;
         }
@@ -213,21 +281,18 @@ impl WriteQueue {
             }
             BackpressurePolicy::DropOldest => {
                 // Evict the oldest unsent event frames (never the one being written) until
-                // the new frame fits, or nothing evictable remains.
-                let mut i = usize::from(self.front_written > 0);
-                while !fits(self, bytes.len()) && i < self.frames.len() {
-                    if self.frames[i].events.is_some() {
-                        if let Some(q) = self.frames.remove(i) {
-                            self.bytes -= q.bytes.len();
-                            if let Some(s) = q.events {
-                                self.record_drop(s, q.prev);
-                            }
+                // the new frame fits, or none is left. Only the event ring is walked.
+                let skip =
+                    usize::from(self.front_written > 0 && self.front_ring() == Some(Ring::Events));
+                while !self.fits(bytes.len()) && self.events.len() > skip {
+                    if let Some(q) = self.events.remove(skip) {
+                        self.bytes -= q.bytes.len();
+                        if let Some(s) = q.events {
+                            self.record_drop(s, q.prev);
                         }
-                    } else {
-                        i += 1;
                     }
                 }
-                if fits(self, bytes.len()) || self.frames.is_empty() {
+                if self.fits(bytes.len()) || self.is_empty() {
                     self.enqueue(bytes, span, prev);
                     Admit::Queued
                 } else {
@@ -242,20 +307,37 @@ impl WriteQueue {
     /// Forgets every unsent frame except one already partly written (which must finish,
     /// or the stream would be corrupt): used before a backpressure disconnect.
     pub fn discard_unsent(&mut self) {
-        let keep = usize::from(self.front_written > 0);
-        for q in self.frames.drain(keep..) {
+        let keep = if self.front_written > 0 {
+            self.front_ring()
+        } else {
+            None
+        };
+        let keep_c = usize::from(keep == Some(Ring::Control));
+        let keep_e = usize::from(keep == Some(Ring::Events));
+        let mut dropped = 0;
+        for q in self
+            .control
+            .drain(keep_c..)
+            .chain(self.events.drain(keep_e..))
+        {
             self.bytes -= q.bytes.len();
             if let Some(s) = q.events {
-                self.dropped_events += s.count;
-                self.tally.events_dropped += s.count;
+                dropped += s.count;
             }
+        }
+        self.dropped_events += dropped;
+        self.tally.events_dropped += dropped;
+        if keep_c == 0 {
+            self.pong = None;
         }
     }
 
     fn enqueue(&mut self, bytes: Bytes, span: EventSpan, prev: Option<u64>) {
         self.bytes += bytes.len();
         let delivers = span.count;
-        self.frames.push_back(Queued {
+        let stamp = self.stamp();
+        self.events.push_back(Queued {
+            stamp,
             bytes,
             prev,
             events: Some(span),
@@ -292,14 +374,25 @@ impl WriteQueue {
         Some(std::mem::take(&mut self.drops))
     }
 
-    /// Writes as much as the socket takes, in vectored writes.
+    /// Writes as much as the socket takes, in vectored writes, in queue order.
     pub fn flush<W: Write>(&mut self, w: &mut W) -> io::Result<Flush> {
-        while !self.frames.is_empty() {
+        while !self.is_empty() {
             let mut slices: [IoSlice<'_>; MAX_IOVECS] = [IoSlice::new(&[]); MAX_IOVECS];
             let mut n = 0;
-            for (i, q) in self.frames.iter().take(MAX_IOVECS).enumerate() {
-                let start = if i == 0 { self.front_written } else { 0 };
-                slices[n] = IoSlice::new(&q.bytes[start..]);
+            let (mut c, mut e) = (
+                self.control.iter().peekable(),
+                self.events.iter().peekable(),
+            );
+            while n < MAX_IOVECS {
+                let q = match (c.peek(), e.peek()) {
+                    (Some(a), Some(b)) if b.stamp < a.stamp => e.next(),
+                    (Some(_), _) => c.next(),
+                    (None, Some(_)) => e.next(),
+                    (None, None) => None,
+                };
+                let Some(q) = q else { break };
+                let start = if n == 0 { self.front_written } else { 0 };
+                slices[n] = IoSlice::new(q.bytes.get(start..).unwrap_or_default());
                 n += 1;
             }
             match w.write_vectored(&slices[..n]) {
@@ -316,23 +409,40 @@ impl WriteQueue {
     fn advance(&mut self, mut written: usize) {
         self.bytes -= written;
         while written > 0 {
-            let Some(front) = self.frames.front() else {
+            let Some(ring) = self.front_ring() else {
+                break;
+            };
+            let ring = match ring {
+                Ring::Control => &mut self.control,
+                Ring::Events => &mut self.events,
+            };
+            let Some(front) = ring.front() else {
                 break;
             };
             let left = front.bytes.len() - self.front_written;
             if written >= left {
                 written -= left;
                 self.front_written = 0;
-                if let Some(q) = self.frames.pop_front() {
+                if let Some(q) = ring.pop_front() {
                     self.tally.frames_written += 1;
                     self.tally.events_written += q.delivers;
+                    if self.pong == Some(q.stamp) {
+                        self.pong = None;
+                    }
                 }
             } else {
                 self.front_written += written;
                 written = 0;
             }
         }
-        debug_assert!(self.frames.iter().map(|q| q.bytes.len()).sum::<usize>() >= self.bytes);
+        debug_assert!(
+            self.control
+                .iter()
+                .chain(self.events.iter())
+                .map(|q| q.bytes.len())
+                .sum::<usize>()
+                >= self.bytes
+        );
     }
 }
 
@@ -573,5 +683,65 @@ mod tests {
         // Control frames are never refused.
         q.push_control(Bytes::from_static(b"ctl"));
         assert_eq!(q.len_frames(), 11);
+    }
+
+    #[test]
+    fn pongs_coalesce_while_unsent_but_never_the_one_in_flight() {
+        let mut q = WriteQueue::new(&cfg(BackpressurePolicy::DropOldest));
+        for i in 0..1000u32 {
+            q.push_pong(Bytes::from(i.to_be_bytes().to_vec()));
+        }
+        assert_eq!(q.len_frames(), 1);
+        assert_eq!(q.len_bytes(), 4);
+        let mut w = Trickle {
+            out: Vec::new(),
+            cap: 2,
+            calls: 1,
+        };
+        assert_eq!(q.flush(&mut w).unwrap(), Flush::WouldBlock);
+        // Half of the last pong is on the wire: a newer pong queues behind it.
+        q.push_pong(Bytes::from_static(b"zz"));
+        q.push_pong(Bytes::from_static(b"yy"));
+        assert_eq!(q.len_frames(), 2);
+        w.calls = 10;
+        q.flush(&mut w).unwrap();
+        assert_eq!(w.out, [0, 0, 3, 0xe7, b'y', b'y']);
+    }
+
+    #[test]
+    fn control_and_event_frames_keep_their_order_and_eviction_skips_control() {
+        let mut q = WriteQueue::new(&BackpressureConfig {
+            high_water_mark: 1 << 20,
+            low_water_mark: 10,
+            max_queue_size: 100_000,
+            policy: BackpressurePolicy::DropOldest,
+        });
+        q.push_control(Bytes::from_static(b"a"));
+        q.push_events(Bytes::from_static(b"B"), span(1, 1));
+        q.push_control(Bytes::from_static(b"c"));
+        q.push_events(Bytes::from_static(b"D"), span(2, 2));
+        q.push_control(Bytes::from_static(b"e"));
+        let mut w = Vec::new();
+        q.flush(&mut w).unwrap();
+        assert_eq!(w, b"aBcDe");
+        // Many queued replies: evicting events walks only the event ring.
+        for _ in 0..50_000 {
+            q.push_control(Bytes::from_static(b"r"));
+        }
+        q.high_water = q.len_bytes() + 1;
+        assert_eq!(
+            q.push_events(Bytes::from_static(b"X"), span(3, 3)),
+            Admit::Queued
+        );
+        assert_eq!(
+            q.push_events(Bytes::from_static(b"Y"), span(4, 4)),
+            Admit::Queued
+        );
+        assert_eq!(q.dropped_events(), 1);
+        let mut w = Vec::new();
+        q.flush(&mut w).unwrap();
+        assert_eq!(w.len(), 50_001);
+        assert_eq!(w.last(), Some(&b'Y'));
+        assert_eq!(q.take_tally().events_dropped, 1);
     }
 }

@@ -77,6 +77,7 @@ impl Server {
                 ip_counted,
                 dead: false,
                 http_wait: false,
+                chunked: None,
             };
             self.app.metrics.connections_accepted += 1;
             if let Some(r) = refusal {
@@ -124,13 +125,25 @@ impl Server {
         // A chunked body is decoded into its own buffer; a Content-Length body is parsed
         // in place in the read buffer (SPEC §1), then consumed.
         let (mut decoded, total) = if req.chunked {
-            let mut decoder = ChunkedDecoder::new(max);
-            match decoder.feed(rest) {
+            // Fed incrementally: a body trickled a byte at a time costs its bytes, not
+            // its size once per byte.
+            let (decoder, fed) = conn
+                .chunked
+                .get_or_insert_with(|| (ChunkedDecoder::new(max), 0));
+            let new = rest.get(*fed..).unwrap_or_default();
+            match decoder.feed(new) {
                 Ok(ChunkedStatus::Complete { consumed }) => {
-                    (Some(decoder.take_body()), req.head_len + consumed)
+                    let body = decoder.take_body();
+                    let total = req.head_len + *fed + consumed;
+                    conn.chunked = None;
+                    (Some(body), total)
                 }
-                Ok(ChunkedStatus::Partial) => return false,
+                Ok(ChunkedStatus::Partial) => {
+                    *fed += new.len();
+                    return false;
+                }
                 Err(e) => {
+                    conn.chunked = None;
                     refuse(conn, e.to_response());
                     return false;
                 }

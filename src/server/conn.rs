@@ -58,6 +58,9 @@ pub(crate) struct Conn {
     pub dead: bool,
     /// An HTTP answer is held (durability); later pipelined requests wait for it.
     pub http_wait: bool,
+    /// A chunked request body being decoded, and how many bytes after the head it has
+    /// already been fed: each read pass feeds only what is new.
+    pub chunked: Option<(crate::http::ChunkedDecoder, usize)>,
 }
 
 impl Conn {

@@ -118,18 +118,21 @@ impl Server {
             if conn.out.closing {
                 continue;
             }
-            if conn.out.queue.below_low_water() {
-                if let Some(mut job) = ws.client.jobs.pop_front() {
-                    let mut call = Call {
-                        app: &mut self.app,
-                        client: &mut ws.client,
-                        out: &mut conn.out,
-                        id,
-                        rid: None,
-                    };
-                    if !step_job(&mut job, &mut call) {
-                        ws.client.jobs.push_front(job);
-                    }
+            if !conn.out.queue.below_low_water() {
+                // Waits for the queue to drain: `flush_conn` lists it again then, so a
+                // client that never reads costs nothing while its job waits.
+                continue;
+            }
+            if let Some(mut job) = ws.client.jobs.pop_front() {
+                let mut call = Call {
+                    app: &mut self.app,
+                    client: &mut ws.client,
+                    out: &mut conn.out,
+                    id,
+                    rid: None,
+                };
+                if !step_job(&mut job, &mut call) {
+                    ws.client.jobs.push_front(job);
                 }
             }
             if !ws.client.jobs.is_empty() {

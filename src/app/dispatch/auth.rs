@@ -44,7 +44,7 @@ pub fn on_auth(token: &str, call: &mut Call<'_>) {
                 .collect();
             for s in &dropped {
                 call.app.hub.unsubscribe(s, call.id);
-                call.client.subs.retain(|x| x != s);
+                call.client.subs.remove(s);
                 call.app.scratch.clear();
                 enc::encode_unsubscribed(&mut call.app.scratch, s, call.rid.as_ref());
                 call.send_scratch();

@@ -44,8 +44,15 @@ pub fn on_message(msg: Message<'_>, call: &mut Call<'_>) {
                 "binary messages are not accepted: send JSON text",
             );
         }
-        Message::Ping(payload) => call.out.control(pong_frame(payload)),
-        Message::Pong(_) => {
+        Message::Ping(payload) => {
+            if !control_limited(payload.len(), call) {
+                call.out.pong(pong_frame(payload));
+            }
+        }
+        Message::Pong(payload) => {
+            if control_limited(payload.len(), call) {
+                return;
+            }
             if let Some(sent) = call.client.ping_out.take() {
                 call.client.latency_ms = Some(sent.elapsed().as_secs_f64() * 1000.0);
             }
@@ -75,6 +82,28 @@ fn rate_limited(buf: &[u8], call: &mut Call<'_>) -> bool {
                 "rate limit exceeded",
                 Some(retry_after_ms),
             );
+            true
+        }
+        Decision::Abuse => {
+            call.client.rate_limited += 1;
+            call.app.metrics.rate_limit_hits += 1;
+            call.out
+                .close_with(close_frame(close_code::POLICY, "rate limit abuse"));
+            true
+        }
+    }
+}
+
+/// Pings and pongs count against the message rate limit too. One over the limit is
+/// ignored without a reply (an error per ping would be a flood of its own); a client
+/// hammering at many times the limit is closed like any other.
+fn control_limited(len: usize, call: &mut Call<'_>) -> bool {
+    let now = call.app.mono_ms();
+    match call.client.limiter.check(now, len as u64) {
+        Decision::Allow => false,
+        Decision::Limited { .. } => {
+            call.client.rate_limited += 1;
+            call.app.metrics.rate_limit_hits += 1;
             true
         }
         Decision::Abuse => {
@@ -161,17 +190,21 @@ fn on_text(buf: &mut [u8], call: &mut Call<'_>) {
 
 /// The session a history / time-travel request is about, checked against the scope.
 fn pick_session(named: Option<&str>, call: &mut Call<'_>) -> Option<Arc<str>> {
-    let session: Arc<str> = match (named, call.client.subs.as_slice()) {
-        (Some(s), _) => Arc::from(s),
-        (None, [one]) => one.clone(),
-        (None, []) => {
+    let only = match call.client.subs.len() {
+        1 => call.client.subs.iter().next().cloned(),
+        _ => None,
+    };
+    let session: Arc<str> = match (named, only, call.client.subs.len()) {
+        (Some(s), _, _) => Arc::from(s),
+        (None, Some(one), _) => one,
+        (None, None, 0) => {
             call.error(
                 ErrorCode::NoSession,
                 "no sessionId given and no session subscribed",
             );
             return None;
         }
-        (None, _) => {
+        (None, _, _) => {
             call.error(
                 ErrorCode::InvalidRequest,
                 "field \"sessionId\": required when several sessions are subscribed",

@@ -30,9 +30,7 @@ pub fn on_subscribe(session_id: &str, since_seq: Option<u64>, call: &mut Call<'_
     // relies on the same: events still pending in the hub are already in the store.
     call.app.flush_hub();
     let session: Arc<str> = call.app.intern_session(session_id);
-    if !call.client.subs.contains(&session) {
-        call.client.subs.push(session.clone());
-    }
+    call.client.subs.insert(session.clone());
     let summary = call
         .app
         .store
@@ -97,7 +95,7 @@ pub fn on_subscribe(session_id: &str, since_seq: Option<u64>, call: &mut Call<'_
 pub fn on_unsubscribe(session_id: &str, call: &mut Call<'_>) {
     // Unsubscribing from a session never subscribed is harmless and still answered.
     call.app.hub.unsubscribe(session_id, call.id);
-    call.client.subs.retain(|s| **s != *session_id);
+    call.client.subs.remove(session_id);
     call.client
         .jobs
         .retain(|j| !matches!(j, Job::Resume(r) if *r.session == *session_id));
