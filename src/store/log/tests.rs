@@ -1,8 +1,10 @@
 //! Tests of the durable log: reopen, recovery rules, retention, reads, sync.
 
 use super::*;
+use crate::config::StorageConfig;
 use crate::store::MemoryStore;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 fn pending(session: &str, ts: i64, agent: Option<&str>, kind: &str, extra: &str) -> Pending {
     let mut tail = format!("\"type\":\"{kind}\",\"sessionId\":\"{session}\",\"timestamp\":{ts}");
