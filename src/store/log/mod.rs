@@ -29,18 +29,17 @@ use super::index::{Entry, SeqTimeIndex};
 use super::record;
 use super::sync::{SyncDone, SyncMsg, SyncThread};
 use super::{
-    delivered, Appended, Deleted, DeletedRuns, Pending, RetentionReport, SessionSummary, Store,
+    delivered, Appended, DeletedRuns, EventLog, Pending, RetentionReport, SessionSummary,
     StoreError,
 };
 use crate::config::FsyncPolicy;
 use crate::event::{Event, EventRef};
-use crate::timetravel::{Checkpoints, FoldScratch, SessionState};
+use crate::timetravel::Checkpoints;
 use segments::{write_hwm, Segment};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use time_travel::{borrow_checkpoints, facts};
 
 /// Events per session kept decoded in memory for `recent` / `initial_traces`.
 pub const RECENT_CACHE: usize = 128;
@@ -145,7 +144,7 @@ fn corrupt(file: &Path, offset: u64, reason: impl std::fmt::Display) -> StoreErr
     }
 }
 
-impl Store for LogStore {
+impl EventLog for LogStore {
     fn append(&mut self, batch: Vec<Pending>) -> Result<Appended, StoreError> {
         if batch.is_empty() {
             return Ok(Appended { events: Vec::new() });
@@ -240,107 +239,6 @@ impl Store for LogStore {
 
     fn next_seq(&self) -> u64 {
         self.next_seq
-    }
-
-    fn session(&self, id: &str) -> Option<SessionSummary> {
-        self.sessions.get(id).map(Session::summary)
-    }
-
-    fn sessions(&self) -> Vec<SessionSummary> {
-        self.sessions.values().map(Session::summary).collect()
-    }
-
-    fn recent(&self, session: &str, n: usize) -> Vec<EventRef> {
-        let Some(s) = self.sessions.get(session) else {
-            return Vec::new();
-        };
-        let from = s.idx.end().saturating_sub(n as u64).max(s.idx.base());
-        self.range(s, from, s.idx.end()).unwrap_or_else(|e| {
-            tracing::warn!(session, error = %e, "log: recent read failed");
-            Vec::new()
-        })
-    }
-
-    fn after_seq(
-        &self,
-        session: &str,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<EventRef>, StoreError> {
-        let Some(s) = self.sessions.get(session) else {
-            return Ok(Vec::new());
-        };
-        let from = s.idx.pos_after_seq(after);
-        let to = from.saturating_add(limit as u64).min(s.idx.end());
-        self.range(s, from, to)
-    }
-
-    fn time_range(
-        &self,
-        session: &str,
-        start: i64,
-        end: i64,
-        offset: usize,
-        limit: usize,
-    ) -> Result<Vec<EventRef>, StoreError> {
-        let Some(s) = self.sessions.get(session) else {
-            return Ok(Vec::new());
-        };
-        let positions = s.idx.time_range(start, end, offset, limit);
-        self.read_positions(s, positions)
-    }
-
-    fn count_time_range(&self, session: &str, start: i64, end: i64) -> u64 {
-        self.sessions
-            .get(session)
-            .map_or(0, |s| s.idx.count_time_range(start, end))
-    }
-
-    fn first_seq(&self, session: &str) -> Option<u64> {
-        self.sessions
-            .get(session)
-            .and_then(|s| s.idx.front())
-            .map(|l| l.seq())
-    }
-
-    fn deleted_after(&self, session: &str, after: u64) -> Option<Deleted> {
-        self.sessions.get(session)?.deleted.after(after)
-    }
-
-    fn prepare_state(&self, session: &str, at: i64, budget: usize) -> Result<bool, StoreError> {
-        // An unknown session is answered (NotFound) by `state_at` itself.
-        let Some(s) = self.sessions.get(session) else {
-            return Ok(true);
-        };
-        let mut tt = borrow_checkpoints(s)?;
-        self.fold_up_to(s, &mut tt, s.idx.upper_for_ts(at), budget.max(1) as u64)
-    }
-
-    fn state_at(
-        &self,
-        session: &str,
-        at: i64,
-        traces: usize,
-    ) -> Result<(SessionState, Vec<EventRef>), StoreError> {
-        let s = self
-            .sessions
-            .get(session)
-            .ok_or_else(|| StoreError::NotFound(format!("session {session}")))?;
-        let upper = s.idx.upper_for_ts(at);
-        let (mut state, from) = {
-            let mut tt = borrow_checkpoints(s)?;
-            self.fold_up_to(s, &mut tt, upper, u64::MAX)?;
-            tt.start_for(at, s.idx.base())
-        };
-        let wanted = (from..upper).filter(|&p| s.idx.at(p).is_some_and(|l| l.ts() <= at));
-        let mut scratch = FoldScratch::default();
-        self.fold_positions(s, wanted, |_, e| state.fold(&facts(e), &mut scratch))?;
-        let last = s.idx.last_le(at, upper, traces);
-        let recent = match (last.first(), last.last()) {
-            (Some(&a), Some(&b)) if b + 1 - a == last.len() as u64 => self.range(s, a, b + 1)?,
-            _ => self.read_positions(s, last)?,
-        };
-        Ok((state, recent))
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {

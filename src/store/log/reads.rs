@@ -9,6 +9,7 @@ use super::{corrupt, Loc, LogStore, Session, StoreError};
 use crate::event::{Event, EventRef};
 use crate::store::index::Entry;
 use crate::store::record::{self, DecodeError};
+use crate::store::{Deleted, SessionReads, SessionSummary};
 use bytes::Bytes;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -137,5 +138,72 @@ impl LogStore {
             return Ok(s.recent.range(a..b.min(s.recent.len())).cloned().collect());
         }
         self.read_positions(s, from..to)
+    }
+}
+
+impl SessionReads for LogStore {
+    fn session(&self, id: &str) -> Option<SessionSummary> {
+        self.sessions.get(id).map(Session::summary)
+    }
+
+    fn sessions(&self) -> Vec<SessionSummary> {
+        self.sessions.values().map(Session::summary).collect()
+    }
+
+    fn recent(&self, session: &str, n: usize) -> Vec<EventRef> {
+        let Some(s) = self.sessions.get(session) else {
+            return Vec::new();
+        };
+        let from = s.idx.end().saturating_sub(n as u64).max(s.idx.base());
+        self.range(s, from, s.idx.end()).unwrap_or_else(|e| {
+            tracing::warn!(session, error = %e, "log: recent read failed");
+            Vec::new()
+        })
+    }
+
+    fn after_seq(
+        &self,
+        session: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRef>, StoreError> {
+        let Some(s) = self.sessions.get(session) else {
+            return Ok(Vec::new());
+        };
+        let from = s.idx.pos_after_seq(after);
+        let to = from.saturating_add(limit as u64).min(s.idx.end());
+        self.range(s, from, to)
+    }
+
+    fn time_range(
+        &self,
+        session: &str,
+        start: i64,
+        end: i64,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<EventRef>, StoreError> {
+        let Some(s) = self.sessions.get(session) else {
+            return Ok(Vec::new());
+        };
+        let positions = s.idx.time_range(start, end, offset, limit);
+        self.read_positions(s, positions)
+    }
+
+    fn count_time_range(&self, session: &str, start: i64, end: i64) -> u64 {
+        self.sessions
+            .get(session)
+            .map_or(0, |s| s.idx.count_time_range(start, end))
+    }
+
+    fn first_seq(&self, session: &str) -> Option<u64> {
+        self.sessions
+            .get(session)
+            .and_then(|s| s.idx.front())
+            .map(|l| l.seq())
+    }
+
+    fn deleted_after(&self, session: &str, after: u64) -> Option<Deleted> {
+        self.sessions.get(session)?.deleted.after(after)
     }
 }

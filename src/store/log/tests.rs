@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::config::StorageConfig;
-use crate::store::MemoryStore;
+use crate::store::{MemoryStore, SessionReads, Store, TimeTravel};
+use crate::timetravel::SessionState;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 

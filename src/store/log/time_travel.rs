@@ -5,8 +5,11 @@
 //! The fold streams entries straight from the record bytes in large runs and keeps none.
 
 use super::{corrupt, LogStore, Session, StoreError};
+use crate::event::EventRef;
+use crate::store::index::Entry;
 use crate::store::record::{self, EntryRef};
-use crate::timetravel::{Checkpoints, EventFacts};
+use crate::store::TimeTravel;
+use crate::timetravel::{Checkpoints, EventFacts, FoldScratch, SessionState};
 use std::cell::RefMut;
 use std::os::unix::fs::FileExt;
 
@@ -83,4 +86,42 @@ impl LogStore {
 pub(super) fn borrow_checkpoints(s: &Session) -> Result<RefMut<'_, Checkpoints>, StoreError> {
     s.tt.try_borrow_mut()
         .map_err(|_| StoreError::Io(std::io::Error::other("time travel re-entered")))
+}
+
+impl TimeTravel for LogStore {
+    fn state_at(
+        &self,
+        session: &str,
+        at: i64,
+        traces: usize,
+    ) -> Result<(SessionState, Vec<EventRef>), StoreError> {
+        let s = self
+            .sessions
+            .get(session)
+            .ok_or_else(|| StoreError::NotFound(format!("session {session}")))?;
+        let upper = s.idx.upper_for_ts(at);
+        let (mut state, from) = {
+            let mut tt = borrow_checkpoints(s)?;
+            self.fold_up_to(s, &mut tt, upper, u64::MAX)?;
+            tt.start_for(at, s.idx.base())
+        };
+        let wanted = (from..upper).filter(|&p| s.idx.at(p).is_some_and(|l| l.ts() <= at));
+        let mut scratch = FoldScratch::default();
+        self.fold_positions(s, wanted, |_, e| state.fold(&facts(e), &mut scratch))?;
+        let last = s.idx.last_le(at, upper, traces);
+        let recent = match (last.first(), last.last()) {
+            (Some(&a), Some(&b)) if b + 1 - a == last.len() as u64 => self.range(s, a, b + 1)?,
+            _ => self.read_positions(s, last)?,
+        };
+        Ok((state, recent))
+    }
+
+    fn prepare_state(&self, session: &str, at: i64, budget: usize) -> Result<bool, StoreError> {
+        // An unknown session is answered (NotFound) by `state_at` itself.
+        let Some(s) = self.sessions.get(session) else {
+            return Ok(true);
+        };
+        let mut tt = borrow_checkpoints(s)?;
+        self.fold_up_to(s, &mut tt, s.idx.upper_for_ts(at), budget.max(1) as u64)
+    }
 }
