@@ -5,7 +5,7 @@
 //! the half whose failures the operator must hear about; a reader of the history or of
 //! time travel needs none of it.
 
-use super::{Appended, Pending, RetentionReport, StoreError};
+use super::{Appended, Pending, RetentionReport, StorageHealth, StoreError};
 
 /// Sequencing, durability and retention.
 ///
@@ -18,6 +18,9 @@ use super::{Appended, Pending, RetentionReport, StoreError};
 /// - **Durability is a watermark.** `durable_seq` never decreases, and every seq `<=` it
 ///   survives a power loss. A store without a disk reports the last seq it handed out,
 ///   so acks are never held for it.
+/// - **Failures are visible while they last.** `health` reports a failing write or fsync
+///   with a reason until the rule in docs/STORAGE.md (Health) clears it, and counts
+///   every failure; `append` and `poll_sync` still return the error itself.
 /// - **No long blocking.** Every call is made from the loop thread; only `sync` waits
 ///   for the disk, and it is meant for shutdown.
 pub trait EventLog {
@@ -26,7 +29,8 @@ pub trait EventLog {
     /// The next seq `append` will hand out.
     fn next_seq(&self) -> u64;
     /// Makes appended data durable now, blocking (shutdown). `fsync = always` acks do
-    /// not use this: they wait for [`EventLog::durable_seq`].
+    /// not use this: they wait for [`EventLog::durable_seq`]. An error is this sync's
+    /// failure, or an earlier one `poll_sync` had not yet returned.
     fn sync(&mut self) -> Result<(), StoreError>;
     /// Every seq `<=` this is on disk (fsynced). A store without a disk reports the last
     /// seq it handed out, so acks are never held for it.
@@ -41,5 +45,13 @@ pub trait EventLog {
     /// Deletes whole old segments over the byte or age limit (call from a timer).
     fn enforce_retention(&mut self, _now_ms: i64) -> RetentionReport {
         RetentionReport::default()
+    }
+    /// Whether the disk is taking our data, as of the last `append`, `poll_sync` or
+    /// `sync` (the loop polls every turn, so it is at most a turn old): the faults in
+    /// effect, each with a human reason, and the failure counters since start. For
+    /// `/healthz` (unhealthy while [`StorageHealth::is_ok`] is false) and `/metrics`
+    /// ([`StorageHealth::errors`]). A store without a disk is always healthy.
+    fn health(&self) -> StorageHealth {
+        StorageHealth::default()
     }
 }

@@ -6,6 +6,8 @@
 //! `seq`s, so the counter lives with the data that must survive a restart.
 
 mod event_log;
+mod fail_points;
+mod health;
 pub mod index;
 pub mod log;
 pub mod memory;
@@ -22,6 +24,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use event_log::EventLog;
+pub use health::{StorageFault, StorageHealth};
 pub use log::{LogStore, RecoveryReport};
 pub use memory::MemoryStore;
 pub use reads::SessionReads;

@@ -25,12 +25,14 @@ mod time_travel;
 pub use recovery::{Quarantined, RecoveryReport, TornTail};
 pub use segments::SEQ_RESERVATION;
 
+use super::fail_points::FailPoints;
+use super::health::{wall_ms, HealthTracker};
 use super::index::{Entry, SeqTimeIndex};
 use super::record;
 use super::sync::{SyncDone, SyncMsg, SyncThread};
 use super::{
     delivered, Appended, DeletedRuns, EventLog, Pending, RetentionReport, SessionSummary,
-    StoreError,
+    StorageHealth, StoreError,
 };
 use crate::config::FsyncPolicy;
 use crate::event::{Event, EventRef};
@@ -134,6 +136,10 @@ pub struct LogStore {
     /// Set when a failed write could not be cut back: further appends are refused so
     /// nothing is written after bytes of unknown state.
     poisoned: bool,
+    /// Failed writes and fsyncs, for [`EventLog::health`].
+    health: HealthTracker,
+    /// Injected disk failures (tests only; empty otherwise).
+    faults: FailPoints,
 }
 
 fn corrupt(file: &Path, offset: u64, reason: impl std::fmt::Display) -> StoreError {
@@ -158,7 +164,12 @@ impl EventLog for LogStore {
         let first = self.next_seq;
         if first + n > self.reserved {
             let upto = first + n + SEQ_RESERVATION;
-            write_hwm(&self.dir, upto)?;
+            if let Err(e) = write_hwm(&self.dir, upto) {
+                let what = format!("seq reservation in {}", self.dir.display());
+                self.health
+                    .write_failed(format!("write failed: {what}: {e}"), wall_ms(), false);
+                return Err(e.into());
+            }
             self.reserved = upto;
         }
         let mut buf = std::mem::take(&mut self.buf);
@@ -204,6 +215,9 @@ impl EventLog for LogStore {
             }
         };
         let (seg_no, base, new_file) = written;
+        if self.health.write_ok() {
+            tracing::info!("log: writes succeed again");
+        }
         let last = first + n - 1;
         let max_ts = self.index_appended(&events, &rel, seg_no, base);
         self.next_seq = last + 1;
@@ -242,9 +256,13 @@ impl EventLog for LogStore {
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {
-        let upto = self.sync.barrier()?;
+        let res = self.sync.barrier();
+        // The barrier's own round reported on the done channel too (and perhaps an
+        // earlier failure not yet polled): collect them so health and durability agree.
+        let earlier = self.collect_sync();
+        let upto = res?;
         self.durable = self.durable.max(upto);
-        Ok(())
+        earlier.map_or(Ok(()), |e| Err(StoreError::Io(e)))
     }
 
     fn durable_seq(&self) -> u64 {
@@ -252,19 +270,44 @@ impl EventLog for LogStore {
     }
 
     fn poll_sync(&mut self) -> Result<(), StoreError> {
-        let mut failed = None;
-        while let Ok(d) = self.sync.done.try_recv() {
-            match d {
-                SyncDone::Durable(s) => self.durable = self.durable.max(s),
-                SyncDone::Failed(e) => failed = Some(e),
-            }
-        }
-        failed.map_or(Ok(()), |e| Err(StoreError::Io(e)))
+        self.collect_sync()
+            .map_or(Ok(()), |e| Err(StoreError::Io(e)))
     }
 
     fn enforce_retention(&mut self, now_ms: i64) -> RetentionReport {
         let cutoff = now_ms.saturating_sub(i64::try_from(self.retention_ms).unwrap_or(i64::MAX));
         self.sweep(Some(cutoff))
+    }
+
+    fn health(&self) -> StorageHealth {
+        self.health.snapshot()
+    }
+}
+
+impl LogStore {
+    /// Takes in the fsync thread's reports, in order: advances `durable`, and raises or
+    /// clears the fsync fault. Returns the last failure seen, if any.
+    fn collect_sync(&mut self) -> Option<std::io::Error> {
+        let mut failed = None;
+        while let Ok(d) = self.sync.done.try_recv() {
+            match d {
+                SyncDone::Durable(s) => {
+                    self.durable = self.durable.max(s);
+                    if self.health.durable(s) {
+                        tracing::info!(durable = s, "log: fsync succeeds again");
+                    }
+                }
+                SyncDone::Failed(e) => {
+                    // Everything written so far must be synced again before the fault
+                    // can clear: the failed round may have held any of it.
+                    let written = self.sync.written();
+                    self.health
+                        .fsync_failed(format!("fsync failed: {e}"), wall_ms(), written);
+                    failed = Some(e);
+                }
+            }
+        }
+        failed
     }
 }
 

@@ -8,6 +8,8 @@
 use super::segments::{parse_seg_name, read_hwm, Segment, MAX_SEGMENT_BYTES};
 use super::{corrupt, Loc, LogStore, Session, StoreError, RECENT_CACHE};
 use crate::config::StorageConfig;
+use crate::store::fail_points::FailPoints;
+use crate::store::health::HealthTracker;
 use crate::store::record::{self, DecodeError, EntryRef};
 use crate::store::sync::{SyncMsg, SyncThread};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -77,6 +79,7 @@ impl LogStore {
             .collect();
         names.sort_unstable_by_key(|(s, _)| *s);
 
+        let faults = FailPoints::default();
         let mut st = LogStore {
             dir: dir.to_path_buf(),
             segments: VecDeque::new(),
@@ -102,8 +105,11 @@ impl LogStore {
                 config.page_cache_bytes,
                 0,
                 wake,
+                faults.clone(),
             )?,
             poisoned: false,
+            health: HealthTracker::default(),
+            faults,
         };
         let mut report = RecoveryReport::default();
         let mut last_seq = 0u64;
@@ -175,6 +181,7 @@ impl LogStore {
                 new_file: false,
             })
             .map_err(|_| std::io::Error::other("fsync thread gone"))?;
+        st.sync.note_written(last_seq);
         st.fill_recent_caches()?;
         report.sessions = st.sessions.len();
         report.next_seq = st.next_seq;

@@ -7,6 +7,8 @@
 //! a restart never hands one out twice.
 
 use super::{LogStore, StoreError};
+use crate::store::fail_points::FailOp;
+use crate::store::health::wall_ms;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -115,7 +117,7 @@ impl LogStore {
             .ok_or_else(|| StoreError::Io(std::io::Error::other("no active segment")))
     }
 
-    pub(super) fn create_segment(&mut self, first_seq: u64) -> Result<(), StoreError> {
+    pub(super) fn create_segment(&mut self, first_seq: u64) -> std::io::Result<()> {
         if let Some(sealed) = self.segments.back_mut() {
             sealed.release_spare();
         }
@@ -156,18 +158,35 @@ impl LogStore {
         let active = self.active()?;
         let would = active.size + rec.len() as u64;
         if active.size > 0 && (would > self.segment_bytes || would > u64::from(u32::MAX)) {
-            self.create_segment(first_seq)?;
+            if let Err(e) = self.create_segment(first_seq) {
+                let reason = format!("write failed: new segment in {}: {e}", self.dir.display());
+                self.health.write_failed(reason, wall_ms(), false);
+                return Err(e.into());
+            }
             new_file = true;
         }
         let Some(seg) = self.segments.back_mut() else {
             return Err(std::io::Error::other("no active segment").into());
         };
         seg.reserve(rec.len() as u64);
-        if let Err(e) = seg.file.write_all_at(rec, seg.size) {
-            if let Err(e2) = seg.file.set_len(seg.size) {
+        let wrote = self
+            .faults
+            .check(FailOp::Write)
+            .and_then(|()| seg.file.write_all_at(rec, seg.size));
+        if let Err(e) = wrote {
+            let mut reason = format!("write failed: {}: {e}", seg.path.display());
+            let cut = self
+                .faults
+                .check(FailOp::CutBack)
+                .and_then(|()| seg.file.set_len(seg.size));
+            if let Err(e2) = cut {
                 tracing::error!(file = %seg.path.display(), error = %e2, "log: cannot cut back a failed write; refusing further appends");
                 self.poisoned = true;
+                reason.push_str(&format!(
+                    "; cutting it back failed too ({e2}), so appends are refused until a restart"
+                ));
             }
+            self.health.write_failed(reason, wall_ms(), self.poisoned);
             return Err(e.into());
         }
         let base = seg.size;

@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::config::StorageConfig;
-use crate::store::{MemoryStore, SessionReads, Store, TimeTravel};
+use crate::store::fail_points::FailOp;
+use crate::store::{EventLog, MemoryStore, SessionReads, Store, TimeTravel};
 use crate::timetravel::SessionState;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -703,4 +704,127 @@ fn reserved_disk_is_given_back_at_seal_and_close() {
     let (st, rep) = open(dir.path(), &c);
     assert_eq!((rep.events, rep.truncated), (200, None));
     assert!(st.next_seq() > 200);
+}
+
+/// Polls the fsync thread until `done` holds (or 10 s pass); returns the errors seen.
+fn poll_until(st: &mut LogStore, done: impl Fn(&LogStore) -> bool) -> Vec<String> {
+    let mut errors = Vec::new();
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while !done(st) && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        if let Err(e) = st.poll_sync() {
+            errors.push(e.to_string());
+        }
+    }
+    errors
+}
+
+#[test]
+fn a_failed_write_is_reported_until_the_next_write_succeeds() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (mut st, _) = open(dir.path(), &cfg());
+    append(&mut st, vec![pending("s", 1, None, "X", "")]);
+    assert!(st.health().is_ok());
+    st.faults.fail_next(FailOp::Write, 2);
+    for _ in 0..2 {
+        assert!(matches!(
+            st.append(vec![pending("s", 2, None, "X", "")]),
+            Err(StoreError::Io(_))
+        ));
+    }
+    let h = st.health();
+    let f = h.write.clone().unwrap_or_else(|| panic!("no write fault"));
+    assert!(f.reason.starts_with("write failed: "), "{}", f.reason);
+    assert!(f.reason.contains(".log: injected"), "{}", f.reason);
+    assert_eq!(
+        (f.count, f.until_restart, h.fsync.is_none()),
+        (2, false, true)
+    );
+    // The next write that succeeds ends the fault; the counter keeps it.
+    let next = append(&mut st, vec![pending("s", 3, None, "X", "")]);
+    assert_eq!(
+        next.first_seq(),
+        Some(2),
+        "nothing of the failed batches is visible"
+    );
+    let h = st.health();
+    assert!(h.is_ok(), "{h:?}");
+    assert_eq!((h.write_errors, h.errors()), (2, 2));
+    drop(st);
+    let (st, rep) = open(dir.path(), &cfg());
+    assert_eq!((rep.events, rep.truncated), (2, None));
+    assert!(st.health().is_ok() && st.health().errors() == 0);
+}
+
+#[test]
+fn a_write_that_cannot_be_cut_back_stays_unhealthy_until_restart() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (mut st, _) = open(dir.path(), &cfg());
+    st.faults.fail_next(FailOp::Write, 1);
+    st.faults.fail_next(FailOp::CutBack, 1);
+    assert!(st.append(vec![pending("s", 1, None, "X", "")]).is_err());
+    // Refused without touching the disk: no new error, the fault stays.
+    assert!(st.append(vec![pending("s", 2, None, "X", "")]).is_err());
+    let h = st.health();
+    let f = h.write.clone().unwrap_or_else(|| panic!("no write fault"));
+    assert!(f.until_restart, "{f:?}");
+    assert!(f.reason.contains("refused until a restart"), "{}", f.reason);
+    assert_eq!(h.write_errors, 1);
+    drop(st);
+    let (mut st, _) = open(dir.path(), &cfg());
+    assert!(st.health().is_ok());
+    append(&mut st, vec![pending("s", 3, None, "X", "")]);
+}
+
+#[test]
+fn a_failed_fsync_is_reported_until_a_sync_covers_everything_written() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = StorageConfig {
+        fsync: FsyncPolicy::Always,
+        ..cfg()
+    };
+    let (mut st, _) = open(dir.path(), &c);
+    let first = append(&mut st, vec![pending("s", 1, None, "X", "")]);
+    let first = first.last_seq().unwrap_or(0);
+    assert!(poll_until(&mut st, |s| s.durable_seq() >= first).is_empty());
+    st.faults.fail_next(FailOp::Fsync, 1);
+    let second = append(&mut st, vec![pending("s", 2, None, "X", "")]);
+    let second = second.last_seq().unwrap_or(0);
+    let errors = poll_until(&mut st, |s| s.health().fsync.is_some());
+    assert_eq!(
+        errors.len(),
+        1,
+        "poll_sync still returns the error: {errors:?}"
+    );
+    let h = st.health();
+    let f = h.fsync.clone().unwrap_or_else(|| panic!("no fsync fault"));
+    assert!(f.reason.starts_with("fsync failed: "), "{}", f.reason);
+    assert!(f.reason.contains(".log: injected"), "{}", f.reason);
+    assert!(
+        st.durable_seq() < second,
+        "a failed sync reports nothing durable"
+    );
+    assert_eq!((h.fsync_errors, h.write.is_none()), (1, true));
+    // The next append's sync covers everything written, the failed round included.
+    let third = append(&mut st, vec![pending("s", 3, None, "X", "")]);
+    let third = third.last_seq().unwrap_or(0);
+    assert!(poll_until(&mut st, |s| s.durable_seq() >= third).is_empty());
+    let h = st.health();
+    assert!(h.is_ok(), "{h:?}");
+    assert_eq!(h.errors(), 1);
+}
+
+#[test]
+fn a_failed_shutdown_sync_is_reported_by_sync_and_health() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (mut st, _) = open(dir.path(), &cfg());
+    append(&mut st, vec![pending("s", 1, None, "X", "")]);
+    st.faults.fail_next(FailOp::Fsync, 1);
+    assert!(st.sync().is_err());
+    assert!(st.health().fsync.is_some());
+    // Nothing was left on the channel for the loop to report twice.
+    assert!(st.poll_sync().is_ok());
+    st.sync().unwrap_or_else(|e| panic!("{e}"));
+    assert!(st.health().is_ok());
+    assert_eq!(st.health().fsync_errors, 1);
 }
