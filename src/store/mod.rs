@@ -219,6 +219,14 @@ pub enum StoreError {
         offset: u64,
         reason: String,
     },
+    /// Recovery met a damaged record it may not cut (anything but a torn tail) while
+    /// `storage.quarantine_corrupt` is off: the log refuses to open rather than skip
+    /// events. The message names the file, the offset and both ways out.
+    CorruptAtOpen {
+        file: String,
+        offset: u64,
+        reason: String,
+    },
     /// The read asked for something the store cannot answer (unknown session, …).
     NotFound(String),
     /// The batch cannot be stored as given (a string too long to frame); nothing stored.
@@ -236,6 +244,19 @@ impl std::fmt::Display for StoreError {
             } => {
                 write!(f, "corrupt record in {file} at offset {offset}: {reason}")
             }
+            StoreError::CorruptAtOpen {
+                file,
+                offset,
+                reason,
+            } => write!(
+                f,
+                "corrupt record in {file} at offset {offset}: {reason}; nothing on disk was \
+                 changed. To start, either set `quarantine_corrupt = true` under [storage] in \
+                 the config file (or TRACECAST_STORAGE__QUARANTINE_CORRUPT=true) to move the \
+                 rest of that file, from offset {offset}, aside to \
+                 {file}.{offset}.quarantine (the events in it leave the store), or restore \
+                 {file} from a backup and start again"
+            ),
             StoreError::NotFound(what) => write!(f, "not found: {what}"),
             StoreError::Invalid(what) => write!(f, "cannot store batch: {what}"),
         }

@@ -6,7 +6,7 @@
 //! the body, no JSON), because recovery time is start-up time.
 
 use super::segments::{parse_seg_name, read_hwm, Segment, MAX_SEGMENT_BYTES};
-use super::{corrupt, Loc, LogStore, Session, StoreError, RECENT_CACHE};
+use super::{Loc, LogStore, Session, StoreError, RECENT_CACHE};
 use crate::config::StorageConfig;
 use crate::store::fail_points::FailPoints;
 use crate::store::health::HealthTracker;
@@ -148,7 +148,11 @@ impl LogStore {
                         reason: bad.kind.to_string(),
                     });
                 } else {
-                    return Err(corrupt(&path, bad.offset, bad.kind));
+                    return Err(StoreError::CorruptAtOpen {
+                        file: path.display().to_string(),
+                        offset: bad.offset,
+                        reason: bad.kind.to_string(),
+                    });
                 }
                 size = bad.offset;
             }

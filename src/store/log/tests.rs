@@ -211,7 +211,7 @@ fn corrupt_middle_record_is_refused_or_quarantined() {
     bytes[at] ^= 0x55;
     std::fs::write(&seg, &bytes).unwrap_or_else(|e| panic!("{e}"));
     match LogStore::open(dir.path(), &c, Box::new(|| {})) {
-        Err(StoreError::Corrupt {
+        Err(StoreError::CorruptAtOpen {
             file,
             offset,
             reason,
@@ -233,6 +233,53 @@ fn corrupt_middle_record_is_refused_or_quarantined() {
     assert!(Path::new(&rep.quarantined[0].moved_to).exists());
     assert_eq!(seqs(&st.after_seq("s", 0, 10).unwrap_or_default()), vec![1]);
     assert!(append(&mut st, vec![pending("s", 9, None, "X", "")]).first_seq() > Some(3));
+}
+
+/// The operator who meets this at start-up must learn from the message alone where the
+/// damage is and what the two ways out are.
+#[test]
+fn a_corrupt_record_stops_the_start_with_file_offset_and_remedy() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = cfg();
+    {
+        let (mut st, _) = open(dir.path(), &c);
+        for i in 0..3 {
+            append(&mut st, vec![pending("s", i, None, "X", "")]);
+        }
+    }
+    let seg = segment_files(dir.path()).pop().unwrap_or_default();
+    let mut bytes = std::fs::read(&seg).unwrap_or_default();
+    let first = record::decode_record(&bytes).map(|(_, n)| n).unwrap_or(0);
+    bytes[first + 20] ^= 0x55;
+    std::fs::write(&seg, &bytes).unwrap_or_else(|e| panic!("{e}"));
+    let msg = match LogStore::open(dir.path(), &c, Box::new(|| {})) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("opened a corrupt log"),
+    };
+    let file = seg.display().to_string();
+    for want in [
+        format!("{file} at offset {first}"),
+        "checksum".to_string(),
+        "quarantine_corrupt = true".to_string(),
+        "[storage]".to_string(),
+        "TRACECAST_STORAGE__QUARANTINE_CORRUPT=true".to_string(),
+        format!("{file}.{first}.quarantine"),
+        "restore".to_string(),
+        "backup".to_string(),
+    ] {
+        assert!(msg.contains(&want), "message lacks {want:?}: {msg}");
+    }
+    // The remedy it names is the one that works, and moves the bytes where it said.
+    let q = StorageConfig {
+        quarantine_corrupt: true,
+        ..c
+    };
+    let (_, rep) = open(dir.path(), &q);
+    assert_eq!(rep.quarantined.len(), 1);
+    assert_eq!(
+        rep.quarantined[0].moved_to,
+        format!("{file}.{first}.quarantine")
+    );
 }
 
 #[test]
@@ -267,7 +314,7 @@ fn corrupt_record_in_older_segment_is_refused() {
     std::fs::write(&seg, &bytes[..bytes.len() - 3]).unwrap_or_else(|e| panic!("{e}"));
     assert!(matches!(
         LogStore::open(dir.path(), &c, Box::new(|| {})),
-        Err(StoreError::Corrupt { .. })
+        Err(StoreError::CorruptAtOpen { .. })
     ));
 }
 
