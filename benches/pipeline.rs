@@ -6,7 +6,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 use tracecast::config::{FsyncPolicy, StorageConfig};
 use tracecast::ingest::{parse_body, validate, IngestContext, JsonBuffers};
-use tracecast::store::{LogStore, Store};
+use tracecast::store::{EventLog, LogStore};
 
 #[path = "support/workload.rs"]
 mod workload;

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 use tracecast::config::{FsyncPolicy, StorageConfig};
-use tracecast::store::{LogStore, Pending, Store, SEQ_HEADROOM};
+use tracecast::store::{EventLog, LogStore, Pending, SessionReads, TimeTravel, SEQ_HEADROOM};
 
 const BASE_TS: i64 = 1_700_000_000_000;
 /// Events read per history bench iteration, in chunks of [`CHUNK`].

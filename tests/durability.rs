@@ -130,10 +130,35 @@ fn corrupt_middle_record_stops_the_start_naming_file_and_offset() {
         stderr.contains(&format!("offset {offset}")),
         "names the offset {offset}: {stderr}"
     );
-    // Nothing was cut or moved: the operator decides.
+    // Nothing was cut or moved: the operator decides, and the message says how.
     assert!(std::fs::read_dir(tmp.path().join("data"))
         .unwrap()
         .all(|e| !e.unwrap().path().to_string_lossy().ends_with(".quarantine")));
+    for remedy in [
+        "quarantine_corrupt = true",
+        "[storage]",
+        "TRACECAST_STORAGE__QUARANTINE_CORRUPT=true",
+        "restore",
+        "backup",
+    ] {
+        assert!(
+            stderr.contains(remedy),
+            "names the remedy {remedy:?}: {stderr}"
+        );
+    }
+    let moved = format!("{name}.{offset}.quarantine");
+    assert!(
+        stderr.contains(&moved),
+        "says where the rest goes: {stderr}"
+    );
+    // The variable it names works as it says.
+    let s = TestServer::start_in(
+        tmp.path(),
+        "",
+        &[("TRACECAST_STORAGE__QUARANTINE_CORRUPT", "true")],
+    );
+    s.wait_log("quarantined");
+    assert!(seg.with_file_name(moved).exists());
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! `StoreError`, never panic, and a store it opens must answer reads.
 
 use crate::config::{FsyncPolicy, StorageConfig};
-use crate::store::{record, LogStore, Store};
+use crate::store::{record, LogStore, SessionReads, TimeTravel};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static RUN: AtomicU64 = AtomicU64::new(0);

@@ -1,14 +1,15 @@
-//! A bounded in-memory ring per session behind [`super::Store`].
+//! A bounded in-memory ring per session behind [`super::Store`] (all three of its traits).
 //!
 //! Used by tests and by `storage.persist = false`: the last `memory_events_per_session`
 //! events of each session, with the same seq/time index and time-travel checkpoints as
 //! the durable log, so both stores answer every read the same way. Nothing survives a
 //! restart, seqs included. Events pushed out of a ring count as retention for
-//! [`super::Store::first_seq`].
+//! [`super::SessionReads::first_seq`].
 
 use super::index::{Entry, SeqTimeIndex};
 use super::{
-    delivered, Appended, Deleted, DeletedRuns, Pending, SessionSummary, Store, StoreError,
+    delivered, Appended, Deleted, DeletedRuns, EventLog, Pending, SessionReads, SessionSummary,
+    StoreError, TimeTravel,
 };
 use crate::config::StorageConfig;
 use crate::event::{Event, EventRef};
@@ -66,7 +67,7 @@ impl MemoryStore {
     }
 }
 
-impl Store for MemoryStore {
+impl EventLog for MemoryStore {
     fn append(&mut self, batch: Vec<Pending>) -> Result<Appended, StoreError> {
         // Nothing here can fail, so the whole batch always lands.
         let mut events = Vec::with_capacity(batch.len());
@@ -115,7 +116,12 @@ impl Store for MemoryStore {
     fn next_seq(&self) -> u64 {
         self.next_seq
     }
+    fn sync(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
 
+impl SessionReads for MemoryStore {
     fn session(&self, id: &str) -> Option<SessionSummary> {
         self.sessions.get(id).map(Session::summary)
     }
@@ -182,7 +188,9 @@ impl Store for MemoryStore {
     fn deleted_after(&self, session: &str, after: u64) -> Option<Deleted> {
         self.sessions.get(session)?.deleted.after(after)
     }
+}
 
+impl TimeTravel for MemoryStore {
     fn state_at(
         &self,
         session: &str,
@@ -208,10 +216,6 @@ impl Store for MemoryStore {
             .filter_map(|p| s.idx.at(p).cloned())
             .collect();
         Ok((state, recent))
-    }
-
-    fn sync(&mut self) -> Result<(), StoreError> {
-        Ok(())
     }
 }
 
@@ -296,6 +300,36 @@ mod tests {
         assert_eq!(
             traces.iter().map(|e| e.seq).collect::<Vec<_>>(),
             vec![13, 15]
+        );
+    }
+
+    /// The server holds a `Box<dyn Store>` and lends `&dyn Store`: every method of the
+    /// three traits must stay callable through both (the server imports only `Store`).
+    #[test]
+    fn every_method_is_callable_through_dyn_store() {
+        use crate::store::Store;
+        let mut st: Box<dyn Store> = Box::new(MemoryStore::new(&StorageConfig::default()));
+        let app = st
+            .append(vec![pending("s", 5, Some("a"), "X", "")])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(app.last_seq(), Some(1));
+        assert_eq!(st.next_seq(), 2);
+        assert!(st.sync().is_ok() && st.poll_sync().is_ok());
+        assert_eq!(st.durable_seq(), 1);
+        assert_eq!(st.enforce_retention(0), Default::default());
+        let r: &dyn Store = &*st;
+        assert_eq!(r.session("s").map(|s| s.event_count), Some(1));
+        assert_eq!(r.sessions().len(), 1);
+        assert_eq!(r.recent("s", 5).len(), 1);
+        assert_eq!(r.after_seq("s", 0, 5).map(|v| v.len()).ok(), Some(1));
+        assert_eq!(r.time_range("s", 0, 9, 0, 5).map(|v| v.len()).ok(), Some(1));
+        assert_eq!(r.count_time_range("s", 0, 9), 1);
+        assert_eq!(r.first_seq("s"), Some(1));
+        assert_eq!(r.deleted_after("s", 0), None);
+        assert!(r.prepare_state("s", 9, 10).unwrap_or(false));
+        assert_eq!(
+            r.state_at("s", 9, 5).map(|(s, _)| s.last_seq).ok(),
+            Some(Some(1))
         );
     }
 

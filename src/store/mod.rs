@@ -5,11 +5,16 @@
 //! durable segmented log in [`log`]. The server assigns nothing itself: `append` hands out
 //! `seq`s, so the counter lives with the data that must survive a restart.
 
+mod event_log;
+mod fail_points;
+mod health;
 pub mod index;
 pub mod log;
 pub mod memory;
+mod reads;
 pub mod record;
 mod sync;
+mod time_travel;
 
 use crate::config::StorageConfig;
 use crate::event::EventRef;
@@ -18,10 +23,14 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use event_log::EventLog;
+pub use health::{StorageFault, StorageHealth};
 pub use log::{LogStore, RecoveryReport};
 pub use memory::MemoryStore;
+pub use reads::SessionReads;
+pub use time_travel::TimeTravel;
 
-/// What [`Store::enforce_retention`] removed.
+/// What [`EventLog::enforce_retention`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RetentionReport {
     /// Segment files deleted.
@@ -91,8 +100,8 @@ impl DeletedRuns {
 
 /// Opens the store the configuration asks for: the durable log under `data_dir` when
 /// `persist` is on (running recovery), else a [`MemoryStore`]. `wake` is called from the
-/// sync thread whenever [`Store::durable_seq`] may have advanced; the loop then calls
-/// [`Store::poll_sync`].
+/// sync thread whenever [`EventLog::durable_seq`] may have advanced; the loop then calls
+/// [`EventLog::poll_sync`].
 pub fn open(
     config: &StorageConfig,
     data_dir: &Path,
@@ -210,6 +219,14 @@ pub enum StoreError {
         offset: u64,
         reason: String,
     },
+    /// Recovery met a damaged record it may not cut (anything but a torn tail) while
+    /// `storage.quarantine_corrupt` is off: the log refuses to open rather than skip
+    /// events. The message names the file, the offset and both ways out.
+    CorruptAtOpen {
+        file: String,
+        offset: u64,
+        reason: String,
+    },
     /// The read asked for something the store cannot answer (unknown session, …).
     NotFound(String),
     /// The batch cannot be stored as given (a string too long to frame); nothing stored.
@@ -227,6 +244,19 @@ impl std::fmt::Display for StoreError {
             } => {
                 write!(f, "corrupt record in {file} at offset {offset}: {reason}")
             }
+            StoreError::CorruptAtOpen {
+                file,
+                offset,
+                reason,
+            } => write!(
+                f,
+                "corrupt record in {file} at offset {offset}: {reason}; nothing on disk was \
+                 changed. To start, either set `quarantine_corrupt = true` under [storage] in \
+                 the config file (or TRACECAST_STORAGE__QUARANTINE_CORRUPT=true) to move the \
+                 rest of that file, from offset {offset}, aside to \
+                 {file}.{offset}.quarantine (the events in it leave the store), or restore \
+                 {file} from a backup and start again"
+            ),
             StoreError::NotFound(what) => write!(f, "not found: {what}"),
             StoreError::Invalid(what) => write!(f, "cannot store batch: {what}"),
         }
@@ -241,79 +271,14 @@ impl From<std::io::Error> for StoreError {
     }
 }
 
-/// The storage interface the loop uses. All calls are made from the loop thread and must
-/// not block for long: appends buffer, reads cost what they return.
-pub trait Store {
-    /// Sequences and stores a whole batch, or nothing. Seqs are contiguous within a batch.
-    fn append(&mut self, batch: Vec<Pending>) -> Result<Appended, StoreError>;
-    /// The next seq `append` will hand out.
-    fn next_seq(&self) -> u64;
-    /// Summary of one session, `None` when the store has never seen it.
-    fn session(&self, id: &str) -> Option<SessionSummary>;
-    /// Every known session.
-    fn sessions(&self) -> Vec<SessionSummary>;
-    /// The last `n` events of a session, oldest first.
-    fn recent(&self, session: &str, n: usize) -> Vec<EventRef>;
-    /// Events of a session with `seq > after`, oldest first, at most `limit`.
-    /// Gaps left by retention are found by comparing with [`Store::first_seq`].
-    fn after_seq(
-        &self,
-        session: &str,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<EventRef>, StoreError>;
-    /// Events of a session with `start <= timestamp <= end`, ordered by seq, skipping
-    /// the first `offset` matches, at most `limit`.
-    fn time_range(
-        &self,
-        session: &str,
-        start: i64,
-        end: i64,
-        offset: usize,
-        limit: usize,
-    ) -> Result<Vec<EventRef>, StoreError>;
-    /// How many events of a session have `start <= timestamp <= end`.
-    fn count_time_range(&self, session: &str, start: i64, end: i64) -> u64;
-    /// The oldest seq still held for a session (after retention), if any.
-    fn first_seq(&self, session: &str) -> Option<u64>;
-    /// The session's state as of `at` (epoch ms) and its last ≤`traces` events at or
-    /// before that instant (SPEC §6). See [`crate::timetravel`].
-    fn state_at(
-        &self,
-        session: &str,
-        at: i64,
-        traces: usize,
-    ) -> Result<(crate::timetravel::SessionState, Vec<EventRef>), StoreError>;
-    /// Makes appended data durable now, blocking (shutdown). `fsync = always` acks do
-    /// not use this: they wait for [`Store::durable_seq`].
-    fn sync(&mut self) -> Result<(), StoreError>;
-    /// Every seq `<=` this is on disk (fsynced). A store without a disk reports the last
-    /// seq it handed out, so acks are never held for it.
-    fn durable_seq(&self) -> u64 {
-        self.next_seq().saturating_sub(1)
-    }
-    /// Collects the sync thread's completions (call after its wake-up, or each turn).
-    /// An error means an fsync failed: appended data may not be durable.
-    fn poll_sync(&mut self) -> Result<(), StoreError> {
-        Ok(())
-    }
-    /// What retention deleted of a session with `seq > after`, in this process's life
-    /// (a restart forgets it). `None` when nothing was.
-    fn deleted_after(&self, _session: &str, _after: u64) -> Option<Deleted> {
-        None
-    }
-    /// Does at most `budget` events of the work `state_at(session, at, …)` would do before
-    /// it can answer (the lazy time-travel fold); true when `state_at` is now cheap. The
-    /// loop calls it once per turn, so a first time travel into a long session is spread
-    /// over many turns instead of stalling every other client.
-    fn prepare_state(&self, _session: &str, _at: i64, _budget: usize) -> Result<bool, StoreError> {
-        Ok(true)
-    }
-    /// Deletes whole old segments over the byte or age limit (call from a timer).
-    fn enforce_retention(&mut self, _now_ms: i64) -> RetentionReport {
-        RetentionReport::default()
-    }
-}
+/// The storage interface the loop uses: the write side ([`EventLog`]), the reads
+/// ([`SessionReads`]) and time travel ([`TimeTravel`]) in one object, so the server holds
+/// a single `Box<dyn Store>` and every method of the three is callable on it. Implement
+/// the three traits; `Store` comes with them. All calls are made from the loop thread
+/// and must not block for long: appends buffer, reads cost what they return.
+pub trait Store: EventLog + SessionReads + TimeTravel {}
+
+impl<T: EventLog + SessionReads + TimeTravel + ?Sized> Store for T {}
 
 #[cfg(test)]
 mod tests {

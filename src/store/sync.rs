@@ -22,6 +22,7 @@
 //! stored, and the thread reads the atomic *before* draining its queue, so it never
 //! claims a seq durable without having the file that holds it.
 
+use super::fail_points::{FailOp, FailPoints};
 use crate::config::FsyncPolicy;
 use std::collections::VecDeque;
 use std::fs::File;
@@ -121,6 +122,15 @@ struct Worker {
     durable: u64,
     done: Sender<SyncDone>,
     wake: Box<dyn Fn() + Send>,
+    faults: FailPoints,
+}
+
+/// An fsync error that names what failed: the loop turns it into a health reason.
+fn sync_file(f: &File, path: &std::path::Path, faults: &FailPoints) -> std::io::Result<()> {
+    faults
+        .check(FailOp::Fsync)
+        .and_then(|()| f.sync_data())
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
 impl Worker {
@@ -135,7 +145,7 @@ impl Worker {
         let active = self.dirty.pop();
         let mut failed = Vec::new();
         for (f, path) in self.dirty.drain(..) {
-            if f.sync_data().is_err() {
+            if sync_file(&f, &path, &self.faults).is_err() {
                 failed.push((f, path));
                 continue;
             }
@@ -163,11 +173,15 @@ impl Worker {
         }
         let upto = self.written;
         let res = (|| -> std::io::Result<()> {
-            for (f, _) in &self.dirty {
-                f.sync_data()?;
+            for (f, path) in &self.dirty {
+                sync_file(f, path, &self.faults)?;
             }
             if self.dir_dirty {
-                File::open(&self.dir)?.sync_all()?;
+                File::open(&self.dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| {
+                        std::io::Error::new(e.kind(), format!("{}: {e}", self.dir.display()))
+                    })?;
             }
             Ok(())
         })();
@@ -205,6 +219,7 @@ impl SyncThread {
         page_cache_bytes: u64,
         durable: u64,
         wake: Box<dyn Fn() + Send>,
+        faults: FailPoints,
     ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<SyncMsg>();
         let (done_tx, done) = mpsc::channel();
@@ -219,6 +234,7 @@ impl SyncThread {
             durable,
             done: done_tx,
             wake,
+            faults,
         };
         let interval = Duration::from_millis(interval_ms.max(1));
         let handle = std::thread::Builder::new()
@@ -297,6 +313,11 @@ impl SyncThread {
         self.written.fetch_max(seq, Ordering::Release);
     }
 
+    /// The last seq recorded written: what a complete sync would now cover.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
+    }
+
     /// Syncs everything written so far and waits for it (shutdown, tests).
     pub fn barrier(&self) -> std::io::Result<u64> {
         let (tx, rx) = mpsc::channel();
@@ -340,6 +361,7 @@ mod tests {
             durable: 0,
             done,
             wake: Box::new(|| {}),
+            faults: FailPoints::default(),
         };
         let (a, pa) = file("a.log", 100);
         w.note(a, pa.clone(), 1, true);

@@ -1,8 +1,12 @@
 //! Tests of the durable log: reopen, recovery rules, retention, reads, sync.
 
 use super::*;
-use crate::store::MemoryStore;
+use crate::config::StorageConfig;
+use crate::store::fail_points::FailOp;
+use crate::store::{EventLog, MemoryStore, SessionReads, Store, TimeTravel};
+use crate::timetravel::SessionState;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 fn pending(session: &str, ts: i64, agent: Option<&str>, kind: &str, extra: &str) -> Pending {
     let mut tail = format!("\"type\":\"{kind}\",\"sessionId\":\"{session}\",\"timestamp\":{ts}");
@@ -207,7 +211,7 @@ fn corrupt_middle_record_is_refused_or_quarantined() {
     bytes[at] ^= 0x55;
     std::fs::write(&seg, &bytes).unwrap_or_else(|e| panic!("{e}"));
     match LogStore::open(dir.path(), &c, Box::new(|| {})) {
-        Err(StoreError::Corrupt {
+        Err(StoreError::CorruptAtOpen {
             file,
             offset,
             reason,
@@ -229,6 +233,53 @@ fn corrupt_middle_record_is_refused_or_quarantined() {
     assert!(Path::new(&rep.quarantined[0].moved_to).exists());
     assert_eq!(seqs(&st.after_seq("s", 0, 10).unwrap_or_default()), vec![1]);
     assert!(append(&mut st, vec![pending("s", 9, None, "X", "")]).first_seq() > Some(3));
+}
+
+/// The operator who meets this at start-up must learn from the message alone where the
+/// damage is and what the two ways out are.
+#[test]
+fn a_corrupt_record_stops_the_start_with_file_offset_and_remedy() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = cfg();
+    {
+        let (mut st, _) = open(dir.path(), &c);
+        for i in 0..3 {
+            append(&mut st, vec![pending("s", i, None, "X", "")]);
+        }
+    }
+    let seg = segment_files(dir.path()).pop().unwrap_or_default();
+    let mut bytes = std::fs::read(&seg).unwrap_or_default();
+    let first = record::decode_record(&bytes).map(|(_, n)| n).unwrap_or(0);
+    bytes[first + 20] ^= 0x55;
+    std::fs::write(&seg, &bytes).unwrap_or_else(|e| panic!("{e}"));
+    let msg = match LogStore::open(dir.path(), &c, Box::new(|| {})) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("opened a corrupt log"),
+    };
+    let file = seg.display().to_string();
+    for want in [
+        format!("{file} at offset {first}"),
+        "checksum".to_string(),
+        "quarantine_corrupt = true".to_string(),
+        "[storage]".to_string(),
+        "TRACECAST_STORAGE__QUARANTINE_CORRUPT=true".to_string(),
+        format!("{file}.{first}.quarantine"),
+        "restore".to_string(),
+        "backup".to_string(),
+    ] {
+        assert!(msg.contains(&want), "message lacks {want:?}: {msg}");
+    }
+    // The remedy it names is the one that works, and moves the bytes where it said.
+    let q = StorageConfig {
+        quarantine_corrupt: true,
+        ..c
+    };
+    let (_, rep) = open(dir.path(), &q);
+    assert_eq!(rep.quarantined.len(), 1);
+    assert_eq!(
+        rep.quarantined[0].moved_to,
+        format!("{file}.{first}.quarantine")
+    );
 }
 
 #[test]
@@ -263,7 +314,7 @@ fn corrupt_record_in_older_segment_is_refused() {
     std::fs::write(&seg, &bytes[..bytes.len() - 3]).unwrap_or_else(|e| panic!("{e}"));
     assert!(matches!(
         LogStore::open(dir.path(), &c, Box::new(|| {})),
-        Err(StoreError::Corrupt { .. })
+        Err(StoreError::CorruptAtOpen { .. })
     ));
 }
 
@@ -700,4 +751,127 @@ fn reserved_disk_is_given_back_at_seal_and_close() {
     let (st, rep) = open(dir.path(), &c);
     assert_eq!((rep.events, rep.truncated), (200, None));
     assert!(st.next_seq() > 200);
+}
+
+/// Polls the fsync thread until `done` holds (or 10 s pass); returns the errors seen.
+fn poll_until(st: &mut LogStore, done: impl Fn(&LogStore) -> bool) -> Vec<String> {
+    let mut errors = Vec::new();
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while !done(st) && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        if let Err(e) = st.poll_sync() {
+            errors.push(e.to_string());
+        }
+    }
+    errors
+}
+
+#[test]
+fn a_failed_write_is_reported_until_the_next_write_succeeds() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (mut st, _) = open(dir.path(), &cfg());
+    append(&mut st, vec![pending("s", 1, None, "X", "")]);
+    assert!(st.health().is_ok());
+    st.faults.fail_next(FailOp::Write, 2);
+    for _ in 0..2 {
+        assert!(matches!(
+            st.append(vec![pending("s", 2, None, "X", "")]),
+            Err(StoreError::Io(_))
+        ));
+    }
+    let h = st.health();
+    let f = h.write.clone().unwrap_or_else(|| panic!("no write fault"));
+    assert!(f.reason.starts_with("write failed: "), "{}", f.reason);
+    assert!(f.reason.contains(".log: injected"), "{}", f.reason);
+    assert_eq!(
+        (f.count, f.until_restart, h.fsync.is_none()),
+        (2, false, true)
+    );
+    // The next write that succeeds ends the fault; the counter keeps it.
+    let next = append(&mut st, vec![pending("s", 3, None, "X", "")]);
+    assert_eq!(
+        next.first_seq(),
+        Some(2),
+        "nothing of the failed batches is visible"
+    );
+    let h = st.health();
+    assert!(h.is_ok(), "{h:?}");
+    assert_eq!((h.write_errors, h.errors()), (2, 2));
+    drop(st);
+    let (st, rep) = open(dir.path(), &cfg());
+    assert_eq!((rep.events, rep.truncated), (2, None));
+    assert!(st.health().is_ok() && st.health().errors() == 0);
+}
+
+#[test]
+fn a_write_that_cannot_be_cut_back_stays_unhealthy_until_restart() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (mut st, _) = open(dir.path(), &cfg());
+    st.faults.fail_next(FailOp::Write, 1);
+    st.faults.fail_next(FailOp::CutBack, 1);
+    assert!(st.append(vec![pending("s", 1, None, "X", "")]).is_err());
+    // Refused without touching the disk: no new error, the fault stays.
+    assert!(st.append(vec![pending("s", 2, None, "X", "")]).is_err());
+    let h = st.health();
+    let f = h.write.clone().unwrap_or_else(|| panic!("no write fault"));
+    assert!(f.until_restart, "{f:?}");
+    assert!(f.reason.contains("refused until a restart"), "{}", f.reason);
+    assert_eq!(h.write_errors, 1);
+    drop(st);
+    let (mut st, _) = open(dir.path(), &cfg());
+    assert!(st.health().is_ok());
+    append(&mut st, vec![pending("s", 3, None, "X", "")]);
+}
+
+#[test]
+fn a_failed_fsync_is_reported_until_a_sync_covers_everything_written() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = StorageConfig {
+        fsync: FsyncPolicy::Always,
+        ..cfg()
+    };
+    let (mut st, _) = open(dir.path(), &c);
+    let first = append(&mut st, vec![pending("s", 1, None, "X", "")]);
+    let first = first.last_seq().unwrap_or(0);
+    assert!(poll_until(&mut st, |s| s.durable_seq() >= first).is_empty());
+    st.faults.fail_next(FailOp::Fsync, 1);
+    let second = append(&mut st, vec![pending("s", 2, None, "X", "")]);
+    let second = second.last_seq().unwrap_or(0);
+    let errors = poll_until(&mut st, |s| s.health().fsync.is_some());
+    assert_eq!(
+        errors.len(),
+        1,
+        "poll_sync still returns the error: {errors:?}"
+    );
+    let h = st.health();
+    let f = h.fsync.clone().unwrap_or_else(|| panic!("no fsync fault"));
+    assert!(f.reason.starts_with("fsync failed: "), "{}", f.reason);
+    assert!(f.reason.contains(".log: injected"), "{}", f.reason);
+    assert!(
+        st.durable_seq() < second,
+        "a failed sync reports nothing durable"
+    );
+    assert_eq!((h.fsync_errors, h.write.is_none()), (1, true));
+    // The next append's sync covers everything written, the failed round included.
+    let third = append(&mut st, vec![pending("s", 3, None, "X", "")]);
+    let third = third.last_seq().unwrap_or(0);
+    assert!(poll_until(&mut st, |s| s.durable_seq() >= third).is_empty());
+    let h = st.health();
+    assert!(h.is_ok(), "{h:?}");
+    assert_eq!(h.errors(), 1);
+}
+
+#[test]
+fn a_failed_shutdown_sync_is_reported_by_sync_and_health() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (mut st, _) = open(dir.path(), &cfg());
+    append(&mut st, vec![pending("s", 1, None, "X", "")]);
+    st.faults.fail_next(FailOp::Fsync, 1);
+    assert!(st.sync().is_err());
+    assert!(st.health().fsync.is_some());
+    // Nothing was left on the channel for the loop to report twice.
+    assert!(st.poll_sync().is_ok());
+    st.sync().unwrap_or_else(|e| panic!("{e}"));
+    assert!(st.health().is_ok());
+    assert_eq!(st.health().fsync_errors, 1);
 }

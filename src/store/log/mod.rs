@@ -1,0 +1,409 @@
+//! The durable store: an append-only, segmented, checksummed log with in-memory indexes.
+//!
+//! Files under `data_dir`: `NNNNNNNNNNNNNNNNNNNN.log` segments named by the first seq they
+//! were created for (20 digits, so names sort by seq), and `seq.hwm`, the seq
+//! reservation. Each `append` is one record (see [`super::record`]) written with one
+//! positional write, so the OS has the whole batch or, after a failed write is cut back,
+//! none of it. fsync happens on the [`super::sync`] thread. On open the segments are
+//! scanned sequentially in large chunks (no JSON parsing), the per-session indexes are
+//! rebuilt, a torn tail is truncated, and a damaged record anywhere else stops the open
+//! (or is quarantined on request). Time-travel checkpoints are built lazily by the first
+//! `state_at` of a session, so neither recovery nor append pays for them.
+//! docs/STORAGE.md is the long form.
+//!
+//! This file holds the store's state and the append path; the rest is split by what it
+//! does: `recovery.rs` (open, scan, torn tail, quarantine), `segments.rs` (segment files,
+//! disk reservation, names, the seq reservation), `reads.rs` (index walks and range
+//! reads), `time_travel.rs` (the lazy checkpoint fold) and `retention.rs`.
+
+mod reads;
+mod recovery;
+mod retention;
+mod segments;
+mod time_travel;
+
+pub use recovery::{Quarantined, RecoveryReport, TornTail};
+pub use segments::SEQ_RESERVATION;
+
+use super::fail_points::FailPoints;
+use super::health::{wall_ms, HealthTracker};
+use super::index::{Entry, SeqTimeIndex};
+use super::record;
+use super::sync::{SyncDone, SyncMsg, SyncThread};
+use super::{
+    delivered, Appended, DeletedRuns, EventLog, Pending, RetentionReport, SessionSummary,
+    StorageHealth, StoreError,
+};
+use crate::config::FsyncPolicy;
+use crate::event::{Event, EventRef};
+use crate::timetravel::Checkpoints;
+use segments::{write_hwm, Segment};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Events per session kept decoded in memory for `recent` / `initial_traces`.
+pub const RECENT_CACHE: usize = 128;
+
+/// Where an event lives: 28 bytes per indexed event. Packed to 4-byte alignment (the
+/// `u64`s would otherwise pad it to 32): read `seq`/`ts` through [`Entry`], by value.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, packed(4))]
+struct Loc {
+    seq: u64,
+    ts: i64,
+    seg: u32,
+    off: u32,
+    len: u32,
+}
+
+impl Entry for Loc {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn ts(&self) -> i64 {
+        self.ts
+    }
+}
+
+struct Session {
+    id: Arc<str>,
+    idx: SeqTimeIndex<Loc>,
+    /// Built lazily by `state_at` (folding needs the JSON of task and state events, the
+    /// one per-event cost too high for recovery and append); a `RefCell` because reads
+    /// take `&self`. Only the loop thread touches it.
+    tt: RefCell<Checkpoints>,
+    agents: HashSet<Arc<str>>,
+    /// The newest events, decoded; covers positions `idx.end() - recent.len() ..`.
+    recent: VecDeque<EventRef>,
+    /// What retention deleted, for `sinceSeq` resumes.
+    deleted: DeletedRuns,
+}
+
+impl Session {
+    fn new(id: Arc<str>, every: u64) -> Self {
+        Session {
+            id,
+            idx: SeqTimeIndex::default(),
+            tt: RefCell::new(Checkpoints::new(every)),
+            agents: HashSet::new(),
+            recent: VecDeque::new(),
+            deleted: DeletedRuns::default(),
+        }
+    }
+
+    fn summary(&self) -> SessionSummary {
+        SessionSummary {
+            id: self.id.clone(),
+            event_count: self.idx.len() as u64,
+            agent_count: self.agents.len() as u64,
+            first_timestamp: self.idx.front().map(|e| e.ts()),
+            last_timestamp: self.idx.max_ts(),
+            last_seq: self.idx.back().map(|e| e.seq),
+        }
+    }
+
+    /// Indexes one recovered entry.
+    fn index(&mut self, loc: Loc, agent: Option<&str>) {
+        if let Some(a) = agent {
+            if !self.agents.contains(a) {
+                self.agents.insert(Arc::from(a));
+            }
+        }
+        self.idx.push(loc);
+    }
+}
+
+/// The durable segmented log.
+pub struct LogStore {
+    dir: PathBuf,
+    segments: VecDeque<Segment>,
+    next_seg_no: u32,
+    next_seq: u64,
+    reserved: u64,
+    durable: u64,
+    sessions: HashMap<Arc<str>, Session>,
+    kinds: HashSet<Arc<str>>,
+    policy: FsyncPolicy,
+    segment_bytes: u64,
+    retention_bytes: u64,
+    retention_ms: u64,
+    checkpoint_every: u64,
+    total_bytes: u64,
+    buf: Vec<u8>,
+    sync: SyncThread,
+    /// Set when a failed write could not be cut back: further appends are refused so
+    /// nothing is written after bytes of unknown state.
+    poisoned: bool,
+    /// Failed writes and fsyncs, for [`EventLog::health`].
+    health: HealthTracker,
+    /// Injected disk failures (tests only; empty otherwise).
+    faults: FailPoints,
+}
+
+fn corrupt(file: &Path, offset: u64, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        file: file.display().to_string(),
+        offset,
+        reason: reason.to_string(),
+    }
+}
+
+impl EventLog for LogStore {
+    fn append(&mut self, batch: Vec<Pending>) -> Result<Appended, StoreError> {
+        if batch.is_empty() {
+            return Ok(Appended { events: Vec::new() });
+        }
+        if self.poisoned {
+            return Err(StoreError::Io(std::io::Error::other(
+                "log refused: an earlier failed write could not be undone",
+            )));
+        }
+        let n = batch.len() as u64;
+        let first = self.next_seq;
+        if first + n > self.reserved {
+            let upto = first + n + SEQ_RESERVATION;
+            if let Err(e) = write_hwm(&self.dir, upto) {
+                let what = format!("seq reservation in {}", self.dir.display());
+                self.health
+                    .write_failed(format!("write failed: {what}: {e}"), wall_ms(), false);
+                return Err(e.into());
+            }
+            self.reserved = upto;
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        record::begin_record(&mut buf, batch.len() as u32);
+        let mut rel = Vec::with_capacity(batch.len());
+        let mut events = Vec::with_capacity(batch.len());
+        for (i, p) in batch.into_iter().enumerate() {
+            let seq = first + i as u64;
+            let json = delivered(seq, p.json_tail, p.headroom);
+            if !record::fits(&p.session, p.agent.as_deref(), &p.kind, json.len()) {
+                self.buf = buf;
+                return Err(StoreError::Invalid(format!(
+                    "event {i}: a field is too long to store"
+                )));
+            }
+            let at = buf.len();
+            record::put_entry(
+                &mut buf,
+                seq,
+                p.timestamp,
+                &p.session,
+                p.agent.as_deref(),
+                &p.kind,
+                &json,
+            );
+            rel.push((at, buf.len() - at));
+            events.push(Arc::new(Event {
+                seq,
+                timestamp: p.timestamp,
+                session: p.session,
+                agent: p.agent,
+                kind: p.kind,
+                json,
+            }));
+        }
+        record::finish_record(&mut buf);
+        let res = self.write_record(&buf, first);
+        let written = match res {
+            Ok(w) => w,
+            Err(e) => {
+                self.buf = buf;
+                return Err(e);
+            }
+        };
+        let (seg_no, base, new_file) = written;
+        if self.health.write_ok() {
+            tracing::info!("log: writes succeed again");
+        }
+        let last = first + n - 1;
+        let max_ts = self.index_appended(&events, &rel, seg_no, base);
+        self.next_seq = last + 1;
+        if new_file {
+            // A roll is when the byte limit can first be exceeded; sweeping here keeps the
+            // disk within `retention_bytes` without waiting for the periodic timer. Age
+            // stays with the timer: it needs a clock, and nothing ages faster at a roll.
+            self.sweep(None);
+        }
+        if let Some(seg) = self.segments.back_mut() {
+            seg.events += n;
+            seg.max_ts = seg.max_ts.max(max_ts);
+            // The fsync thread learns of a new file by message, of every write by the
+            // shared seq alone: no channel send (and no wake-up) per append. The message
+            // goes first: the thread reads the seq before draining its queue, so a seq of
+            // a new file is never seen without that file.
+            if new_file {
+                let _ = self.sync.tx.send(SyncMsg::Written {
+                    file: seg.file.clone(),
+                    path: seg.path.clone(),
+                    seq: last,
+                    new_file,
+                });
+            }
+            self.sync.note_written(last);
+            if self.policy == FsyncPolicy::Always {
+                let _ = self.sync.tx.send(SyncMsg::SyncNow);
+            }
+        }
+        self.buf = buf;
+        Ok(Appended { events })
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        let res = self.sync.barrier();
+        // The barrier's own round reported on the done channel too (and perhaps an
+        // earlier failure not yet polled): collect them so health and durability agree.
+        let earlier = self.collect_sync();
+        let upto = res?;
+        self.durable = self.durable.max(upto);
+        earlier.map_or(Ok(()), |e| Err(StoreError::Io(e)))
+    }
+
+    fn durable_seq(&self) -> u64 {
+        self.durable
+    }
+
+    fn poll_sync(&mut self) -> Result<(), StoreError> {
+        self.collect_sync()
+            .map_or(Ok(()), |e| Err(StoreError::Io(e)))
+    }
+
+    fn enforce_retention(&mut self, now_ms: i64) -> RetentionReport {
+        let cutoff = now_ms.saturating_sub(i64::try_from(self.retention_ms).unwrap_or(i64::MAX));
+        self.sweep(Some(cutoff))
+    }
+
+    fn health(&self) -> StorageHealth {
+        self.health.snapshot()
+    }
+}
+
+impl LogStore {
+    /// Takes in the fsync thread's reports, in order: advances `durable`, and raises or
+    /// clears the fsync fault. Returns the last failure seen, if any.
+    fn collect_sync(&mut self) -> Option<std::io::Error> {
+        let mut failed = None;
+        while let Ok(d) = self.sync.done.try_recv() {
+            match d {
+                SyncDone::Durable(s) => {
+                    self.durable = self.durable.max(s);
+                    if self.health.durable(s) {
+                        tracing::info!(durable = s, "log: fsync succeeds again");
+                    }
+                }
+                SyncDone::Failed(e) => {
+                    // Everything written so far must be synced again before the fault
+                    // can clear: the failed round may have held any of it.
+                    let written = self.sync.written();
+                    self.health
+                        .fsync_failed(format!("fsync failed: {e}"), wall_ms(), written);
+                    failed = Some(e);
+                }
+            }
+        }
+        failed
+    }
+}
+
+impl LogStore {
+    /// Indexes a just-written batch; returns its largest timestamp. The session map is
+    /// consulted once per run of events of the same session, and only the last
+    /// [`RECENT_CACHE`] events of a run enter the recent cache.
+    fn index_appended(
+        &mut self,
+        events: &[EventRef],
+        rel: &[(usize, usize)],
+        seg_no: u32,
+        base: u64,
+    ) -> i64 {
+        let every = self.checkpoint_every;
+        let mut max_ts = i64::MIN;
+        let mut last_kind: Option<&Arc<str>> = None;
+        let mut i = 0;
+        while let Some(first) = events.get(i) {
+            let sid = &first.session;
+            let len = events
+                .get(i..)
+                .unwrap_or_default()
+                .iter()
+                .take_while(|e| Arc::ptr_eq(&e.session, sid) || e.session == *sid)
+                .count();
+            let run = events.get(i..i + len).unwrap_or_default();
+            let locs = rel.get(i..i + len).unwrap_or_default();
+            let s = match self.sessions.get_mut(sid) {
+                Some(s) => s,
+                None => self
+                    .sessions
+                    .entry(sid.clone())
+                    .or_insert_with(|| Session::new(sid.clone(), every)),
+            };
+            let mut last_agent: Option<&Arc<str>> = None;
+            for (ev, (at, elen)) in run.iter().zip(locs) {
+                if !last_kind.is_some_and(|k| Arc::ptr_eq(k, &ev.kind)) {
+                    if !self.kinds.contains(&*ev.kind) {
+                        self.kinds.insert(ev.kind.clone());
+                    }
+                    last_kind = Some(&ev.kind);
+                }
+                if let Some(a) = &ev.agent {
+                    if !last_agent.is_some_and(|l| Arc::ptr_eq(l, a)) {
+                        if !s.agents.contains(a) {
+                            s.agents.insert(a.clone());
+                        }
+                        last_agent = Some(a);
+                    }
+                }
+                s.idx.push(Loc {
+                    seq: ev.seq,
+                    ts: ev.timestamp,
+                    seg: seg_no,
+                    off: (base + *at as u64) as u32,
+                    len: *elen as u32,
+                });
+                max_ts = max_ts.max(ev.timestamp);
+            }
+            let keep = run.len().min(RECENT_CACHE);
+            let skip = run.len() - keep;
+            while s.recent.len() + keep > RECENT_CACHE {
+                if s.recent.pop_front().is_none() {
+                    break;
+                }
+            }
+            s.recent.extend(run.iter().skip(skip).cloned());
+            i += len.max(1);
+        }
+        max_ts
+    }
+
+    /// Where the store lives.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Bytes held in segment files.
+    pub fn total_bytes(&self) -> u64 {
+        self.total_bytes
+    }
+
+    /// Segment files held (including the active one).
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+}
+
+impl Drop for LogStore {
+    fn drop(&mut self) {
+        if let Some(active) = self.segments.back_mut() {
+            active.release_spare();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,209 @@
+//! Reads from the log: walking a session's index and reading the entries it points at,
+//! in as few positional reads as the layout allows.
+//!
+//! Entries that sit back to back in one segment are read with one call into a buffer the
+//! run's events then share, so a read costs what it returns, not the log's size.
+
+use super::segments::Segment;
+use super::{corrupt, Loc, LogStore, Session, StoreError};
+use crate::event::{Event, EventRef};
+use crate::store::index::Entry;
+use crate::store::record::{self, DecodeError};
+use crate::store::{Deleted, SessionReads, SessionSummary};
+use bytes::Bytes;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+/// A history read coalesces back-to-back entries into one positional read up to this size.
+const READ_RUN: u64 = 1 << 20;
+
+/// The shared `Arc` for a string read back from disk: the previous one when equal (runs
+/// of one agent or type are common), else the interned one, else a new one.
+fn intern<'a>(
+    last: &mut Option<Arc<str>>,
+    x: &str,
+    lookup: impl FnOnce(&str) -> Option<&'a Arc<str>>,
+) -> Arc<str> {
+    if let Some(l) = last.as_ref().filter(|l| &***l == x) {
+        return l.clone();
+    }
+    let a = lookup(x).cloned().unwrap_or_else(|| Arc::from(x));
+    *last = Some(a.clone());
+    a
+}
+
+impl LogStore {
+    /// Groups the entries at `positions` of a session into runs that sit back to back in
+    /// one segment (at most `max_run` bytes each) and calls `f(segment, run)` for each, a
+    /// run listing `(position, loc)` in order. Positions no longer held are skipped.
+    pub(super) fn for_each_run(
+        &self,
+        s: &Session,
+        positions: impl IntoIterator<Item = u64>,
+        max_run: u64,
+        mut f: impl FnMut(&Segment, &[(u64, Loc)]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut run: Vec<(u64, Loc)> = Vec::new();
+        let (mut run_lo, mut run_hi) = (0u64, 0u64);
+        let mut flush = |run: &mut Vec<(u64, Loc)>| -> Result<(), StoreError> {
+            let Some((_, first)) = run.first() else {
+                return Ok(());
+            };
+            let seg = self.segment(first.seg).ok_or_else(|| {
+                StoreError::NotFound(format!("segment {} of seq {}", { first.seg }, first.seq()))
+            })?;
+            f(seg, run)?;
+            run.clear();
+            Ok(())
+        };
+        for p in positions {
+            let Some(&l) = s.idx.at(p) else { continue };
+            let lo = u64::from(l.off);
+            let hi = lo + u64::from(l.len);
+            let joins = run.first().is_some_and(|(_, r)| r.seg == l.seg)
+                && lo == run_hi
+                && hi - run_lo <= max_run;
+            if !joins {
+                flush(&mut run)?;
+                run_lo = lo;
+            }
+            run_hi = hi;
+            run.push((p, l));
+        }
+        flush(&mut run)
+    }
+
+    /// Reads the events at absolute positions of a session, in order: one positional read
+    /// per run of back-to-back entries, into a buffer the run's events then share (each
+    /// event's `json` is a slice of it, so no per-event copy). The buffer holds only the
+    /// run's own entries, so a kept event pins little more than itself.
+    pub(super) fn read_positions(
+        &self,
+        s: &Session,
+        positions: impl IntoIterator<Item = u64>,
+    ) -> Result<Vec<EventRef>, StoreError> {
+        let positions = positions.into_iter();
+        let mut out = Vec::with_capacity(positions.size_hint().0.min(1 << 16));
+        let mut agent: Option<Arc<str>> = None;
+        let mut kind: Option<Arc<str>> = None;
+        self.for_each_run(s, positions, READ_RUN, |seg, run| {
+            let (Some((_, a)), Some((_, b))) = (run.first(), run.last()) else {
+                return Ok(());
+            };
+            let lo = u64::from(a.off);
+            let hi = u64::from(b.off) + u64::from(b.len);
+            let mut v = vec![0u8; (hi - lo) as usize];
+            seg.file.read_exact_at(&mut v, lo)?;
+            let bytes = Bytes::from(v);
+            let mut at = 0usize;
+            for (_, loc) in run {
+                let len = loc.len as usize;
+                let bad = |r| corrupt(&seg.path, u64::from(loc.off), r);
+                let ent = bytes
+                    .get(at..at + len)
+                    .ok_or_else(|| bad(DecodeError::Short))?;
+                let (e, total) = record::decode_entry(ent).map_err(bad)?;
+                if total != len {
+                    return Err(bad(DecodeError::Malformed(
+                        "entry length differs from index",
+                    )));
+                }
+                let json_at = at + len - e.json.len();
+                out.push(Arc::new(Event {
+                    seq: e.seq,
+                    timestamp: e.ts,
+                    session: s.id.clone(),
+                    agent: e.agent.map(|x| intern(&mut agent, x, |x| s.agents.get(x))),
+                    kind: intern(&mut kind, e.kind, |x| self.kinds.get(x)),
+                    json: bytes.slice(json_at..at + len),
+                }));
+                at += len;
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Events at positions `[from, to)`, from the recent cache when it covers them.
+    pub(super) fn range(
+        &self,
+        s: &Session,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<EventRef>, StoreError> {
+        let cached_from = s.idx.end() - s.recent.len() as u64;
+        if from >= cached_from {
+            let a = (from - cached_from) as usize;
+            let b = (to - cached_from) as usize;
+            return Ok(s.recent.range(a..b.min(s.recent.len())).cloned().collect());
+        }
+        self.read_positions(s, from..to)
+    }
+}
+
+impl SessionReads for LogStore {
+    fn session(&self, id: &str) -> Option<SessionSummary> {
+        self.sessions.get(id).map(Session::summary)
+    }
+
+    fn sessions(&self) -> Vec<SessionSummary> {
+        self.sessions.values().map(Session::summary).collect()
+    }
+
+    fn recent(&self, session: &str, n: usize) -> Vec<EventRef> {
+        let Some(s) = self.sessions.get(session) else {
+            return Vec::new();
+        };
+        let from = s.idx.end().saturating_sub(n as u64).max(s.idx.base());
+        self.range(s, from, s.idx.end()).unwrap_or_else(|e| {
+            tracing::warn!(session, error = %e, "log: recent read failed");
+            Vec::new()
+        })
+    }
+
+    fn after_seq(
+        &self,
+        session: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRef>, StoreError> {
+        let Some(s) = self.sessions.get(session) else {
+            return Ok(Vec::new());
+        };
+        let from = s.idx.pos_after_seq(after);
+        let to = from.saturating_add(limit as u64).min(s.idx.end());
+        self.range(s, from, to)
+    }
+
+    fn time_range(
+        &self,
+        session: &str,
+        start: i64,
+        end: i64,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<EventRef>, StoreError> {
+        let Some(s) = self.sessions.get(session) else {
+            return Ok(Vec::new());
+        };
+        let positions = s.idx.time_range(start, end, offset, limit);
+        self.read_positions(s, positions)
+    }
+
+    fn count_time_range(&self, session: &str, start: i64, end: i64) -> u64 {
+        self.sessions
+            .get(session)
+            .map_or(0, |s| s.idx.count_time_range(start, end))
+    }
+
+    fn first_seq(&self, session: &str) -> Option<u64> {
+        self.sessions
+            .get(session)
+            .and_then(|s| s.idx.front())
+            .map(|l| l.seq())
+    }
+
+    fn deleted_after(&self, session: &str, after: u64) -> Option<Deleted> {
+        self.sessions.get(session)?.deleted.after(after)
+    }
+}

@@ -1,0 +1,127 @@
+//! The lazy time-travel fold over the log: checkpoints are built by the first `state_at`
+//! (or `prepare_state`) of a session, not at append or recovery, because probing the JSON
+//! of task and state events was the dominant cost of both.
+//!
+//! The fold streams entries straight from the record bytes in large runs and keeps none.
+
+use super::{corrupt, LogStore, Session, StoreError};
+use crate::event::EventRef;
+use crate::store::index::Entry;
+use crate::store::record::{self, EntryRef};
+use crate::store::TimeTravel;
+use crate::timetravel::{Checkpoints, EventFacts, FoldScratch, SessionState};
+use std::cell::RefMut;
+use std::os::unix::fs::FileExt;
+
+/// The time-travel fold reads larger runs: it streams many events and keeps none.
+const FOLD_RUN: u64 = 4 << 20;
+
+pub(super) fn facts<'a>(e: &EntryRef<'a>) -> EventFacts<'a> {
+    EventFacts {
+        seq: e.seq,
+        timestamp: e.ts,
+        agent: e.agent,
+        kind: e.kind,
+        json: e.json,
+    }
+}
+
+impl LogStore {
+    /// Brings the lazy checkpoint fold forward towards `upper`, by at most `budget`
+    /// events; true once it has reached `upper`. Nothing at or after `upper` can be at or
+    /// before the instant asked for, so folding further would not help. Events the fold
+    /// never saw may have been deleted meanwhile: then it starts afresh at the first
+    /// retained event, as after a restart.
+    pub(super) fn fold_up_to(
+        &self,
+        s: &Session,
+        tt: &mut Checkpoints,
+        upper: u64,
+        budget: u64,
+    ) -> Result<bool, StoreError> {
+        if tt.live_pos() < s.idx.base() {
+            tt.restart_at(s.idx.base());
+        }
+        let done = tt.live_pos();
+        if done >= upper {
+            return Ok(true);
+        }
+        let end = upper.min(done.saturating_add(budget));
+        self.fold_positions(s, done..end, |pos, e| tt.push(pos, &facts(e)))?;
+        Ok(end >= upper)
+    }
+
+    /// Calls `f(position, entry)` for the entries at `positions`, in order, reading them in
+    /// large runs through one reused buffer; nothing is allocated per event.
+    pub(super) fn fold_positions(
+        &self,
+        s: &Session,
+        positions: impl IntoIterator<Item = u64>,
+        mut f: impl FnMut(u64, &EntryRef<'_>),
+    ) -> Result<(), StoreError> {
+        let mut buf = Vec::new();
+        self.for_each_run(s, positions, FOLD_RUN, |seg, run| {
+            let (Some((_, a)), Some((_, b))) = (run.first(), run.last()) else {
+                return Ok(());
+            };
+            let lo = u64::from(a.off);
+            let hi = u64::from(b.off) + u64::from(b.len);
+            buf.resize((hi - lo) as usize, 0);
+            seg.file.read_exact_at(&mut buf, lo)?;
+            let mut at = 0usize;
+            for (pos, loc) in run {
+                let len = loc.len as usize;
+                let ent = buf.get(at..at + len).unwrap_or_default();
+                let (e, _) = record::decode_entry(ent)
+                    .map_err(|r| corrupt(&seg.path, u64::from(loc.off), r))?;
+                f(*pos, &e);
+                at += len;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The session's checkpoints, mutably: reads fold them lazily behind `&self`.
+pub(super) fn borrow_checkpoints(s: &Session) -> Result<RefMut<'_, Checkpoints>, StoreError> {
+    s.tt.try_borrow_mut()
+        .map_err(|_| StoreError::Io(std::io::Error::other("time travel re-entered")))
+}
+
+impl TimeTravel for LogStore {
+    fn state_at(
+        &self,
+        session: &str,
+        at: i64,
+        traces: usize,
+    ) -> Result<(SessionState, Vec<EventRef>), StoreError> {
+        let s = self
+            .sessions
+            .get(session)
+            .ok_or_else(|| StoreError::NotFound(format!("session {session}")))?;
+        let upper = s.idx.upper_for_ts(at);
+        let (mut state, from) = {
+            let mut tt = borrow_checkpoints(s)?;
+            self.fold_up_to(s, &mut tt, upper, u64::MAX)?;
+            tt.start_for(at, s.idx.base())
+        };
+        let wanted = (from..upper).filter(|&p| s.idx.at(p).is_some_and(|l| l.ts() <= at));
+        let mut scratch = FoldScratch::default();
+        self.fold_positions(s, wanted, |_, e| state.fold(&facts(e), &mut scratch))?;
+        let last = s.idx.last_le(at, upper, traces);
+        let recent = match (last.first(), last.last()) {
+            (Some(&a), Some(&b)) if b + 1 - a == last.len() as u64 => self.range(s, a, b + 1)?,
+            _ => self.read_positions(s, last)?,
+        };
+        Ok((state, recent))
+    }
+
+    fn prepare_state(&self, session: &str, at: i64, budget: usize) -> Result<bool, StoreError> {
+        // An unknown session is answered (NotFound) by `state_at` itself.
+        let Some(s) = self.sessions.get(session) else {
+            return Ok(true);
+        };
+        let mut tt = borrow_checkpoints(s)?;
+        self.fold_up_to(s, &mut tt, s.idx.upper_for_ts(at), budget.max(1) as u64)
+    }
+}
