@@ -53,6 +53,8 @@ pub struct Gauges {
     pub next_seq: u64,
     /// Storage is failing (an fsync or write error not yet cleared): `/healthz` is 503.
     pub storage_failing: bool,
+    /// Write and fsync errors since start.
+    pub storage_errors: u64,
 }
 
 impl Metrics {
@@ -197,6 +199,11 @@ impl Metrics {
             "storage_failing",
             "1 while storage is failing (fsync or write errors); /healthz answers 503.",
             f64::from(u8::from(g.storage_failing)),
+        );
+        gauge(
+            "storage_errors",
+            "Write and fsync errors since start (never goes down).",
+            g.storage_errors as f64,
         );
         let ratio = if self.compressed_in_bytes == 0 {
             1.0

@@ -251,7 +251,9 @@ impl App {
 
     /// Why storage is failing, while it is: `/healthz` answers 503 with it.
     pub fn storage_fault(&self) -> Option<String> {
-        None
+        let health = self.store.health();
+        let reasons: Vec<&str> = health.faults().map(|f| f.reason.as_str()).collect();
+        (!reasons.is_empty()).then(|| reasons.join("; "))
     }
 
     /// Prometheus text; the connection gauges are taken by the shell just before.
@@ -262,6 +264,7 @@ impl App {
             sessions: self.store.sessions().len(),
             next_seq: self.store.next_seq(),
             storage_failing: self.storage_fault().is_some(),
+            storage_errors: self.store.health().errors(),
             ..self.gauges
         };
         self.metrics.render(&g)

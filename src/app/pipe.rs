@@ -37,6 +37,11 @@ impl Pipe {
         config.storage.persist = false;
         tweak(&mut config);
         let store = Box::new(MemoryStore::new(&config.storage));
+        Pipe::with_store(config, store)
+    }
+
+    /// An application over the given store.
+    pub fn with_store(config: Config, store: Box<dyn crate::store::Store>) -> Pipe {
         let auth = Authenticator::from_config(&config.auth).expect("test auth config is valid");
         let app = App::new(Arc::new(config), store, auth);
         Pipe {

@@ -347,3 +347,49 @@ fn routes_answer_without_a_socket() {
     p.end_turn();
     assert!(p.http_acks.is_empty());
 }
+
+#[test]
+fn healthz_is_503_while_storage_fails_and_recovers() {
+    use crate::store::fail_points::FailOp;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = crate::config::Config::default();
+    config.storage.persist = true;
+    let (log, _) = crate::store::LogStore::open(dir.path(), &config.storage, Box::new(|| {}))
+        .expect("open log");
+    log.fail_points().fail_next(FailOp::Write, 1);
+    let mut p = Pipe::with_store(config, Box::new(log));
+    let a = p.connect();
+    let healthz = |p: &mut Pipe| {
+        let raw = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        let req = match crate::http::parse_head(raw.as_bytes(), 8192) {
+            Ok(crate::http::Status::Complete(r)) => r,
+            _ => panic!("head parses"),
+        };
+        match route(&req, &mut [], &mut p.app, ConnId { key: 9, gen: 1 }) {
+            Routed::Respond(r) => (
+                r.status(),
+                String::from_utf8_lossy(&r.to_bytes()).into_owned(),
+            ),
+            Routed::Held => (0, String::new()),
+        }
+    };
+    assert_eq!(healthz(&mut p).0, 200);
+    p.send(
+        a,
+        r#"{"type":"publish","event":{"type":"T","sessionId":"s"}}"#,
+    );
+    assert_eq!(p.of_type(a, "error")[0]["error"]["code"], "storage_error");
+    let (status, body) = healthz(&mut p);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("write failed"), "{body}");
+    assert!(p
+        .app
+        .render_metrics()
+        .contains("tracecast_storage_failing 1"));
+    p.send(
+        a,
+        r#"{"type":"publish","event":{"type":"T","sessionId":"s"}}"#,
+    );
+    assert_eq!(p.of_type(a, "publish_ack").len(), 1);
+    assert_eq!(healthz(&mut p).0, 200);
+}

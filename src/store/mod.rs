@@ -6,7 +6,7 @@
 //! `seq`s, so the counter lives with the data that must survive a restart.
 
 mod event_log;
-mod fail_points;
+pub(crate) mod fail_points;
 mod health;
 pub mod index;
 pub mod log;

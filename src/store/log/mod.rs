@@ -312,6 +312,14 @@ impl LogStore {
 }
 
 impl LogStore {
+    /// The failure seam, for tests outside the store that need a failing disk.
+    #[cfg(test)]
+    pub(crate) fn fail_points(&self) -> &FailPoints {
+        &self.faults
+    }
+}
+
+impl LogStore {
     /// Indexes a just-written batch; returns its largest timestamp. The session map is
     /// consulted once per run of events of the same session, and only the last
     /// [`RECENT_CACHE`] events of a run enter the recent cache.
