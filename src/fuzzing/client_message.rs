@@ -3,7 +3,7 @@
 //!
 //! Properties asserted (a panic is the fuzzer's failure signal):
 //! - a published batch validates the same as sent and as re-written from the tape
-//!   ([`super::ingest_body::same_either_way`]);
+//!   (`ingest_body::same_either_way`);
 //! - a binary frame that decodes re-encodes to a canonical frame that decodes to the same
 //!   events, and re-encoding that canonical frame gives the same bytes again;
 //! - a `trace_batch` of two JSON events is JSON and carries them verbatim, and with delta
