@@ -4,6 +4,7 @@
 //! configuration, logging set-up, the small clients) lives here so it is testable, and
 //! errors map to exit codes in one place: 0 clean, 2 configuration or usage, 1 runtime.
 
+pub mod bearer;
 pub mod duration;
 pub mod publish;
 pub mod serve;
@@ -115,6 +116,29 @@ mod tests {
     #[test]
     fn command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn both_clients_take_a_token_file_and_refuse_it_with_token() {
+        for client in [&["tail", "--session", "s"][..], &["publish"][..]] {
+            let parse = |extra: &[&str]| {
+                let mut argv = vec!["tracecast"];
+                argv.extend_from_slice(client);
+                argv.extend_from_slice(extra);
+                Cli::try_parse_from(argv)
+            };
+            let bearer = |cli: Cli| match cli.command {
+                Command::Tail(a) => a.bearer,
+                Command::Publish(a) => a.bearer,
+                other => panic!("{other:?}"),
+            };
+            let file = bearer(parse(&["--token-file", "/t"]).expect("parses"));
+            assert_eq!(file.token_file.as_deref(), Some(std::path::Path::new("/t")));
+            let flag = bearer(parse(&["--token", "x"]).expect("parses"));
+            assert_eq!(flag.token.as_deref(), Some("x"));
+            let both = parse(&["--token", "x", "--token-file", "/t"]).expect_err("conflict");
+            assert_eq!(both.kind(), clap::error::ErrorKind::ArgumentConflict);
+        }
     }
 
     #[test]

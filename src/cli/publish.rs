@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::bearer::{self, BearerArgs};
 use super::CliError;
 
 #[derive(Debug, Clone, Args)]
@@ -21,9 +22,9 @@ pub struct PublishArgs {
     /// Events per POST.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch: u32,
-    /// Bearer token (JWT or API key) with the publish permission.
-    #[arg(long, env = "TRACECAST_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    /// The bearer token needs the publish permission.
+    #[command(flatten)]
+    pub bearer: BearerArgs,
 }
 
 /// Where to send: `host:port` to connect to and the request path.
@@ -138,6 +139,8 @@ fn post(target: &Target, token: Option<&str>, body: &[u8]) -> Result<(u16, Vec<u
 /// Runs the command: every batch acknowledged on stdout, or the first failure.
 pub fn run(args: &PublishArgs) -> Result<(), CliError> {
     let target = parse_url(&args.url).map_err(|e| CliError::Usage(format!("--url {e}")))?;
+    // Before stdin is read, so a bad token source costs the user no input.
+    let token = bearer::token(&args.bearer)?;
     let batch = usize::try_from(args.batch).unwrap_or(usize::MAX).max(1);
     let stdin = std::io::stdin();
     let mut body = Vec::new();
@@ -146,7 +149,7 @@ pub fn run(args: &PublishArgs) -> Result<(), CliError> {
         if *count == 0 {
             return Ok(());
         }
-        let (status, reply) = post(&target, args.token.as_deref(), body)
+        let (status, reply) = post(&target, token.as_deref(), body)
             .map_err(|e| CliError::Runtime(format!("publish: {e}")))?;
         let reply = String::from_utf8_lossy(&reply);
         if !(200..300).contains(&status) {

@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::Args;
 use serde_json::{json, Map, Value};
 
+use super::bearer::{self, BearerArgs};
 use super::duration::{parse_since, Since};
 use super::CliError;
 
@@ -29,9 +30,8 @@ pub struct TailArgs {
     /// Start after this seq (a number) or this long ago (5m, 1h).
     #[arg(long, value_parser = parse_since)]
     pub since: Option<Since>,
-    /// Bearer token (JWT or API key).
-    #[arg(long, env = "TRACECAST_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    #[command(flatten)]
+    pub bearer: BearerArgs,
 }
 
 /// What the loop must do after a message.
@@ -315,10 +315,9 @@ pub fn run(args: &TailArgs) -> Result<(), CliError> {
         .as_str()
         .into_client_request()
         .map_err(|e| CliError::Usage(format!("--url {}: {e}", args.url)))?;
-    if let Some(token) = &args.token {
-        let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-            CliError::Usage("TRACECAST_TOKEN / --token: not a valid header value".into())
-        })?;
+    if let Some(token) = bearer::token(&args.bearer)? {
+        let value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| CliError::Usage("the token is not a valid header value".into()))?;
         request.headers_mut().insert("Authorization", value);
     }
     let (mut socket, _) = tungstenite::connect(request).map_err(|e| match e {
