@@ -30,6 +30,9 @@ pub struct Out {
     /// The peer sent its close frame: once our queue is out, nothing more is owed, and
     /// the socket closes at once (RFC 6455 §7.1.1) instead of at the close deadline.
     pub peer_closed: bool,
+    /// Upgraded: a close for not reading is a WebSocket close frame. An HTTP connection
+    /// never receives WebSocket bytes; it is simply closed.
+    pub websocket: bool,
     /// Replies are never dropped, so a client that keeps asking without reading would
     /// grow its queue without bound: past this much queued memory (bytes plus each
     /// frame's bookkeeping, [`WriteQueue::mem_bytes`]) it is closed instead.
@@ -44,6 +47,7 @@ impl Out {
             listed: false,
             close_deadline: None,
             peer_closed: false,
+            websocket: false,
             hard_cap,
         }
     }
@@ -79,10 +83,12 @@ impl Out {
             // What is queued cannot be delivered to a peer that does not read; the close
             // frame goes after the frame already on the wire, if any.
             self.queue.discard_unsent();
-            self.queue.push_control(crate::ws::close_frame(
-                crate::ws::close_code::POLICY,
-                "not reading its replies",
-            ));
+            if self.websocket {
+                self.queue.push_control(crate::ws::close_frame(
+                    crate::ws::close_code::POLICY,
+                    "not reading its replies",
+                ));
+            }
             self.closing = true;
             return false;
         }

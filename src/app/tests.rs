@@ -393,3 +393,28 @@ fn healthz_is_503_while_storage_fails_and_recovers() {
     assert_eq!(p.of_type(a, "publish_ack").len(), 1);
     assert_eq!(healthz(&mut p).0, 200);
 }
+
+#[test]
+fn subscriptions_per_connection_are_bounded() {
+    let mut p = Pipe::new(|c| {
+        c.max_subscriptions_per_connection = 3;
+        c.rate_limit.enabled = false;
+    });
+    let a = p.connect();
+    for i in 0..5 {
+        p.send(
+            a,
+            &format!(r#"{{"type":"subscribe_session","sessionId":"s{i}"}}"#),
+        );
+    }
+    let frames = p.frames(a);
+    let count = |t: &str| frames.iter().filter(|f| f["type"] == t).count();
+    assert_eq!((count("session_info"), count("error")), (3, 2));
+    p.send(a, r#"{"type":"subscribe_session","sessionId":"s9"}"#);
+    let e = p.of_type(a, "error");
+    let msg = e[0]["error"]["message"].as_str().unwrap_or("");
+    assert!(msg.contains("max_subscriptions_per_connection"), "{msg}");
+    // Subscribing again to a session it has is not a new subscription.
+    p.send(a, r#"{"type":"subscribe_session","sessionId":"s1"}"#);
+    assert_eq!(p.of_type(a, "session_info").len(), 1);
+}

@@ -20,6 +20,8 @@ pub enum Timer {
     AuthExpiry(ConnId),
     /// A closing connection gets no more time to drain.
     CloseDeadline(ConnId),
+    /// A connection in the HTTP phase must have sent its request head (or body) by now.
+    HttpDeadline(ConnId),
     /// Retention sweep of the store.
     Retention,
     /// Close the batch window (`batch_timeout_ms > 0`).

@@ -32,6 +32,15 @@ pub struct Config {
     pub max_connections_per_ip: usize,
     /// New connections accepted per second over the whole server; 0 = none.
     pub accept_rate_per_sec: u32,
+    /// A request head must be complete this long after the connection (or the previous
+    /// request) started; else 408 and close.
+    pub http_header_timeout_ms: u64,
+    /// A request body must be complete this long after its head; else 408 and close.
+    pub http_body_timeout_ms: u64,
+    /// Connections still in the HTTP phase (not upgraded) at once; past it, 503.
+    pub max_http_connections: usize,
+    /// Sessions one WebSocket connection may subscribe to at once.
+    pub max_subscriptions_per_connection: usize,
     /// `SO_REUSEPORT` on the listener.
     pub reuse_port: bool,
     /// Pin the loop thread to this core.
@@ -176,6 +185,10 @@ impl Default for Config {
             history_chunk_size: 100,
             max_connections_per_ip: 0,
             accept_rate_per_sec: 0,
+            http_header_timeout_ms: 10_000,
+            http_body_timeout_ms: 30_000,
+            max_http_connections: 512,
+            max_subscriptions_per_connection: 1_000,
             reuse_port: false,
             pin_core: None,
             log: LogConfig::default(),
@@ -328,6 +341,10 @@ pub const SCHEMA: &[(&str, Kind)] = &[
     ("history_chunk_size", Kind::Usize),
     ("max_connections_per_ip", Kind::Usize),
     ("accept_rate_per_sec", Kind::U32),
+    ("http_header_timeout_ms", Kind::U64),
+    ("http_body_timeout_ms", Kind::U64),
+    ("max_http_connections", Kind::Usize),
+    ("max_subscriptions_per_connection", Kind::Usize),
     ("reuse_port", Kind::Bool),
     ("pin_core", Kind::OptUsize),
     ("log.level", Kind::Str),

@@ -30,8 +30,15 @@ impl Config {
                 "must not be empty while storage.persist = true".into(),
             );
         }
-        let at_least_one: [(&str, u64); 13] = [
+        let at_least_one: [(&str, u64); 17] = [
             ("max_connections", self.max_connections as u64),
+            ("http_header_timeout_ms", self.http_header_timeout_ms),
+            ("http_body_timeout_ms", self.http_body_timeout_ms),
+            ("max_http_connections", self.max_http_connections as u64),
+            (
+                "max_subscriptions_per_connection",
+                self.max_subscriptions_per_connection as u64,
+            ),
             ("heartbeat_interval_ms", self.heartbeat_interval_ms),
             ("batch_size", self.batch_size as u64),
             ("max_message_size", self.max_message_size as u64),
@@ -62,8 +69,10 @@ impl Config {
         // Timers are added to the clock and sizes to buffer lengths: absurd values must
         // stop start-up here rather than overflow later.
         const YEAR_MS: u64 = 365 * 24 * 3600 * 1000;
-        let durations: [(&str, u64); 6] = [
+        let durations: [(&str, u64); 8] = [
             ("heartbeat_interval_ms", self.heartbeat_interval_ms),
+            ("http_header_timeout_ms", self.http_header_timeout_ms),
+            ("http_body_timeout_ms", self.http_body_timeout_ms),
             ("stale_timeout_ms", self.stale_timeout_ms()),
             ("batch_timeout_ms", self.batch_timeout_ms),
             ("auth.auth_timeout_ms", self.auth.auth_timeout_ms),

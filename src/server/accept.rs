@@ -23,8 +23,15 @@ impl Server {
                 Ok(x) => x,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if is_fd_limit(&e) => {
+                    // At the descriptor limit the backlog would wait unseen: spend the
+                    // reserved descriptor to tell each waiting client 503 instead.
+                    if !self.shed_at_fd_limit() {
+                        return;
+                    }
+                    continue;
+                }
                 Err(e) => {
-                    // EMFILE and friends: log and try again on the next readiness.
                     tracing::warn!(error = %e, "accept failed");
                     return;
                 }
@@ -38,6 +45,13 @@ impl Server {
             let refusal = if !self.accept_rate.try_accept(mono) {
                 Some(
                     Response::error(503, "too many new connections; retry shortly")
+                        .header("Retry-After", "1"),
+                )
+            } else if self.conns.len().saturating_sub(self.ws_count)
+                >= self.app.config.max_http_connections
+            {
+                Some(
+                    Response::error(503, "too many connections still sending their request")
                         .header("Retry-After", "1"),
                 )
             } else if !self.ip_limiter.try_acquire(peer.ip()) {
@@ -77,6 +91,8 @@ impl Server {
                 ip_counted,
                 dead: false,
                 http_wait: false,
+                http_deadline: None,
+                awaiting_body: false,
                 chunked: None,
             };
             self.app.metrics.connections_accepted += 1;
@@ -88,6 +104,7 @@ impl Server {
                 conn.out.closing = true;
             }
             entry.insert(conn);
+            self.arm_http_deadline(id, false);
             self.after_io(id);
             // Read what may already be there (edge-triggered: no event will repeat it).
             self.pending_reads.push(id);
@@ -140,6 +157,7 @@ impl Server {
                 }
                 Ok(ChunkedStatus::Partial) => {
                     *fed += new.len();
+                    self.arm_http_deadline(id, true);
                     return false;
                 }
                 Err(e) => {
@@ -156,6 +174,7 @@ impl Server {
                 return false;
             }
             if rest.len() < len {
+                self.arm_http_deadline(id, true);
                 return false;
             }
             (None, req.head_len + len)
@@ -182,6 +201,7 @@ impl Server {
         };
         let routed = routes::route(&req, body, &mut self.app, id);
         conn.consume(total);
+        conn.awaiting_body = false;
         match routed {
             routes::Routed::Respond(r) => {
                 let r = if keep_alive { r } else { r.close() };
@@ -191,6 +211,8 @@ impl Server {
                     conn.out.closing = true;
                     return false;
                 }
+                // The next request on this connection gets its own head deadline.
+                self.arm_http_deadline(id, false);
                 true
             }
             routes::Routed::Held => {
@@ -221,4 +243,83 @@ impl Server {
         }));
         self.ws_count += 1;
     }
+
+    /// Gives the request in progress its deadline: the head's from now, or (`body`)
+    /// the body's once the head is in (set once per request, so a trickle cannot renew it).
+    pub(super) fn arm_http_deadline(&mut self, id: ConnId, body: bool) {
+        let Some(conn) = live(&mut self.conns, id) else {
+            return;
+        };
+        if body && conn.awaiting_body {
+            return;
+        }
+        conn.awaiting_body = body;
+        let cfg = &self.app.config;
+        let ms = if body {
+            cfg.http_body_timeout_ms
+        } else {
+            cfg.http_header_timeout_ms
+        };
+        let at = self.app.now + Duration::from_millis(ms);
+        conn.http_deadline = Some(at);
+        self.app.timers.schedule(at, Timer::HttpDeadline(id));
+    }
+
+    /// An HTTP deadline fired: a request still incomplete gets 408 and the connection
+    /// closes; an idle keep-alive connection is closed quietly.
+    pub(super) fn on_http_deadline(&mut self, id: ConnId) {
+        let now = self.app.now;
+        let Some(conn) = live(&mut self.conns, id) else {
+            return;
+        };
+        let due = conn.http_deadline.is_some_and(|d| d <= now);
+        if !due || conn.out.closing || conn.http_wait || !matches!(conn.phase, Phase::Http) {
+            return;
+        }
+        conn.http_deadline = None;
+        conn.chunked = None;
+        if conn.rbuf.is_empty() && !conn.awaiting_body {
+            conn.out.closing = true;
+        } else {
+            let what = if conn.awaiting_body { "body" } else { "head" };
+            let r = Response::error(408, &format!("request {what} not received in time"));
+            conn.rbuf.clear();
+            conn.out.close_with(Bytes::from(r.close().to_bytes()));
+        }
+        self.after_io(id);
+    }
+
+    /// Accepts one connection with the reserved descriptor, answers 503 and closes it,
+    /// then takes the reserve back. False when nothing could be done (retry later).
+    fn shed_at_fd_limit(&mut self) -> bool {
+        let Some(listener) = &self.listener else {
+            return false;
+        };
+        if self.fd_reserve.take().is_none() {
+            tracing::warn!("accept failed at the descriptor limit and no reserve is left");
+            return false;
+        }
+        let shed = match listener.accept() {
+            Ok((sock, _)) => {
+                let mut sock: std::net::TcpStream = sock.into();
+                let r = Response::error(503, "server at its file descriptor limit")
+                    .header("Retry-After", "1")
+                    .close();
+                let _ = std::io::Write::write_all(&mut sock, &r.to_bytes());
+                self.app.metrics.connections_rejected += 1;
+                true
+            }
+            Err(_) => false,
+        };
+        self.fd_reserve = std::fs::File::open("/dev/null").ok();
+        if shed {
+            tracing::warn!("at the file descriptor limit: a new connection was told 503");
+        }
+        shed && self.fd_reserve.is_some()
+    }
+}
+
+fn is_fd_limit(e: &std::io::Error) -> bool {
+    // EMFILE (the process's limit) and ENFILE (the system's).
+    matches!(e.raw_os_error(), Some(24) | Some(23))
 }

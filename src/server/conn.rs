@@ -58,6 +58,11 @@ pub(crate) struct Conn {
     pub dead: bool,
     /// An HTTP answer is held (durability); later pipelined requests wait for it.
     pub http_wait: bool,
+    /// When the request in progress must be complete (its head, or once the head is in,
+    /// its body): the slowloris bound. `None` once upgraded.
+    pub http_deadline: Option<Instant>,
+    /// The deadline above is the body's (the head is complete).
+    pub awaiting_body: bool,
     /// A chunked request body being decoded, and how many bytes after the head it has
     /// already been fed: each read pass feeds only what is new.
     pub chunked: Option<(crate::http::ChunkedDecoder, usize)>,

@@ -119,6 +119,9 @@ pub struct Server {
     ip_limiter: IpLimiter,
     accept_rate: AcceptRate,
     shutdown_deadline: Option<Instant>,
+    /// One descriptor held back so that at the file limit a waiting client can still be
+    /// accepted and told 503 instead of waiting unseen in the backlog.
+    fd_reserve: Option<std::fs::File>,
 }
 
 fn token_of(id: ConnId) -> Token {
@@ -199,6 +202,7 @@ impl Server {
             dirty: Vec::new(),
             dying: Vec::new(),
             shutdown_deadline: None,
+            fd_reserve: std::fs::File::open("/dev/null").ok(),
         };
         Ok(server)
     }
@@ -531,6 +535,7 @@ impl Server {
                 Timer::AuthExpiry(id) => {
                     self.with_call(id, dispatch::auth::on_auth_expiry);
                 }
+                Timer::HttpDeadline(id) => self.on_http_deadline(id),
                 Timer::CloseDeadline(id) => {
                     if let Some(conn) = live(&mut self.conns, id) {
                         conn.kill(&mut self.dying);

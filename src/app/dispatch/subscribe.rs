@@ -25,6 +25,17 @@ pub fn on_subscribe(session_id: &str, since_seq: Option<u64>, call: &mut Call<'_
         );
         return;
     }
+    let limit = call.app.config.max_subscriptions_per_connection;
+    if call.client.subs.len() >= limit && !call.client.subs.contains(session_id) {
+        call.error(
+            ErrorCode::InvalidRequest,
+            &format!(
+                "this connection already subscribes to {limit} sessions \
+                 (max_subscriptions_per_connection): unsubscribe from one first"
+            ),
+        );
+        return;
+    }
     // Everything stored so far goes out to existing subscribers first, so the store and
     // the hub agree: what the store returns below will not also arrive live. A catch-up
     // relies on the same: events still pending in the hub are already in the store.
