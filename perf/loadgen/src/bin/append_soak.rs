@@ -14,7 +14,7 @@ use clap::Parser;
 use std::time::Instant;
 use tracecast::config::{FsyncPolicy, StorageConfig};
 use tracecast::ingest::{parse_body, validate, IngestContext, JsonBuffers};
-use tracecast::store::{LogStore, Store};
+use tracecast::store::{EventLog, LogStore};
 
 #[path = "../../../../benches/support/workload.rs"]
 mod workload;
