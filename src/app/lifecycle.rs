@@ -35,24 +35,19 @@ pub struct Upgraded {
     pub deflate: bool,
 }
 
-/// The least memory a connection's queue may hold before it is closed for not reading.
-/// Generous enough for a client that subscribes to many sessions in one burst and reads
-/// them as they come, small enough that one connection cannot take more than this.
-const MIN_CONTROL_CAP: usize = 32 << 20;
-
 /// The most memory (bytes plus each frame's bookkeeping) a connection's queue may hold
 /// before it is closed for not reading its replies (1008; an HTTP connection is just
-/// closed): 32 MiB, or more where the limits need it — a full event backlog (twice the
-/// high water mark plus one batch), two of the largest messages, the largest single
-/// reply (`initial_traces`, a history chunk or a catch-up run) and every frame's
-/// bookkeeping.
+/// closed), derived from the limits: a full event backlog (twice the high water mark
+/// plus one batch), two of the largest messages, the largest single reply
+/// (`initial_traces`, a history chunk or a catch-up run) and every frame's bookkeeping —
+/// about 13 MiB with the defaults.
 pub fn control_cap(config: &crate::config::Config) -> usize {
     let events = config.max_event_bytes;
     let largest_reply = config
         .history_chunk_size
         .max(super::dispatch::RECENT)
         .saturating_mul(events);
-    let needed = config
+    config
         .backpressure
         .high_water_mark
         .saturating_mul(2)
@@ -64,8 +59,7 @@ pub fn control_cap(config: &crate::config::Config) -> usize {
                 .backpressure
                 .max_queue_size
                 .saturating_mul(super::queue::FRAME_OVERHEAD),
-        );
-    needed.max(MIN_CONTROL_CAP)
+        )
 }
 
 impl App {

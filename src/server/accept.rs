@@ -234,6 +234,8 @@ impl Server {
             }
         };
         conn.consume(req.head_len);
+        conn.http_deadline = None;
+        conn.out.websocket = true;
         conn.out
             .control(Bytes::from(std::mem::take(&mut up.response)));
         self.app.welcome(id, &mut up.client, &mut conn.out);
