@@ -783,3 +783,369 @@ pub fn post_batch(s: &TestServer, events: &[Value]) -> Vec<u64> {
     assert_eq!(last + 1 - first, events.len() as u64, "{ack}");
     (first..=last).collect()
 }
+
+// ---------------------------------------------------------------------------------------
+// t-hostile: a server under a lowered limit, a latency watcher, the server's CPU and
+// memory, and bounded polling.
+// ---------------------------------------------------------------------------------------
+
+impl TestServer {
+    /// Starts a server like [`TestServer::start`], but through
+    /// `sh -c '<shell_prefix>; exec "$0" "$@"' <binary> serve …`, so the shell can lower a
+    /// limit for the server alone (`ulimit -n 200`). `exec` keeps the pid the server's, so
+    /// `/proc/<pid>` and `rss_kb` still describe it.
+    pub fn start_with_prefix(shell_prefix: &str, extra_toml: &str) -> TestServer {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let config = dir.join("tracecast.toml");
+        let data = dir.join("data");
+        let toml = format!(
+            "port = 0\ndata_dir = {:?}\n{}\n",
+            data.display().to_string(),
+            extra_toml
+        );
+        std::fs::write(&config, toml).expect("write config");
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("{shell_prefix}; exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_tracecast"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .args(["--log-format", "json"])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn sh → tracecast");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    logs.lock().unwrap().push(line.clone());
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let deadline = Instant::now() + WAIT;
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains("listening") => {
+                    let v: Value = serde_json::from_str(&line).expect("json log line");
+                    break v["fields"]["addr"]
+                        .as_str()
+                        .expect("addr field")
+                        .to_string();
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "server did not start; logs:\n{}",
+                        logs.lock().unwrap().join("\n")
+                    );
+                }
+            }
+        };
+        TestServer {
+            child,
+            addr,
+            dir,
+            _tmp: Some(tmp),
+            logs,
+            lines: rx,
+        }
+    }
+
+    /// The server's CPU time so far (utime + stime, every thread), in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        proc_cpu_seconds(self.child.id())
+    }
+
+    /// Current RSS (VmRSS) in KiB.
+    pub fn rss_now_kb(&self) -> u64 {
+        self.rss_kb().1
+    }
+}
+
+/// utime + stime of a process from `/proc/<pid>/stat`, in seconds (0 when it is gone).
+pub fn proc_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name may hold spaces and parentheses: count fields after the last ')'.
+    let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return 0.0;
+    };
+    let mut it = after.split_ascii_whitespace().skip(11);
+    let utime: u64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let stime: u64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    (utime + stime) as f64 / clock_ticks()
+}
+
+/// `getconf CLK_TCK` (USER_HZ), read once; 100 when it cannot be asked.
+pub fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .filter(|t: &f64| *t > 0.0)
+            .unwrap_or(100.0)
+    })
+}
+
+/// Server CPU over a window, as % of one core.
+pub struct CpuWindow {
+    pid: u32,
+    cpu0: f64,
+    t0: Instant,
+}
+
+impl CpuWindow {
+    pub fn start(s: &TestServer) -> CpuWindow {
+        CpuWindow {
+            pid: s.child.id(),
+            cpu0: proc_cpu_seconds(s.child.id()),
+            t0: Instant::now(),
+        }
+    }
+
+    /// CPU % of one core since `start`, and the window's length.
+    pub fn pct(&self) -> (f64, Duration) {
+        let used = proc_cpu_seconds(self.pid) - self.cpu0;
+        let span = self.t0.elapsed();
+        (100.0 * used / span.as_secs_f64().max(1e-3), span)
+    }
+}
+
+/// Samples the server's RSS every 20 ms on a thread, so a peak between two readings of
+/// `VmRSS` is not missed even when `VmHWM` was already set higher at start-up.
+pub struct RssPeak {
+    pub baseline_kb: u64,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<u64>,
+    pid: u32,
+    hwm0: u64,
+}
+
+fn proc_status_kb(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+impl RssPeak {
+    pub fn start(s: &TestServer) -> RssPeak {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let pid = s.child.id();
+        let (hwm0, baseline_kb) = s.rss_kb();
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut peak = 0;
+                // Bounded: at most 2 minutes of samples, whatever the caller does.
+                for _ in 0..6000 {
+                    peak = peak.max(proc_status_kb(pid, "VmRSS:"));
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20)); // sampling period
+                }
+                peak
+            })
+        };
+        RssPeak {
+            baseline_kb,
+            stop,
+            handle,
+            pid,
+            hwm0,
+        }
+    }
+
+    /// Peak RSS growth over the baseline, in KiB.
+    pub fn growth_kb(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let sampled = self.handle.join().unwrap_or(0);
+        let hwm = proc_status_kb(self.pid, "VmHWM:");
+        // A new high-water mark is exact; otherwise the samples are the best we have.
+        let peak = if hwm > self.hwm0 {
+            hwm.max(sampled)
+        } else {
+            sampled
+        };
+        peak.saturating_sub(self.baseline_kb)
+    }
+}
+
+/// Calls `f` until it yields `Some` (each call itself bounded), for at most `within`.
+pub fn poll_until<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(20)); // between bounded retries
+    }
+}
+
+/// Round trips a watcher measured.
+#[derive(Debug, Default)]
+pub struct Rtt {
+    pub samples: Vec<Duration>,
+    /// Heartbeats that got no answer in time, errors, a lost connection.
+    pub failures: Vec<String>,
+}
+
+impl Rtt {
+    pub fn median(&self) -> Duration {
+        let mut v = self.samples.clone();
+        v.sort();
+        v.get(v.len() / 2).copied().unwrap_or_default()
+    }
+
+    pub fn max(&self) -> Duration {
+        self.samples.iter().max().copied().unwrap_or_default()
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "watcher RTT median {:.1} ms, max {:.1} ms over {} heartbeats",
+            self.median().as_secs_f64() * 1e3,
+            self.max().as_secs_f64() * 1e3,
+            self.samples.len()
+        )
+    }
+
+    /// `Err` naming the figures when the median or the maximum is over its bound, when
+    /// nothing was measured, or when a heartbeat went unanswered.
+    pub fn check(&self, median_under: Duration, max_under: Duration) -> Result<(), String> {
+        let mut bad = Vec::new();
+        if self.samples.is_empty() {
+            bad.push("no heartbeat was measured".to_string());
+        }
+        if self.median() >= median_under {
+            bad.push(format!("median ≥ {median_under:?}"));
+        }
+        if self.max() >= max_under {
+            bad.push(format!("max ≥ {max_under:?}"));
+        }
+        bad.extend(self.failures.iter().take(3).cloned());
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} — {}", self.summary(), bad.join("; ")))
+        }
+    }
+}
+
+/// A well-behaved WebSocket client that, on its own thread, sends
+/// `{"type":"heartbeat","requestId":N}` every `pace` and times each `heartbeat_response`:
+/// what another user of the server feels while something else is going on.
+pub struct Watcher {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<Rtt>,
+}
+
+/// Heartbeats one watcher sends at most: under the default rate limit (1000 a minute).
+pub const WATCHER_MAX_BEATS: usize = 600;
+
+impl Watcher {
+    /// Connects (and subscribes to `session` when given) before returning, so the watcher
+    /// exists before whatever the test does next.
+    pub fn start(addr: &str, session: Option<&str>) -> Watcher {
+        Self::start_paced(addr, session, Duration::from_millis(25))
+    }
+
+    pub fn start_paced(addr: &str, session: Option<&str>, pace: Duration) -> Watcher {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let mut c = Client::connect(&format!("ws://{addr}/ws"));
+        if let Some(s) = session {
+            c.subscribe(s);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut rtt = Rtt::default();
+                for n in 0..WATCHER_MAX_BEATS {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    match heartbeat_round_trip(&mut c, n) {
+                        Ok(d) => rtt.samples.push(d),
+                        Err((d, why)) => {
+                            rtt.samples.push(d);
+                            rtt.failures.push(why);
+                            if rtt.failures.len() >= 3 {
+                                break;
+                            }
+                        }
+                    }
+                    std::thread::sleep(pace); // the watcher's own pace, not a sync
+                }
+                rtt
+            })
+        };
+        Watcher { stop, handle }
+    }
+
+    pub fn stop(self) -> Rtt {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap_or_else(|_| Rtt {
+            samples: Vec::new(),
+            failures: vec!["watcher thread panicked".into()],
+        })
+    }
+}
+
+/// One heartbeat and its answer; other messages (trace batches, server heartbeats) are
+/// skipped. `Err` carries the time waited and why there was no answer.
+fn heartbeat_round_trip(c: &mut Client, n: usize) -> Result<Duration, (Duration, String)> {
+    const ANSWER_WITHIN: Duration = Duration::from_secs(5);
+    let t0 = Instant::now();
+    let msg = serde_json::json!({"type": "heartbeat", "requestId": n}).to_string();
+    if let Err(e) = c.ws.send(Message::text(msg)) {
+        return Err((t0.elapsed(), format!("heartbeat #{n}: send failed: {e}")));
+    }
+    loop {
+        match c.ws.read() {
+            Ok(Message::Text(t)) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap_or(Value::Null);
+                if v["requestId"] == n {
+                    return if v["type"] == "heartbeat_response" {
+                        Ok(t0.elapsed())
+                    } else {
+                        Err((t0.elapsed(), format!("heartbeat #{n} answered with {v}")))
+                    };
+                }
+            }
+            Ok(Message::Close(f)) => {
+                return Err((t0.elapsed(), format!("watcher closed by the server: {f:?}")))
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => return Err((t0.elapsed(), format!("watcher connection failed: {e}"))),
+        }
+        if t0.elapsed() >= ANSWER_WITHIN {
+            return Err((
+                t0.elapsed(),
+                format!("heartbeat #{n}: no answer within {ANSWER_WITHIN:?}"),
+            ));
+        }
+    }
+}

@@ -14,6 +14,7 @@
 //! arrived or nothing moved for a second.
 
 mod gen;
+mod probe;
 mod procstat;
 mod scan;
 mod ws;
@@ -176,6 +177,10 @@ const PUB_BACKLOG_LIMIT: usize = 4 << 20;
 const FLAT_BACKLOG_LIMIT: usize = 256 << 10;
 
 fn main() {
+    // `loadgen probe …` replays hostile clients (see `probe`); everything else is load.
+    if std::env::args().nth(1).as_deref() == Some("probe") {
+        std::process::exit(probe::main(std::env::args().skip(2).collect()));
+    }
     let args = Args::parse();
     match run(args) {
         Ok(line) => println!("{line}"),
