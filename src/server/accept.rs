@@ -91,6 +91,7 @@ impl Server {
                 ip_counted,
                 dead: false,
                 http_wait: false,
+                backlog: false,
                 http_deadline: None,
                 awaiting_body: false,
                 chunked: None,

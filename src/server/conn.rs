@@ -15,8 +15,8 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-/// How much one read call asks for.
-const READ_CHUNK: usize = 16 * 1024;
+/// How much one read call asks for: the size of the loop's scratch chunk.
+pub(crate) const READ_CHUNK: usize = 16 * 1024;
 
 /// What a read pass found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +58,9 @@ pub(crate) struct Conn {
     pub dead: bool,
     /// An HTTP answer is held (durability); later pipelined requests wait for it.
     pub http_wait: bool,
+    /// Complete messages wait in the read buffer (the per-turn message budget ran out):
+    /// the next pass handles them before reading the socket again.
+    pub backlog: bool,
     /// When the request in progress must be complete (its head, or once the head is in,
     /// its body): the slowloris bound. `None` once upgraded.
     pub http_deadline: Option<Instant>,
@@ -79,7 +82,12 @@ impl Conn {
 
     /// Reads until the socket would block, the buffer reaches `limit`, or the per-turn
     /// budget is spent. Returns bytes read and why it stopped.
-    pub fn read_some(&mut self, limit: usize, budget: usize) -> (usize, ReadOutcome) {
+    pub fn read_some(
+        &mut self,
+        limit: usize,
+        budget: usize,
+        scratch: &mut [u8],
+    ) -> (usize, ReadOutcome) {
         let mut total = 0;
         loop {
             if total >= budget {
@@ -88,27 +96,25 @@ impl Conn {
             if self.rbuf.len() >= limit {
                 return (total, ReadOutcome::Overflow);
             }
-            let start = self.rbuf.len();
-            let want = READ_CHUNK.min(limit - start);
-            self.rbuf.resize(start + want, 0);
-            let res = self.sock.read(&mut self.rbuf[start..]);
-            match res {
-                Ok(0) => {
-                    self.rbuf.truncate(start);
-                    return (total, ReadOutcome::Closed);
-                }
+            // Read into the loop's scratch chunk and append what came: the buffer grows
+            // by the bytes read, never zero-filled ahead of a read that may bring one byte
+            // (a trickling client would otherwise cost a chunk's memset per byte).
+            let want = scratch.len().min(limit - self.rbuf.len());
+            let Some(chunk) = scratch.get_mut(..want) else {
+                return (total, ReadOutcome::Overflow);
+            };
+            match self.sock.read(chunk) {
+                Ok(0) => return (total, ReadOutcome::Closed),
                 Ok(n) => {
-                    self.rbuf.truncate(start + n);
+                    self.rbuf
+                        .extend_from_slice(chunk.get(..n).unwrap_or_default());
                     total += n;
                 }
-                Err(e) => {
-                    self.rbuf.truncate(start);
-                    match e.kind() {
-                        io::ErrorKind::WouldBlock => return (total, ReadOutcome::WouldBlock),
-                        io::ErrorKind::Interrupted => {}
-                        _ => return (total, ReadOutcome::Closed),
-                    }
-                }
+                Err(e) => match e.kind() {
+                    io::ErrorKind::WouldBlock => return (total, ReadOutcome::WouldBlock),
+                    io::ErrorKind::Interrupted => {}
+                    _ => return (total, ReadOutcome::Closed),
+                },
             }
         }
     }

@@ -55,6 +55,10 @@ const SIGNALS: Token = Token(usize::MAX - 3);
 const MAX_HEAD: usize = 16 * 1024;
 /// Bytes read from one socket per readiness before others get their turn.
 const READ_BUDGET: usize = 256 * 1024;
+/// Messages handled for one connection per turn before others get theirs: a flood of
+/// tiny frames (6-byte pings) costs per message, not per byte, so bytes alone do not
+/// bound a turn.
+const MESSAGE_BUDGET: usize = 256;
 /// How long a closing connection may take to drain and say goodbye.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// How long shutdown waits for clients to take their close frames.
@@ -122,6 +126,8 @@ pub struct Server {
     /// One descriptor held back so that at the file limit a waiting client can still be
     /// accepted and told 503 instead of waiting unseen in the backlog.
     fd_reserve: Option<std::fs::File>,
+    /// Where each socket read lands before it is appended to its connection's buffer.
+    read_scratch: Box<[u8]>,
 }
 
 fn token_of(id: ConnId) -> Token {
@@ -203,6 +209,7 @@ impl Server {
             dying: Vec::new(),
             shutdown_deadline: None,
             fd_reserve: std::fs::File::open("/dev/null").ok(),
+            read_scratch: vec![0; conn::READ_CHUNK].into_boxed_slice(),
         };
         Ok(server)
     }
@@ -363,11 +370,25 @@ impl Server {
         let Some(conn) = live(&mut self.conns, id) else {
             return;
         };
+        if conn.backlog {
+            // Messages left over by the message budget go first; reading more now would
+            // only grow the buffer toward its limit.
+            conn.backlog = false;
+            self.process_input(id);
+            if let Some(conn) = live(&mut self.conns, id) {
+                if !conn.backlog {
+                    // Edge-triggered: the socket may hold more that no event will repeat.
+                    self.pending_reads.push(id);
+                }
+            }
+            self.after_io(id);
+            return;
+        }
         let limit = match conn.phase {
             Phase::Http => MAX_HEAD + max_msg,
             Phase::Ws(_) => max_msg + 64 * 1024,
         };
-        let (n, outcome) = conn.read_some(limit, READ_BUDGET);
+        let (n, outcome) = conn.read_some(limit, READ_BUDGET, &mut self.read_scratch);
         self.app.metrics.bytes_received += n as u64;
         if n > 0 {
             conn.last_seen = self.app.now;
@@ -376,15 +397,24 @@ impl Server {
             // Draining a closing connection: input is discarded, except that the peer's
             // close frame (its answer to ours) means it is done listening.
             if let Phase::Ws(ws) = &mut conn.phase {
+                // Looked for among the first frames only: a peer still flooding after
+                // our close is not worth parsing, and the close deadline ends it.
+                let mut at = 0;
+                let mut looked = 0;
                 while let Ok(Read {
                     consumed,
                     message: Some(msg),
-                }) = ws.reader.read(&mut conn.rbuf)
+                }) = ws.reader.read(conn.rbuf.get_mut(at..).unwrap_or_default())
                 {
+                    looked += 1;
+                    if looked > MESSAGE_BUDGET {
+                        break;
+                    }
                     if matches!(msg, crate::ws::Message::Close { .. }) {
                         conn.out.peer_closed = true;
+                        break;
                     }
-                    conn.rbuf.drain(..consumed.min(conn.rbuf.len()));
+                    at += consumed;
                 }
             }
             conn.rbuf.clear();
@@ -434,6 +464,7 @@ impl Server {
     /// each message moved the rest of a 256 KiB read forward once per message.
     fn process_input(&mut self, id: ConnId) {
         let mut done = 0usize;
+        let mut handled = 0usize;
         loop {
             let Some(conn) = self.conns.get_mut(id.key as usize) else {
                 return;
@@ -442,6 +473,14 @@ impl Server {
                 conn.consume(done);
                 return;
             }
+            if handled >= MESSAGE_BUDGET {
+                // The rest waits for the next turn, before any more is read.
+                conn.consume(done);
+                conn.backlog = true;
+                self.pending_reads.push(id);
+                return;
+            }
+            handled += 1;
             match &mut conn.phase {
                 Phase::Http => {
                     if conn.http_wait || !self.process_http(id) {
