@@ -4,7 +4,7 @@
 //! were created for (20 digits, so names sort by seq), and `seq.hwm`, the seq
 //! reservation. Each `append` is one record (see [`super::record`]) written with one
 //! positional write, so the OS has the whole batch or, after a failed write is cut back,
-//! none of it. fsync happens on the [`super::sync`] thread. On open the segments are
+//! none of it. fsync happens on the `super::sync` thread. On open the segments are
 //! scanned sequentially in large chunks (no JSON parsing), the per-session indexes are
 //! rebuilt, a torn tail is truncated, and a damaged record anywhere else stops the open
 //! (or is quarantined on request). Time-travel checkpoints are built lazily by the first
@@ -49,7 +49,7 @@ use std::sync::Arc;
 pub const RECENT_CACHE: usize = 128;
 
 /// Bytes of decoded events the recent caches of all sessions hold together (see
-/// [`recent::RecentCache`]): what a million sessions cost must not be a million tails.
+/// `recent.rs`): what a million sessions cost must not be a million tails.
 pub const RECENT_BUDGET: usize = 32 << 20;
 
 /// Where an event lives: 28 bytes per indexed event. Packed to 4-byte alignment (the
