@@ -48,7 +48,8 @@ impl Recent {
     /// The cached events at offsets `[a, b)` of the cache, marking it used.
     pub(super) fn range(&self, a: usize, b: usize) -> impl Iterator<Item = &EventRef> {
         self.used.set(true);
-        self.events.range(a.min(b)..b.min(self.events.len()))
+        let b = b.min(self.events.len());
+        self.events.range(a.min(b)..b)
     }
 }
 
