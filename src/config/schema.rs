@@ -29,7 +29,7 @@ pub struct Config {
     pub historical_data_limit: usize,
     pub history_chunk_size: usize,
     /// Sessions per `GET /v1/sessions` page when the request names no `limit` (at most
-    /// [`crate::store::MAX_SESSIONS_PAGE`], which also clamps a larger `limit`).
+    /// [`Config::MAX_SESSIONS_PAGE`], which also clamps a larger `limit`).
     pub sessions_page_limit: usize,
     /// Per-IP connection limit; 0 = none.
     pub max_connections_per_ip: usize,
@@ -273,6 +273,10 @@ impl Default for StorageConfig {
 }
 
 impl Config {
+    /// The largest `GET /v1/sessions` page, whatever a request's `limit` or
+    /// `sessions_page_limit` ask: one page is one response, built in one turn of the loop.
+    pub const MAX_SESSIONS_PAGE: usize = 10_000;
+
     /// The stale timeout in effect.
     pub fn stale_timeout_ms(&self) -> u64 {
         self.stale_timeout_ms

@@ -5,7 +5,6 @@
 
 use super::error::ConfigError;
 use super::schema::{Config, FsyncPolicy, PERMISSIONS};
-use crate::store::MAX_SESSIONS_PAGE;
 
 impl Config {
     /// Ranges and consistency between keys. Returns the first problem found.
@@ -156,12 +155,13 @@ impl Config {
                 ),
             );
         }
-        if self.sessions_page_limit > MAX_SESSIONS_PAGE {
+        if self.sessions_page_limit > Config::MAX_SESSIONS_PAGE {
             return fail(
                 "sessions_page_limit",
                 format!(
-                    "{} exceeds the largest page, {MAX_SESSIONS_PAGE}",
-                    self.sessions_page_limit
+                    "{} exceeds the largest page, {}",
+                    self.sessions_page_limit,
+                    Config::MAX_SESSIONS_PAGE
                 ),
             );
         }

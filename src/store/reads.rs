@@ -7,9 +7,9 @@
 use super::{Deleted, SessionSummary, StoreError};
 use crate::event::EventRef;
 
-/// The largest `GET /v1/sessions` page, whatever the request or `sessions_page_limit`
-/// ask: one page is one response, built in one turn of the loop.
-pub const MAX_SESSIONS_PAGE: usize = 10_000;
+/// The largest page [`SessionReads::sessions_page`] returns: the configuration's bound on
+/// a `GET /v1/sessions` page, so a page is one response built in one turn of the loop.
+pub const MAX_SESSIONS_PAGE: usize = crate::config::Config::MAX_SESSIONS_PAGE;
 
 /// One page of the session list: [`SessionReads::sessions_page`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
