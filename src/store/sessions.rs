@@ -95,6 +95,11 @@ impl SessionOrder {
         });
     }
 
+    /// Gives back the room of sessions removed (after many were).
+    pub(crate) fn shrink(&mut self) {
+        self.list.shrink_to_fit();
+    }
+
     /// Up to `limit` sessions created after `after`, oldest first, and whether any
     /// follow them.
     pub(crate) fn page(&self, after: u64, limit: usize) -> (&[(u64, Arc<str>)], bool) {

@@ -87,6 +87,13 @@ impl LogStore {
             removed.sort_unstable();
             self.order.remove(&removed);
             self.cache.forget_stale(&self.sessions);
+            // A crowd of sessions that aged out should give its memory back, not only
+            // its count: shrink once three quarters of the table stand empty (a rehash
+            // of what is left, so at most once per as many removals).
+            if self.sessions.capacity() > 4 * self.sessions.len().max(1024) {
+                self.sessions.shrink_to_fit();
+                self.order.shrink();
+            }
         }
         Ok((size, events))
     }

@@ -1116,3 +1116,29 @@ fn a_session_is_small() {
         std::mem::size_of::<Session>()
     );
 }
+
+#[test]
+fn forgetting_many_sessions_gives_their_memory_back() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = StorageConfig {
+        segment_bytes: 64 << 10,
+        retention_bytes: 0,
+        retention_ms: 0,
+        ..cfg()
+    };
+    let (mut st, _) = open(dir.path(), &c);
+    for chunk in 0..10 {
+        let batch: Vec<Pending> = (0..1000)
+            .map(|i| pending(&format!("s{}", chunk * 1000 + i), i, None, "X", ""))
+            .collect();
+        append(&mut st, batch);
+    }
+    let full = st.sessions.capacity();
+    assert!(full >= 10_000);
+    st.retention_bytes = 1;
+    st.enforce_retention(0);
+    let left = st.session_count();
+    assert!(left < 2000, "{left} sessions left in the active segment");
+    assert!(st.sessions.capacity() < full, "the table shrank");
+    assert_eq!(st.sessions().len(), left);
+}
