@@ -1,5 +1,6 @@
 //! Storage benchmarks (issue #3 targets): store-only append throughput per fsync policy,
-//! streaming history out of a big log, time travel on a long session, and recovery.
+//! streaming history out of a big log, time travel on a long session, and recovery; and
+//! many small sessions (`sessions`): appending new ones, counting and paging them.
 //!
 //! Scale: one session of `TRACECAST_BENCH_EVENTS` events (default 10,000,000, ~250 bytes
 //! each on disk, ~2.6 GB) with 50 agents and 1000 recurring task ids (three events in four
@@ -250,5 +251,80 @@ fn long_log(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, append, long_log);
+/// Sessions in the `sessions` group's store (`TRACECAST_BENCH_SESSIONS`, default 200k).
+fn many_sessions() -> u64 {
+    std::env::var("TRACECAST_BENCH_SESSIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000)
+        .max(10_000)
+}
+
+/// One event of session `n`, the probe's shape (type, sessionId, the assigned id and
+/// timestamp), as ingest builds it.
+fn one_event_session(n: u64) -> Pending {
+    let session: Arc<str> = Arc::from(format!("s{n:08}"));
+    let ts = BASE_TS + n as i64;
+    let tail = format!(
+        "\"type\":\"X\",\"sessionId\":\"{session}\",\"id\":\"{n:016x}\",\"timestamp\":{ts}}}"
+    );
+    let mut json_tail = Vec::with_capacity(SEQ_HEADROOM + tail.len());
+    json_tail.resize(SEQ_HEADROOM, b' ');
+    json_tail.extend_from_slice(tail.as_bytes());
+    Pending {
+        timestamp: ts,
+        session,
+        agent: None,
+        kind: Arc::from("X"),
+        json_tail,
+        headroom: SEQ_HEADROOM,
+    }
+}
+
+/// Many one-event sessions: appending new sessions, counting them, and paging through
+/// them (a page must cost the page, not the session count).
+fn sessions(c: &mut Criterion) {
+    let total = many_sessions();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut st = open(
+        dir.path(),
+        &StorageConfig {
+            max_sessions: usize::MAX,
+            ..cfg(FsyncPolicy::Never)
+        },
+    );
+    let mut n = 0u64;
+    while n < total {
+        let batch: Vec<Pending> = (n..n + 1000).map(one_event_session).collect();
+        if let Err(e) = st.append(batch) {
+            panic!("append: {e}");
+        }
+        n += 1000;
+    }
+    let mut g = c.benchmark_group("sessions");
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("append_1000_new_sessions", |b| {
+        b.iter_batched(
+            || {
+                let batch: Vec<Pending> = (n..n + 1000).map(one_event_session).collect();
+                n += 1000;
+                batch
+            },
+            |batch| black_box(st.append(batch).map(|a| a.events.len()).unwrap_or(0)),
+            BatchSize::LargeInput,
+        )
+    });
+    // A page from the middle: its cursor is the creation seq of the session before it.
+    let mid = st.sessions_page(0, 10_000, &|_| true).next.unwrap_or(0);
+    g.bench_function("page_of_1000", |b| {
+        b.iter(|| black_box(st.sessions_page(mid, 1000, &|_| true).sessions.len()))
+    });
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("session_count", |b| {
+        b.iter(|| black_box(st.session_count()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, append, long_log, sessions);
 criterion_main!(benches);

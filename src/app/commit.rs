@@ -185,7 +185,13 @@ impl App {
         let appended = match result {
             Ok(a) => a,
             Err(e) => {
-                tracing::error!(error = %e, "append failed; batch refused");
+                if matches!(e, StoreError::SessionLimit { .. }) {
+                    // A producer's doing, not the disk's: not an error of the server, and
+                    // a flood of refusals must not flood the log at error level.
+                    tracing::debug!(error = %e, "batch refused");
+                } else {
+                    tracing::error!(error = %e, "append failed; batch refused");
+                }
                 if let Origin::Publisher(Some(reply)) = &origin {
                     let _ = reply.try_send(Err(PublishError::Rejected(e.to_string())));
                 }
@@ -262,10 +268,7 @@ impl App {
                         self.on_committed(a);
                         (a.last_seq().unwrap_or(0), accepted_response(a))
                     }
-                    Err(e) => (
-                        0,
-                        crate::http::Response::error(500, &format!("storage error: {e}")),
-                    ),
+                    Err(e) => (0, store_failure_response(e)),
                 };
                 let response = if keep_alive {
                     response
@@ -357,6 +360,20 @@ impl App {
                 out.push(ack);
             }
         }
+    }
+}
+
+/// Seconds a producer refused for `max_sessions` is told to wait: the retention timer's
+/// period, the soonest the session count can go down.
+const SESSION_LIMIT_RETRY_SECS: u64 = 10;
+
+/// The HTTP answer to a batch the store refused: `503` with `Retry-After` when the refusal
+/// passes (the session limit), else `500`. The one mapping of [`StoreError`] to HTTP.
+pub fn store_failure_response(e: &StoreError) -> crate::http::Response {
+    match e {
+        StoreError::SessionLimit { .. } => crate::http::Response::error(503, &e.to_string())
+            .header("Retry-After", &SESSION_LIMIT_RETRY_SECS.to_string()),
+        _ => crate::http::Response::error(500, &format!("storage error: {e}")),
     }
 }
 

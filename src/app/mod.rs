@@ -261,7 +261,7 @@ impl App {
         self.metrics.compressed_in_bytes = self.encoder.deflate_in;
         self.metrics.compressed_out_bytes = self.encoder.deflate_out;
         let g = Gauges {
-            sessions: self.store.sessions().len(),
+            sessions: self.store.session_count(),
             next_seq: self.store.next_seq(),
             storage_failing: self.storage_fault().is_some(),
             storage_errors: self.store.health().errors(),

@@ -4,13 +4,14 @@
 //! writes it. Credentials are checked here with the same [`crate::auth::Authenticator`]
 //! the WebSocket side uses, so both doors follow one rule.
 
-use super::commit::{accepted_response, CommitFailure, Committed};
+use super::commit::{accepted_response, store_failure_response, CommitFailure, Committed};
 use super::{App, Origin};
 use crate::auth::Principal;
 use crate::http::{query_param, Method, Request, Response};
 use crate::hub::ConnId;
 use crate::protocol::json::{write_json_str, write_u64};
 use crate::protocol::server::write_session_summary;
+use crate::store::MAX_SESSIONS_PAGE;
 
 const JSON: &str = "application/json";
 const VIEWER: &str = include_str!("../../web/index.html");
@@ -35,7 +36,7 @@ pub fn route(req: &Request, body: &mut [u8], app: &mut App, conn: ConnId) -> Rou
             Err(r) => r,
         },
         ("/v1/sessions", Method::Get) => match principal(req, app) {
-            Ok(p) => sessions(&p, app),
+            Ok(p) => sessions(req, &p, app),
             Err(r) => r,
         },
         ("/v1/history", Method::Get) => match principal(req, app) {
@@ -107,22 +108,58 @@ fn healthz(app: &App) -> Response {
     Response::new(status).body(JSON, b)
 }
 
-fn sessions(p: &Principal, app: &App) -> Response {
-    let mut b = Vec::with_capacity(256);
-    b.extend_from_slice(b"{\"sessions\":[");
-    for (i, s) in app
+/// `GET /v1/sessions?limit=N&after=CURSOR` → `{"sessions":[…],"next":"CURSOR"}`, one page
+/// in creation order, `next` absent on the last page. A page looks at `limit` sessions
+/// and keeps those the credential may read, so its cost is the page's whatever the
+/// credential; a page may therefore hold fewer than `limit` (even none) and still have
+/// a `next`. Bounded by `MAX_SESSIONS_PAGE`, so no answer grows with the session count.
+fn sessions(req: &Request, p: &Principal, app: &App) -> Response {
+    let q = &req.query;
+    let limit = match query_param(q, "limit") {
+        None => app.config.sessions_page_limit,
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) if n >= 1 => usize::try_from(n).unwrap_or(MAX_SESSIONS_PAGE),
+            _ => {
+                return Response::error(
+                    400,
+                    "query parameter \"limit\": not an integer of at least 1",
+                )
+            }
+        },
+    }
+    .min(MAX_SESSIONS_PAGE);
+    let after = match query_param(q, "after") {
+        None => 0,
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) => n,
+            Err(_) => {
+                return Response::error(
+                    400,
+                    "query parameter \"after\": not a cursor (the \"next\" of a previous page)",
+                )
+            }
+        },
+    };
+    let page = app
         .store
-        .sessions()
-        .iter()
-        .filter(|s| p.can_read(&s.id))
-        .enumerate()
-    {
+        .sessions_page(after, limit, &|id: &str| p.can_read(id));
+    let mut b = Vec::with_capacity(64 + page.sessions.len() * 128);
+    b.extend_from_slice(b"{\"sessions\":[");
+    for (i, s) in page.sessions.iter().enumerate() {
         if i > 0 {
             b.push(b',');
         }
         write_session_summary(&mut b, s);
     }
-    b.extend_from_slice(b"]}");
+    b.push(b']');
+    if let Some(next) = page.next {
+        // A string: the cursor is opaque to clients (and a u64 may exceed what a
+        // JavaScript number holds exactly).
+        b.extend_from_slice(b",\"next\":\"");
+        write_u64(&mut b, next);
+        b.push(b'"');
+    }
+    b.push(b'}');
     Response::new(200).body(JSON, b)
 }
 
@@ -208,8 +245,6 @@ fn ingest(body: &mut [u8], app: &mut App, conn: ConnId, keep_alive: bool) -> Rou
             b.extend_from_slice(b"}}");
             Routed::Respond(Response::new(400).body(JSON, b))
         }
-        Committed::Failed(CommitFailure::Store(e)) => {
-            Routed::Respond(Response::error(500, &format!("storage error: {e}")))
-        }
+        Committed::Failed(CommitFailure::Store(e)) => Routed::Respond(store_failure_response(&e)),
     }
 }

@@ -28,6 +28,9 @@ pub struct Config {
     pub binary_protocol: bool,
     pub historical_data_limit: usize,
     pub history_chunk_size: usize,
+    /// Sessions per `GET /v1/sessions` page when the request names no `limit` (at most
+    /// [`Config::MAX_SESSIONS_PAGE`], which also clamps a larger `limit`).
+    pub sessions_page_limit: usize,
     /// Per-IP connection limit; 0 = none.
     pub max_connections_per_ip: usize,
     /// New connections accepted per second over the whole server; 0 = none.
@@ -162,6 +165,9 @@ pub struct StorageConfig {
     /// Bytes of sealed, synced segments left in the OS page cache; older ones are
     /// dropped from it (the files stay).
     pub page_cache_bytes: u64,
+    /// Sessions the store keeps at once. A batch that would start one more is refused
+    /// whole; retention forgets a session once it deleted all of its events.
+    pub max_sessions: usize,
 }
 
 impl Default for Config {
@@ -183,6 +189,7 @@ impl Default for Config {
             binary_protocol: true,
             historical_data_limit: 10_000,
             history_chunk_size: 100,
+            sessions_page_limit: 1000,
             max_connections_per_ip: 0,
             accept_rate_per_sec: 0,
             http_header_timeout_ms: 10_000,
@@ -260,11 +267,16 @@ impl Default for StorageConfig {
             quarantine_corrupt: false,
             checkpoint_every: 1000,
             page_cache_bytes: 1 << 30,
+            max_sessions: 1_000_000,
         }
     }
 }
 
 impl Config {
+    /// The largest `GET /v1/sessions` page, whatever a request's `limit` or
+    /// `sessions_page_limit` ask: one page is one response, built in one turn of the loop.
+    pub const MAX_SESSIONS_PAGE: usize = 10_000;
+
     /// The stale timeout in effect.
     pub fn stale_timeout_ms(&self) -> u64 {
         self.stale_timeout_ms
@@ -339,6 +351,7 @@ pub const SCHEMA: &[(&str, Kind)] = &[
     ("binary_protocol", Kind::Bool),
     ("historical_data_limit", Kind::Usize),
     ("history_chunk_size", Kind::Usize),
+    ("sessions_page_limit", Kind::Usize),
     ("max_connections_per_ip", Kind::Usize),
     ("accept_rate_per_sec", Kind::U32),
     ("http_header_timeout_ms", Kind::U64),
@@ -382,6 +395,7 @@ pub const SCHEMA: &[(&str, Kind)] = &[
     ("storage.quarantine_corrupt", Kind::Bool),
     ("storage.checkpoint_every", Kind::U64),
     ("storage.page_cache_bytes", Kind::U64),
+    ("storage.max_sessions", Kind::Usize),
 ];
 
 /// Keys of one `[[auth.api_keys]]` entry.

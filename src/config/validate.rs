@@ -30,7 +30,7 @@ impl Config {
                 "must not be empty while storage.persist = true".into(),
             );
         }
-        let at_least_one: [(&str, u64); 17] = [
+        let at_least_one: [(&str, u64); 19] = [
             ("max_connections", self.max_connections as u64),
             ("http_header_timeout_ms", self.http_header_timeout_ms),
             ("http_body_timeout_ms", self.http_body_timeout_ms),
@@ -45,6 +45,7 @@ impl Config {
             ("max_event_bytes", self.max_event_bytes as u64),
             ("historical_data_limit", self.historical_data_limit as u64),
             ("history_chunk_size", self.history_chunk_size as u64),
+            ("sessions_page_limit", self.sessions_page_limit as u64),
             ("auth.auth_timeout_ms", self.auth.auth_timeout_ms),
             ("rate_limit.window_ms", self.rate_limit.window_ms),
             (
@@ -60,6 +61,8 @@ impl Config {
                 self.storage.memory_events_per_session as u64,
             ),
             ("storage.checkpoint_every", self.storage.checkpoint_every),
+            // No "0 = unlimited": an unbounded session map is what this key prevents.
+            ("storage.max_sessions", self.storage.max_sessions as u64),
         ];
         for (key, value) in at_least_one {
             if value == 0 {
@@ -149,6 +152,16 @@ impl Config {
                 format!(
                     "{} exceeds historical_data_limit ({})",
                     self.history_chunk_size, self.historical_data_limit
+                ),
+            );
+        }
+        if self.sessions_page_limit > Config::MAX_SESSIONS_PAGE {
+            return fail(
+                "sessions_page_limit",
+                format!(
+                    "{} exceeds the largest page, {}",
+                    self.sessions_page_limit,
+                    Config::MAX_SESSIONS_PAGE
                 ),
             );
         }
@@ -323,6 +336,21 @@ mod tests {
                 "[storage]\nsegment_bytes = 1000\n",
                 &[],
                 "config: invalid storage.segment_bytes",
+            ),
+            (
+                "sessions_page_limit = 0\n",
+                &[],
+                "config: invalid sessions_page_limit: must be at least 1",
+            ),
+            (
+                "sessions_page_limit = 20000\n",
+                &[],
+                "config: invalid sessions_page_limit: 20000 exceeds the largest page, 10000",
+            ),
+            (
+                "[storage]\nmax_sessions = 0\n",
+                &[],
+                "config: invalid storage.max_sessions: must be at least 1",
             ),
             (
                 "[rate_limit]\nwindow_ms = 0\n",

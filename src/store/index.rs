@@ -13,6 +13,10 @@
 //!
 //! Positions are absolute (counted from the session's first event ever), so they stay
 //! valid while the front is trimmed; checkpoints refer to them too.
+//!
+//! Sized for the many sessions that hold one event: the first entry and the first block
+//! are allocated exactly (a `VecDeque` would reserve room for four of each), and the
+//! first block's number is derived from `base` rather than stored.
 
 use std::collections::VecDeque;
 
@@ -34,14 +38,15 @@ struct Block {
 }
 
 /// Seq-ordered entries of one session with time summaries.
+///
+/// `blocks[0]` is always block number `base / BLOCK`: blocks are popped as `base` leaves
+/// them and cleared when the index empties, so the first block's number needs no field.
 #[derive(Debug)]
 pub struct SeqTimeIndex<E> {
     entries: VecDeque<E>,
     /// Absolute position of `entries[0]`.
     base: u64,
     blocks: VecDeque<Block>,
-    /// Absolute block number of `blocks[0]`.
-    block_base: u64,
 }
 
 impl<E> Default for SeqTimeIndex<E> {
@@ -50,9 +55,18 @@ impl<E> Default for SeqTimeIndex<E> {
             entries: VecDeque::new(),
             base: 0,
             blocks: VecDeque::new(),
-            block_base: 0,
         }
     }
+}
+
+/// Pushes onto `q`, reserving exactly one slot for the first element: an index that
+/// stays at one entry (most sessions) then holds no spare room. Growth after that is
+/// the usual doubling.
+fn push_exact<T>(q: &mut VecDeque<T>, x: T) {
+    if q.capacity() == 0 {
+        q.reserve_exact(1);
+    }
+    q.push_back(x);
 }
 
 impl<E: Entry> SeqTimeIndex<E> {
@@ -65,6 +79,10 @@ impl<E: Entry> SeqTimeIndex<E> {
     /// Absolute position of the first retained entry.
     pub fn base(&self) -> u64 {
         self.base
+    }
+    /// Absolute block number of `blocks[0]`.
+    fn block_base(&self) -> u64 {
+        self.base / BLOCK
     }
     /// Absolute position one past the last entry.
     pub fn end(&self) -> u64 {
@@ -92,17 +110,17 @@ impl<E: Entry> SeqTimeIndex<E> {
         let ts = e.ts();
         let pos = self.end();
         let block_no = pos / BLOCK;
-        if block_no >= self.block_base + self.blocks.len() as u64 {
+        if block_no >= self.block_base() + self.blocks.len() as u64 {
             let pmax = self.blocks.back().map_or(ts, |b| b.pmax.max(ts));
-            if self.blocks.is_empty() {
-                self.block_base = block_no;
-            }
-            self.blocks.push_back(Block {
-                min: ts,
-                max: ts,
-                pmax,
-                smin: ts,
-            });
+            push_exact(
+                &mut self.blocks,
+                Block {
+                    min: ts,
+                    max: ts,
+                    pmax,
+                    smin: ts,
+                },
+            );
         } else if let Some(b) = self.blocks.back_mut() {
             b.min = b.min.min(ts);
             b.max = b.max.max(ts);
@@ -118,21 +136,21 @@ impl<E: Entry> SeqTimeIndex<E> {
                 break;
             }
         }
-        self.entries.push_back(e);
+        push_exact(&mut self.entries, e);
     }
 
     /// Drops the oldest entry.
     pub fn pop_front(&mut self) -> Option<E> {
         let e = self.entries.pop_front()?;
         self.base += 1;
-        while !self.blocks.is_empty() && self.base / BLOCK > self.block_base {
-            self.blocks.pop_front();
-            self.block_base += 1;
-        }
-        if self.entries.is_empty() {
-            // Keep block numbering aligned with absolute positions for the next push.
-            self.blocks.clear();
-            self.block_base = self.base / BLOCK;
+        if self.base % BLOCK == 0 || self.entries.is_empty() {
+            // `base` left its block (or the index emptied, and the next push starts the
+            // block `base` is in): keep `blocks[0]` the block `base / BLOCK`.
+            if self.entries.is_empty() {
+                self.blocks.clear();
+            } else {
+                self.blocks.pop_front();
+            }
         }
         Some(e)
     }
@@ -149,8 +167,8 @@ impl<E: Entry> SeqTimeIndex<E> {
         }
         let first_block = self.blocks.partition_point(|b| b.pmax < start) as u64;
         let past_block = self.blocks.partition_point(|b| b.smin <= end) as u64;
-        let lo = ((self.block_base + first_block) * BLOCK).max(self.base);
-        let hi = ((self.block_base + past_block) * BLOCK).min(self.end());
+        let lo = ((self.block_base() + first_block) * BLOCK).max(self.base);
+        let hi = ((self.block_base() + past_block) * BLOCK).min(self.end());
         (lo, hi.max(lo))
     }
 
@@ -165,8 +183,8 @@ impl<E: Entry> SeqTimeIndex<E> {
         }
         let first = self.blocks.partition_point(|b| b.smin < start) as u64;
         let past = self.blocks.partition_point(|b| b.pmax <= end) as u64;
-        let lo = ((self.block_base + first) * BLOCK).max(self.base);
-        let hi = ((self.block_base + past) * BLOCK).min(self.end());
+        let lo = ((self.block_base() + first) * BLOCK).max(self.base);
+        let hi = ((self.block_base() + past) * BLOCK).min(self.end());
         (lo, hi.max(lo))
     }
 
@@ -176,7 +194,7 @@ impl<E: Entry> SeqTimeIndex<E> {
             return self.base;
         }
         let past_block = self.blocks.partition_point(|b| b.smin <= at) as u64;
-        ((self.block_base + past_block) * BLOCK).clamp(self.base, self.end())
+        ((self.block_base() + past_block) * BLOCK).clamp(self.base, self.end())
     }
 
     /// Walks the candidate span block by block, telling `f` of each run `[lo, hi)` of
@@ -197,7 +215,7 @@ impl<E: Entry> SeqTimeIndex<E> {
             }
             let block_no = pos / BLOCK;
             let block_end = ((block_no + 1) * BLOCK).min(hi);
-            let block = usize::try_from(block_no - self.block_base)
+            let block = usize::try_from(block_no - self.block_base())
                 .ok()
                 .and_then(|i| self.blocks.get(i));
             match block {
@@ -260,7 +278,7 @@ impl<E: Entry> SeqTimeIndex<E> {
         while pos > self.base && out.len() < n {
             let block_no = (pos - 1) / BLOCK;
             let block_start = (block_no * BLOCK).max(self.base);
-            let block = usize::try_from(block_no - self.block_base)
+            let block = usize::try_from(block_no - self.block_base())
                 .ok()
                 .and_then(|i| self.blocks.get(i));
             if block.is_some_and(|b| b.min > at) {
@@ -364,6 +382,21 @@ mod tests {
             let up = idx.upper_for_ts(e);
             assert!(es.iter().skip(up as usize).all(|x| x.1 > e));
         }
+    }
+
+    #[test]
+    fn one_entry_reserves_no_spare_room() {
+        let mut idx = SeqTimeIndex::default();
+        idx.push(E(1, 10));
+        assert_eq!((idx.entries.capacity(), idx.blocks.capacity()), (1, 1));
+        idx.push(E(2, 11));
+        assert_eq!(idx.time_range(0, 20, 0, 10), vec![0, 1]);
+        idx.pop_front();
+        idx.pop_front();
+        assert!(idx.is_empty() && idx.blocks.is_empty());
+        idx.push(E(3, 5));
+        assert_eq!((idx.base(), idx.max_ts()), (2, Some(5)));
+        assert_eq!(idx.time_range(0, 20, 0, 10), vec![2]);
     }
 
     #[test]

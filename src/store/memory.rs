@@ -4,17 +4,20 @@
 //! events of each session, with the same seq/time index and time-travel checkpoints as
 //! the durable log, so both stores answer every read the same way. Nothing survives a
 //! restart, seqs included. Events pushed out of a ring count as retention for
-//! [`super::SessionReads::first_seq`].
+//! [`super::SessionReads::first_seq`]. A ring never empties, so nothing here forgets a
+//! session: once `max_sessions` are held, batches that would start another are refused
+//! until a restart.
 
 use super::index::{Entry, SeqTimeIndex};
+use super::sessions::{admit, Agents, SessionOrder};
 use super::{
-    delivered, Appended, Deleted, DeletedRuns, EventLog, Pending, SessionReads, SessionSummary,
-    StoreError, TimeTravel,
+    delivered, Appended, Deleted, DeletedRuns, EventLog, Pending, SessionPage, SessionReads,
+    SessionSummary, StoreError, TimeTravel, MAX_SESSIONS_PAGE,
 };
 use crate::config::StorageConfig;
 use crate::event::{Event, EventRef};
 use crate::timetravel::{Checkpoints, EventFacts, SessionState};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 impl Entry for EventRef {
@@ -26,19 +29,20 @@ impl Entry for EventRef {
     }
 }
 
+/// One session; the id is the map's key (its creation seq lives in the order list, as a
+/// ring never forgets a session). Boxed in the map, like the log's.
 struct Session {
-    id: Arc<str>,
     idx: SeqTimeIndex<EventRef>,
     tt: Checkpoints,
-    agents: HashSet<Arc<str>>,
+    agents: Agents,
     /// Evicted from the ring: reported to `sinceSeq` resumes as retention.
     deleted: DeletedRuns,
 }
 
 impl Session {
-    fn summary(&self) -> SessionSummary {
+    fn summary(&self, id: &Arc<str>) -> SessionSummary {
         SessionSummary {
-            id: self.id.clone(),
+            id: id.clone(),
             event_count: self.idx.len() as u64,
             agent_count: self.agents.len() as u64,
             first_timestamp: self.idx.front().map(|e| e.timestamp),
@@ -53,7 +57,9 @@ pub struct MemoryStore {
     next_seq: u64,
     per_session: usize,
     checkpoint_every: u64,
-    sessions: HashMap<Arc<str>, Session>,
+    max_sessions: usize,
+    sessions: HashMap<Arc<str>, Box<Session>>,
+    order: SessionOrder,
 }
 
 impl MemoryStore {
@@ -62,14 +68,20 @@ impl MemoryStore {
             next_seq: 1,
             per_session: config.memory_events_per_session.max(1),
             checkpoint_every: config.checkpoint_every,
+            max_sessions: config.max_sessions.max(1),
             sessions: HashMap::new(),
+            order: SessionOrder::default(),
         }
     }
 }
 
 impl EventLog for MemoryStore {
     fn append(&mut self, batch: Vec<Pending>) -> Result<Appended, StoreError> {
-        // Nothing here can fail, so the whole batch always lands.
+        // Past the session limit nothing lands; otherwise nothing can fail, so the whole
+        // batch does.
+        admit(&batch, self.sessions.len(), self.max_sessions, |id| {
+            self.sessions.contains_key(id)
+        })?;
         let mut events = Vec::with_capacity(batch.len());
         for p in batch {
             let seq = self.next_seq;
@@ -84,20 +96,18 @@ impl EventLog for MemoryStore {
                 json,
             });
             let every = self.checkpoint_every;
-            let s = self
-                .sessions
-                .entry(ev.session.clone())
-                .or_insert_with(|| Session {
-                    id: ev.session.clone(),
+            let order = &mut self.order;
+            let s = self.sessions.entry(ev.session.clone()).or_insert_with(|| {
+                order.push(seq, ev.session.clone());
+                Box::new(Session {
                     idx: SeqTimeIndex::default(),
                     tt: Checkpoints::new(every),
-                    agents: HashSet::new(),
+                    agents: Agents::default(),
                     deleted: DeletedRuns::default(),
-                });
+                })
+            });
             if let Some(a) = &ev.agent {
-                if !s.agents.contains(a) {
-                    s.agents.insert(a.clone());
-                }
+                s.agents.insert(a);
             }
             let pos = s.idx.end();
             s.tt.push(pos, &EventFacts::of(&ev));
@@ -123,11 +133,22 @@ impl EventLog for MemoryStore {
 
 impl SessionReads for MemoryStore {
     fn session(&self, id: &str) -> Option<SessionSummary> {
-        self.sessions.get(id).map(Session::summary)
+        self.sessions.get_key_value(id).map(|(k, s)| s.summary(k))
     }
 
-    fn sessions(&self) -> Vec<SessionSummary> {
-        self.sessions.values().map(Session::summary).collect()
+    fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    fn sessions_page(&self, after: u64, limit: usize, keep: &dyn Fn(&str) -> bool) -> SessionPage {
+        let (page, more) = self.order.page(after, limit.clamp(1, MAX_SESSIONS_PAGE));
+        let sessions = page
+            .iter()
+            .filter(|(_, id)| keep(id))
+            .filter_map(|(_, id)| self.sessions.get(id).map(|s| s.summary(id)))
+            .collect();
+        let next = more.then(|| page.last().map(|(c, _)| *c)).flatten();
+        SessionPage { sessions, next }
     }
 
     fn recent(&self, session: &str, n: usize) -> Vec<EventRef> {
@@ -331,6 +352,50 @@ mod tests {
             r.state_at("s", 9, 5).map(|(s, _)| s.last_seq).ok(),
             Some(Some(1))
         );
+    }
+
+    #[test]
+    fn sessions_are_counted_paged_and_bounded() {
+        let cfg = StorageConfig {
+            max_sessions: 3,
+            ..StorageConfig::default()
+        };
+        let mut st = MemoryStore::new(&cfg);
+        let ok = |st: &mut MemoryStore, b| st.append(b).unwrap_or_else(|e| panic!("{e}"));
+        ok(&mut st, vec![pending("b", 1, Some("x"), "X", "")]);
+        ok(
+            &mut st,
+            vec![
+                pending("a", 2, Some("x"), "X", ""),
+                pending("b", 3, Some("y"), "X", ""),
+            ],
+        );
+        assert_eq!(st.session_count(), 2);
+        assert_eq!(st.session("b").map(|s| s.agent_count), Some(2));
+        // Refused whole, no seq used: "c" fits, "d" does not.
+        let next = st.next_seq();
+        let refused = st.append(vec![
+            pending("a", 4, None, "X", ""),
+            pending("c", 4, None, "X", ""),
+            pending("d", 4, None, "X", ""),
+        ]);
+        assert!(matches!(
+            refused,
+            Err(StoreError::SessionLimit { limit: 3 })
+        ));
+        assert_eq!(st.next_seq(), next);
+        assert_eq!(st.session("a").map(|s| s.event_count), Some(1));
+        ok(&mut st, vec![pending("c", 5, None, "X", "")]);
+        // Pages: creation order (b first), cursors are creation seqs.
+        let p1 = st.sessions_page(0, 2, &|_| true);
+        let ids: Vec<&str> = p1.sessions.iter().map(|s| &*s.id).collect();
+        assert_eq!((ids, p1.next), (vec!["b", "a"], Some(2)));
+        let p2 = st.sessions_page(2, 2, &|_| true);
+        let ids: Vec<&str> = p2.sessions.iter().map(|s| &*s.id).collect();
+        assert_eq!((ids, p2.next), (vec!["c"], None));
+        let hidden = st.sessions_page(0, 2, &|id: &str| id == "c");
+        assert!(hidden.sessions.is_empty() && hidden.next == Some(2));
+        assert_eq!(st.sessions().len(), 3);
     }
 
     #[test]

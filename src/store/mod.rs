@@ -13,6 +13,7 @@ pub mod log;
 pub mod memory;
 mod reads;
 pub mod record;
+mod sessions;
 mod sync;
 mod time_travel;
 
@@ -27,7 +28,7 @@ pub use event_log::EventLog;
 pub use health::{StorageFault, StorageHealth};
 pub use log::{LogStore, RecoveryReport};
 pub use memory::MemoryStore;
-pub use reads::SessionReads;
+pub use reads::{SessionPage, SessionReads, MAX_SESSIONS_PAGE};
 pub use time_travel::TimeTravel;
 
 /// What [`EventLog::enforce_retention`] removed.
@@ -58,9 +59,13 @@ const DELETED_RUNS: usize = 64;
 /// session. A `since` before a run's first seq counts that run exactly; a `since` inside
 /// a run cannot be resolved without the deleted seqs themselves, so that run counts at
 /// most `min(count, last - since)` — an upper bound, documented in docs/STORAGE.md.
+/// Allocated at the first deletion: most sessions never see one, and an empty
+/// `VecDeque` inline would still cost every session its 32 bytes.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct DeletedRuns {
-    runs: VecDeque<(u64, u64, u64)>,
+    // Boxed on purpose: 8 bytes in every session instead of a 32-byte empty deque.
+    #[allow(clippy::box_collection)]
+    runs: Option<Box<VecDeque<(u64, u64, u64)>>>,
 }
 
 impl DeletedRuns {
@@ -68,19 +73,27 @@ impl DeletedRuns {
         if count == 0 {
             return;
         }
-        self.runs.push_back((first, last, count));
-        if self.runs.len() > DELETED_RUNS {
-            if let (Some((a, _, c1)), Some((_, b, c2))) =
-                (self.runs.pop_front(), self.runs.pop_front())
-            {
-                self.runs.push_front((a, b, c1 + c2));
+        let runs = self.runs.get_or_insert_with(Box::default);
+        runs.push_back((first, last, count));
+        if runs.len() > DELETED_RUNS {
+            if let (Some((a, _, c1)), Some((_, b, c2))) = (runs.pop_front(), runs.pop_front()) {
+                runs.push_front((a, b, c1 + c2));
             }
         }
     }
 
+    /// Every run merged into one, `None` when nothing was deleted.
+    pub(crate) fn total(&self) -> Option<(u64, u64, u64)> {
+        let runs = self.runs.as_deref()?;
+        let (first, _, _) = runs.front()?;
+        let (_, last, _) = runs.back()?;
+        Some((*first, *last, runs.iter().map(|r| r.2).sum()))
+    }
+
     pub(crate) fn after(&self, since: u64) -> Option<Deleted> {
         let mut out: Option<Deleted> = None;
-        for &(first, last, count) in self.runs.iter().filter(|r| r.1 > since) {
+        let runs = self.runs.as_deref()?;
+        for &(first, last, count) in runs.iter().filter(|r| r.1 > since) {
             let (from, n) = if first > since {
                 (first, count)
             } else {
@@ -231,6 +244,10 @@ pub enum StoreError {
     NotFound(String),
     /// The batch cannot be stored as given (a string too long to frame); nothing stored.
     Invalid(String),
+    /// The batch would start a session beyond `storage.max_sessions`; nothing of it was
+    /// stored and no seq was used. Retryable: retention forgets sessions whose events it
+    /// deleted entirely, and the count goes down.
+    SessionLimit { limit: usize },
 }
 
 impl std::fmt::Display for StoreError {
@@ -259,6 +276,12 @@ impl std::fmt::Display for StoreError {
             ),
             StoreError::NotFound(what) => write!(f, "not found: {what}"),
             StoreError::Invalid(what) => write!(f, "cannot store batch: {what}"),
+            StoreError::SessionLimit { limit } => write!(
+                f,
+                "the store holds max_sessions ({limit}) sessions and this batch would start \
+                 another; nothing of it was stored. Retry later (retention forgets sessions \
+                 whose events it deleted) or raise storage.max_sessions"
+            ),
         }
     }
 }
@@ -347,7 +370,9 @@ mod tests {
         for s in 1..=1000u64 {
             r.record(s, s, 1);
         }
-        assert!(r.runs.len() <= DELETED_RUNS);
+        assert!(r.runs.as_ref().is_some_and(|r| r.len() <= DELETED_RUNS));
+        assert_eq!(r.total(), Some((1, 1000, 1000)));
+        assert_eq!(DeletedRuns::default().total(), None);
         assert_eq!(
             r.after(0),
             Some(Deleted {

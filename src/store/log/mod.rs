@@ -4,7 +4,7 @@
 //! were created for (20 digits, so names sort by seq), and `seq.hwm`, the seq
 //! reservation. Each `append` is one record (see [`super::record`]) written with one
 //! positional write, so the OS has the whole batch or, after a failed write is cut back,
-//! none of it. fsync happens on the [`super::sync`] thread. On open the segments are
+//! none of it. fsync happens on the `super::sync` thread. On open the segments are
 //! scanned sequentially in large chunks (no JSON parsing), the per-session indexes are
 //! rebuilt, a torn tail is truncated, and a damaged record anywhere else stops the open
 //! (or is quarantined on request). Time-travel checkpoints are built lazily by the first
@@ -17,6 +17,7 @@
 //! reads), `time_travel.rs` (the lazy checkpoint fold) and `retention.rs`.
 
 mod reads;
+mod recent;
 mod recovery;
 mod retention;
 mod segments;
@@ -29,6 +30,7 @@ use super::fail_points::FailPoints;
 use super::health::{wall_ms, HealthTracker};
 use super::index::{Entry, SeqTimeIndex};
 use super::record;
+use super::sessions::{admit, Agents, Forgotten, SessionOrder};
 use super::sync::{SyncDone, SyncMsg, SyncThread};
 use super::{
     delivered, Appended, DeletedRuns, EventLog, Pending, RetentionReport, SessionSummary,
@@ -43,8 +45,12 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Events per session kept decoded in memory for `recent` / `initial_traces`.
+/// Events per session the recent cache keeps decoded, for `recent` / `initial_traces`.
 pub const RECENT_CACHE: usize = 128;
+
+/// Bytes of decoded events the recent caches of all sessions hold together (see
+/// `recent.rs`): what a million sessions cost must not be a million tails.
+pub const RECENT_BUDGET: usize = 32 << 20;
 
 /// Where an event lives: 28 bytes per indexed event. Packed to 4-byte alignment (the
 /// `u64`s would otherwise pad it to 32): read `seq`/`ts` through [`Entry`], by value.
@@ -67,51 +73,49 @@ impl Entry for Loc {
     }
 }
 
+/// One session's in-memory state, sized for the common session with one event: ~70
+/// bytes of index, the agent set inline, and nothing else allocated until a second event
+/// (the recent cache), a deletion (its runs) or a time travel (checkpoints) needs it. The
+/// id is the map's key, not repeated here. Boxed in the map, so the map's spare slots
+/// cost a pointer each, not a whole session.
 struct Session {
-    id: Arc<str>,
+    /// The seq of the first event this session held when the store created it: its
+    /// place in creation order and its `/v1/sessions` cursor.
+    created: u64,
     idx: SeqTimeIndex<Loc>,
-    /// Built lazily by `state_at` (folding needs the JSON of task and state events, the
-    /// one per-event cost too high for recovery and append); a `RefCell` because reads
-    /// take `&self`. Only the loop thread touches it.
-    tt: RefCell<Checkpoints>,
-    agents: HashSet<Arc<str>>,
-    /// The newest events, decoded; covers positions `idx.end() - recent.len() ..`.
-    recent: VecDeque<EventRef>,
+    agents: Agents,
+    /// The newest events decoded, covering positions `idx.end() - len ..`; only for
+    /// sessions with more than one event, within [`RECENT_BUDGET`] for all sessions.
+    recent: Option<Box<recent::Recent>>,
     /// What retention deleted, for `sinceSeq` resumes.
     deleted: DeletedRuns,
+    /// Built lazily by `state_at` (folding needs the JSON of task and state events, the
+    /// one per-event cost too high for recovery and append), and allocated then too; a
+    /// `RefCell` because reads take `&self`. Only the loop thread touches it.
+    tt: RefCell<Option<Box<Checkpoints>>>,
 }
 
 impl Session {
-    fn new(id: Arc<str>, every: u64) -> Self {
+    fn new(created: u64) -> Self {
         Session {
-            id,
+            created,
             idx: SeqTimeIndex::default(),
-            tt: RefCell::new(Checkpoints::new(every)),
-            agents: HashSet::new(),
-            recent: VecDeque::new(),
+            agents: Agents::default(),
+            recent: None,
             deleted: DeletedRuns::default(),
+            tt: RefCell::new(None),
         }
     }
 
-    fn summary(&self) -> SessionSummary {
+    fn summary(&self, id: &Arc<str>) -> SessionSummary {
         SessionSummary {
-            id: self.id.clone(),
+            id: id.clone(),
             event_count: self.idx.len() as u64,
             agent_count: self.agents.len() as u64,
             first_timestamp: self.idx.front().map(|e| e.ts()),
             last_timestamp: self.idx.max_ts(),
             last_seq: self.idx.back().map(|e| e.seq),
         }
-    }
-
-    /// Indexes one recovered entry.
-    fn index(&mut self, loc: Loc, agent: Option<&str>) {
-        if let Some(a) = agent {
-            if !self.agents.contains(a) {
-                self.agents.insert(Arc::from(a));
-            }
-        }
-        self.idx.push(loc);
     }
 }
 
@@ -123,7 +127,17 @@ pub struct LogStore {
     next_seq: u64,
     reserved: u64,
     durable: u64,
-    sessions: HashMap<Arc<str>, Session>,
+    sessions: HashMap<Arc<str>, Box<Session>>,
+    /// Creation order of `sessions`, for pages of the session list.
+    order: SessionOrder,
+    /// Sessions retention forgot lately, for `sinceSeq` resumes.
+    forgotten: Forgotten,
+    /// The decoded tails of busy sessions, within [`RECENT_BUDGET`].
+    cache: recent::RecentCache,
+    max_sessions: usize,
+    /// A batch was refused for `max_sessions` since the count last went down: warn once
+    /// per such episode, not once per refused batch.
+    at_session_limit: bool,
     kinds: HashSet<Arc<str>>,
     policy: FsyncPolicy,
     segment_bytes: u64,
@@ -159,6 +173,15 @@ impl EventLog for LogStore {
             return Err(StoreError::Io(std::io::Error::other(
                 "log refused: an earlier failed write could not be undone",
             )));
+        }
+        if let Err(e) = admit(&batch, self.sessions.len(), self.max_sessions, |id| {
+            self.sessions.contains_key(id)
+        }) {
+            if !self.at_session_limit {
+                self.at_session_limit = true;
+                tracing::warn!(max_sessions = self.max_sessions, "log: {e}");
+            }
+            return Err(e);
         }
         let n = batch.len() as u64;
         let first = self.next_seq;
@@ -321,8 +344,8 @@ impl LogStore {
 
 impl LogStore {
     /// Indexes a just-written batch; returns its largest timestamp. The session map is
-    /// consulted once per run of events of the same session, and only the last
-    /// [`RECENT_CACHE`] events of a run enter the recent cache.
+    /// consulted once per run of events of the same session; a run enters the session's
+    /// recent cache when the session has more than one event (see [`recent`]).
     fn index_appended(
         &mut self,
         events: &[EventRef],
@@ -330,7 +353,6 @@ impl LogStore {
         seg_no: u32,
         base: u64,
     ) -> i64 {
-        let every = self.checkpoint_every;
         let mut max_ts = i64::MIN;
         let mut last_kind: Option<&Arc<str>> = None;
         let mut i = 0;
@@ -346,10 +368,14 @@ impl LogStore {
             let locs = rel.get(i..i + len).unwrap_or_default();
             let s = match self.sessions.get_mut(sid) {
                 Some(s) => s,
-                None => self
-                    .sessions
-                    .entry(sid.clone())
-                    .or_insert_with(|| Session::new(sid.clone(), every)),
+                None => {
+                    let mut s = Box::new(Session::new(first.seq));
+                    if let Some(d) = self.forgotten.take(sid) {
+                        s.deleted = d;
+                    }
+                    self.order.push(first.seq, sid.clone());
+                    self.sessions.entry(sid.clone()).or_insert(s)
+                }
             };
             let mut last_agent: Option<&Arc<str>> = None;
             for (ev, (at, elen)) in run.iter().zip(locs) {
@@ -361,9 +387,7 @@ impl LogStore {
                 }
                 if let Some(a) = &ev.agent {
                     if !last_agent.is_some_and(|l| Arc::ptr_eq(l, a)) {
-                        if !s.agents.contains(a) {
-                            s.agents.insert(a.clone());
-                        }
+                        s.agents.insert(a);
                         last_agent = Some(a);
                     }
                 }
@@ -376,16 +400,12 @@ impl LogStore {
                 });
                 max_ts = max_ts.max(ev.timestamp);
             }
-            let keep = run.len().min(RECENT_CACHE);
-            let skip = run.len() - keep;
-            while s.recent.len() + keep > RECENT_CACHE {
-                if s.recent.pop_front().is_none() {
-                    break;
-                }
+            if s.idx.len() > 1 {
+                self.cache.extend(sid, &mut s.recent, run);
             }
-            s.recent.extend(run.iter().skip(skip).cloned());
             i += len.max(1);
         }
+        self.cache.evict(&mut self.sessions);
         max_ts
     }
 

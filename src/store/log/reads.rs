@@ -9,7 +9,7 @@ use super::{corrupt, Loc, LogStore, Session, StoreError};
 use crate::event::{Event, EventRef};
 use crate::store::index::Entry;
 use crate::store::record::{self, DecodeError};
-use crate::store::{Deleted, SessionReads, SessionSummary};
+use crate::store::{Deleted, SessionPage, SessionReads, SessionSummary, MAX_SESSIONS_PAGE};
 use bytes::Bytes;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -79,6 +79,7 @@ impl LogStore {
     /// run's own entries, so a kept event pins little more than itself.
     pub(super) fn read_positions(
         &self,
+        id: &Arc<str>,
         s: &Session,
         positions: impl IntoIterator<Item = u64>,
     ) -> Result<Vec<EventRef>, StoreError> {
@@ -112,7 +113,7 @@ impl LogStore {
                 out.push(Arc::new(Event {
                     seq: e.seq,
                     timestamp: e.ts,
-                    session: s.id.clone(),
+                    session: id.clone(),
                     agent: e.agent.map(|x| intern(&mut agent, x, |x| s.agents.get(x))),
                     kind: intern(&mut kind, e.kind, |x| self.kinds.get(x)),
                     json: bytes.slice(json_at..at + len),
@@ -124,38 +125,59 @@ impl LogStore {
         Ok(out)
     }
 
-    /// Events at positions `[from, to)`, from the recent cache when it covers them.
+    /// Events at positions `[from, to)`: the part the session's recent cache covers
+    /// from there, the rest from the log.
     pub(super) fn range(
         &self,
+        id: &Arc<str>,
         s: &Session,
         from: u64,
         to: u64,
     ) -> Result<Vec<EventRef>, StoreError> {
-        let cached_from = s.idx.end() - s.recent.len() as u64;
-        if from >= cached_from {
-            let a = (from - cached_from) as usize;
+        let Some(r) = s.recent.as_deref() else {
+            return self.read_positions(id, s, from..to);
+        };
+        let cached_from = s.idx.end() - r.len() as u64;
+        let mut out = if from < cached_from {
+            self.read_positions(id, s, from..to.min(cached_from))?
+        } else {
+            Vec::new()
+        };
+        if to > cached_from {
+            let a = from.saturating_sub(cached_from) as usize;
             let b = (to - cached_from) as usize;
-            return Ok(s.recent.range(a..b.min(s.recent.len())).cloned().collect());
+            out.extend(r.range(a, b).cloned());
         }
-        self.read_positions(s, from..to)
+        Ok(out)
     }
 }
 
 impl SessionReads for LogStore {
     fn session(&self, id: &str) -> Option<SessionSummary> {
-        self.sessions.get(id).map(Session::summary)
+        self.sessions.get_key_value(id).map(|(k, s)| s.summary(k))
     }
 
-    fn sessions(&self) -> Vec<SessionSummary> {
-        self.sessions.values().map(Session::summary).collect()
+    fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    fn sessions_page(&self, after: u64, limit: usize, keep: &dyn Fn(&str) -> bool) -> SessionPage {
+        let (page, more) = self.order.page(after, limit.clamp(1, MAX_SESSIONS_PAGE));
+        let sessions = page
+            .iter()
+            .filter(|(_, id)| keep(id))
+            .filter_map(|(_, id)| self.sessions.get(id).map(|s| s.summary(id)))
+            .collect();
+        let next = more.then(|| page.last().map(|(c, _)| *c)).flatten();
+        SessionPage { sessions, next }
     }
 
     fn recent(&self, session: &str, n: usize) -> Vec<EventRef> {
-        let Some(s) = self.sessions.get(session) else {
+        let Some((id, s)) = self.sessions.get_key_value(session) else {
             return Vec::new();
         };
         let from = s.idx.end().saturating_sub(n as u64).max(s.idx.base());
-        self.range(s, from, s.idx.end()).unwrap_or_else(|e| {
+        self.range(id, s, from, s.idx.end()).unwrap_or_else(|e| {
             tracing::warn!(session, error = %e, "log: recent read failed");
             Vec::new()
         })
@@ -167,12 +189,12 @@ impl SessionReads for LogStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<EventRef>, StoreError> {
-        let Some(s) = self.sessions.get(session) else {
+        let Some((id, s)) = self.sessions.get_key_value(session) else {
             return Ok(Vec::new());
         };
         let from = s.idx.pos_after_seq(after);
         let to = from.saturating_add(limit as u64).min(s.idx.end());
-        self.range(s, from, to)
+        self.range(id, s, from, to)
     }
 
     fn time_range(
@@ -183,11 +205,11 @@ impl SessionReads for LogStore {
         offset: usize,
         limit: usize,
     ) -> Result<Vec<EventRef>, StoreError> {
-        let Some(s) = self.sessions.get(session) else {
+        let Some((id, s)) = self.sessions.get_key_value(session) else {
             return Ok(Vec::new());
         };
         let positions = s.idx.time_range(start, end, offset, limit);
-        self.read_positions(s, positions)
+        self.read_positions(id, s, positions)
     }
 
     fn count_time_range(&self, session: &str, start: i64, end: i64) -> u64 {
@@ -204,6 +226,9 @@ impl SessionReads for LogStore {
     }
 
     fn deleted_after(&self, session: &str, after: u64) -> Option<Deleted> {
-        self.sessions.get(session)?.deleted.after(after)
+        match self.sessions.get(session) {
+            Some(s) => s.deleted.after(after),
+            None => self.forgotten.after(session, after),
+        }
     }
 }

@@ -6,7 +6,7 @@
 //! the body, no JSON), because recovery time is start-up time.
 
 use super::segments::{parse_seg_name, read_hwm, Segment, MAX_SEGMENT_BYTES};
-use super::{Loc, LogStore, Session, StoreError, RECENT_CACHE};
+use super::{Loc, LogStore, Session, StoreError};
 use crate::config::StorageConfig;
 use crate::store::fail_points::FailPoints;
 use crate::store::health::HealthTracker;
@@ -88,6 +88,11 @@ impl LogStore {
             reserved: 0,
             durable: 0,
             sessions: HashMap::new(),
+            order: Default::default(),
+            forgotten: Default::default(),
+            cache: Default::default(),
+            max_sessions: config.max_sessions.max(1),
+            at_session_limit: false,
             kinds: HashSet::new(),
             policy: config.fsync,
             segment_bytes: config.segment_bytes.clamp(4096, MAX_SEGMENT_BYTES),
@@ -186,7 +191,6 @@ impl LogStore {
             })
             .map_err(|_| std::io::Error::other("fsync thread gone"))?;
         st.sync.note_written(last_seq);
-        st.fill_recent_caches()?;
         report.sessions = st.sessions.len();
         report.next_seq = st.next_seq;
         report.elapsed_ms = started.elapsed().as_millis() as u64;
@@ -289,7 +293,6 @@ impl LogStore {
         base: u64,
         list: &[(usize, usize, EntryRef<'_>)],
     ) -> i64 {
-        let every = self.checkpoint_every;
         let mut max_ts = i64::MIN;
         let mut last_kind = "";
         let mut i = 0;
@@ -297,11 +300,16 @@ impl LogStore {
             let sid = first.session;
             let s = match self.sessions.get_mut(sid) {
                 Some(s) => s,
-                None => self
-                    .sessions
-                    .entry(Arc::from(sid))
-                    .or_insert_with_key(|k| Session::new(k.clone(), every)),
+                None => {
+                    // Sessions are met in seq order, so this is their creation order.
+                    let id: Arc<str> = Arc::from(sid);
+                    self.order.push(first.seq, id.clone());
+                    self.sessions
+                        .entry(id)
+                        .or_insert_with(|| Box::new(Session::new(first.seq)))
+                }
             };
+            let mut last_agent = None;
             for (at, elen, e) in list.get(i..).unwrap_or_default() {
                 if e.session != sid {
                     break;
@@ -312,38 +320,24 @@ impl LogStore {
                     }
                     last_kind = e.kind;
                 }
-                let loc = Loc {
+                if e.agent.is_some() && e.agent != last_agent {
+                    if let Some(a) = e.agent {
+                        s.agents.insert_str(a);
+                    }
+                    last_agent = e.agent;
+                }
+                s.idx.push(Loc {
                     seq: e.seq,
                     ts: e.ts,
                     seg,
                     off: (base + *at as u64) as u32,
                     len: *elen as u32,
-                };
-                s.index(loc, e.agent);
+                });
                 max_ts = max_ts.max(e.ts);
                 i += 1;
             }
         }
         max_ts
-    }
-
-    fn fill_recent_caches(&mut self) -> Result<(), StoreError> {
-        let ids: Vec<Arc<str>> = self.sessions.keys().cloned().collect();
-        for id in ids {
-            let Some(s) = self.sessions.get(&id) else {
-                continue;
-            };
-            let from = s
-                .idx
-                .end()
-                .saturating_sub(RECENT_CACHE as u64)
-                .max(s.idx.base());
-            let evs = self.read_positions(s, from..s.idx.end())?;
-            if let Some(s) = self.sessions.get_mut(&id) {
-                s.recent = evs.into();
-            }
-        }
-        Ok(())
     }
 }
 

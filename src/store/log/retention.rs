@@ -3,6 +3,7 @@
 //!
 //! Only whole sealed segments go (never the active one), so retention is a file delete
 //! plus index pops, and what it deleted is remembered per session for `sinceSeq` resumes.
+//! A session whose every event is gone is forgotten, so the session count can go down.
 
 use super::{LogStore, RetentionReport, StoreError};
 use crate::store::index::Entry;
@@ -40,7 +41,10 @@ impl LogStore {
 }
 
 impl LogStore {
-    /// Drops the oldest segment and every index entry pointing into it.
+    /// Drops the oldest segment and every index entry pointing into it. A session left
+    /// with no event is forgotten: its memory goes back, it leaves the session count and
+    /// the listing (so `max_sessions` admits new ones), and what was deleted of it is
+    /// remembered (`Forgotten`) for a while.
     fn drop_oldest_segment(&mut self) -> Result<(u64, u64), StoreError> {
         let Some(seg) = self.segments.front() else {
             return Ok((0, 0));
@@ -49,7 +53,9 @@ impl LogStore {
         let (no, size, events) = (seg.no, seg.size, seg.events);
         self.segments.pop_front();
         self.total_bytes -= size;
-        for s in self.sessions.values_mut() {
+        let mut removed: Vec<u64> = Vec::new();
+        let (cache, forgotten) = (&mut self.cache, &mut self.forgotten);
+        self.sessions.retain(|id, s| {
             let (mut first, mut last, mut count) = (0, 0, 0);
             while s.idx.front().is_some_and(|l| l.seg == no) {
                 if let Some(l) = s.idx.pop_front() {
@@ -60,11 +66,33 @@ impl LogStore {
                     count += 1;
                 }
             }
+            if count == 0 {
+                return true;
+            }
             s.deleted.record(first, last, count);
-            s.tt.get_mut().trim(s.idx.base());
-            let keep = s.idx.len().min(s.recent.len());
-            while s.recent.len() > keep {
-                s.recent.pop_front();
+            if s.idx.is_empty() {
+                cache.release(&s.recent);
+                forgotten.remember(id.clone(), &s.deleted);
+                removed.push(s.created);
+                return false;
+            }
+            if let Some(tt) = s.tt.get_mut() {
+                tt.trim(s.idx.base());
+            }
+            cache.trim(&mut s.recent, s.idx.len());
+            true
+        });
+        if !removed.is_empty() {
+            self.at_session_limit = false;
+            removed.sort_unstable();
+            self.order.remove(&removed);
+            self.cache.forget_stale(&self.sessions);
+            // A crowd of sessions that aged out should give its memory back, not only
+            // its count: shrink once three quarters of the table stand empty (a rehash
+            // of what is left, so at most once per as many removals).
+            if self.sessions.capacity() > 4 * self.sessions.len().max(1024) {
+                self.sessions.shrink_to_fit();
+                self.order.shrink();
             }
         }
         Ok((size, events))

@@ -5,6 +5,7 @@ use crate::config::StorageConfig;
 use crate::store::fail_points::FailOp;
 use crate::store::{EventLog, MemoryStore, SessionReads, Store, TimeTravel};
 use crate::timetravel::SessionState;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -653,7 +654,11 @@ fn lazy_checkpoints_catch_up_and_restart_after_retention() {
         append(&mut st, vec![task_event(i)]);
     }
     // Nothing is folded until the first time travel, which folds only up to `at`.
-    let live = |st: &LogStore| st.sessions.get("s").map_or(0, |s| s.tt.borrow().live_pos());
+    let live = |st: &LogStore| {
+        st.sessions
+            .get("s")
+            .map_or(0, |s| s.tt.borrow().as_ref().map_or(0, |t| t.live_pos()))
+    };
     assert_eq!(live(&st), 0);
     assert_eq!(state_json(&st, "s", 1100), reference_state(&st, "s", 1100));
     let partial = live(&st);
@@ -693,7 +698,11 @@ fn prepare_state_folds_in_slices_and_leaves_the_same_answer() {
     for i in 0..500 {
         append(&mut st, vec![task_event(i)]);
     }
-    let live = |st: &LogStore| st.sessions.get("s").map_or(0, |s| s.tt.borrow().live_pos());
+    let live = |st: &LogStore| {
+        st.sessions
+            .get("s")
+            .map_or(0, |s| s.tt.borrow().as_ref().map_or(0, |t| t.live_pos()))
+    };
     let mut steps = 0;
     while !st
         .prepare_state("s", 1400, 37)
@@ -874,4 +883,262 @@ fn a_failed_shutdown_sync_is_reported_by_sync_and_health() {
     st.sync().unwrap_or_else(|e| panic!("{e}"));
     assert!(st.health().is_ok());
     assert_eq!(st.health().fsync_errors, 1);
+}
+
+/// Ids of every session in page order, following `next` with pages of `limit`.
+fn all_pages(st: &LogStore, after: u64, limit: usize) -> (Vec<String>, usize) {
+    let (mut ids, mut pages, mut after) = (Vec::new(), 0, after);
+    loop {
+        let page = st.sessions_page(after, limit, &|_| true);
+        pages += 1;
+        assert!(page.sessions.len() <= limit);
+        ids.extend(page.sessions.iter().map(|s| s.id.to_string()));
+        match page.next {
+            Some(next) => {
+                assert!(next > after, "a page moves the cursor forward");
+                after = next;
+            }
+            None => return (ids, pages),
+        }
+    }
+}
+
+const PAD: &str = ",\"pad\":\"..........................................................\"";
+
+#[test]
+fn pages_list_sessions_in_creation_order_and_cursors_survive_retention() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = StorageConfig {
+        segment_bytes: 4096,
+        retention_bytes: 0,
+        retention_ms: 0,
+        ..cfg()
+    };
+    let (mut st, _) = open(dir.path(), &c);
+    // "keep" lives throughout; s00..s59 have one event each, in creation order.
+    append(&mut st, vec![pending("keep", 0, None, "X", PAD)]);
+    for i in 0..60 {
+        let id = format!("s{i:02}");
+        append(&mut st, vec![pending(&id, i, Some("a"), "X", PAD)]);
+        if i % 10 == 9 {
+            append(&mut st, vec![pending("keep", i, None, "X", PAD)]);
+        }
+    }
+    assert_eq!(st.session_count(), 61);
+    let want: Vec<String> = std::iter::once("keep".to_string())
+        .chain((0..60).map(|i| format!("s{i:02}")))
+        .collect();
+    let (ids, pages) = all_pages(&st, 0, 7);
+    assert_eq!(ids, want);
+    assert_eq!(pages, 9, "61 sessions in pages of 7");
+    // A limit of 0 still moves on: a page looks at one session at least.
+    assert_eq!(st.sessions_page(0, 0, &|_| true).sessions.len(), 1);
+    // A caller that may read few sessions gets short (even empty) pages that still end.
+    let tens = st.sessions_page(0, 5, &|id: &str| id.ends_with('0'));
+    assert_eq!(tens.sessions.len(), 1, "only s00 among keep, s00..s03");
+    let mut after = 0;
+    let mut kept = Vec::new();
+    loop {
+        let p = st.sessions_page(after, 5, &|id: &str| id.ends_with('0'));
+        kept.extend(p.sessions.iter().map(|s| s.id.to_string()));
+        let Some(next) = p.next else { break };
+        after = next;
+    }
+    assert_eq!(kept, ["s00", "s10", "s20", "s30", "s40", "s50"]);
+
+    // A cursor taken before retention keeps its meaning after it.
+    let first = st.sessions_page(0, 20, &|_| true);
+    let cursor = first.next.unwrap_or_else(|| panic!("more pages"));
+    let last_seen = first.sessions.last().map(|s| s.id.to_string());
+    assert_eq!(last_seen.as_deref(), Some("s18"));
+    st.retention_bytes = 4096;
+    let rep = st.enforce_retention(0);
+    assert!(rep.segments > 0);
+    // Sessions whose every event went are forgotten: count, lookups and pages agree.
+    let count = st.session_count();
+    assert!(count < 61, "{count}");
+    assert!(st.session("keep").is_some(), "keep has retained events");
+    assert!(st.session("s00").is_none());
+    let (ids, _) = all_pages(&st, 0, 7);
+    assert_eq!(ids.len(), count);
+    assert_eq!(ids.first().map(String::as_str), Some("keep"));
+    let (rest, _) = all_pages(&st, cursor, 7);
+    let expect: Vec<String> = ids
+        .iter()
+        .filter(|id| id.as_str() > "s18" && id.as_str() != "keep")
+        .cloned()
+        .collect();
+    assert_eq!(rest, expect, "the cursor still means 'created after s18'");
+    // What retention deleted of a forgotten session is still told to a resume…
+    let d = st.deleted_after("s00", 0).map(|d| d.count);
+    assert_eq!(d, Some(1));
+    // …and when the session starts again it comes last in the listing, keeping it.
+    let again = append(&mut st, vec![pending("s00", 99, None, "X", "")]);
+    let (ids, _) = all_pages(&st, 0, 100);
+    assert_eq!(ids.last().map(String::as_str), Some("s00"));
+    assert_eq!(st.session_count(), count + 1);
+    assert_eq!(st.deleted_after("s00", 0).map(|d| d.count), Some(1));
+    assert_eq!(st.first_seq("s00"), again.first_seq());
+
+    // After a restart the order is the log's, and pages still cover every session once.
+    drop(st);
+    let (st, rep) = open(dir.path(), &c);
+    assert_eq!(rep.sessions, count + 1);
+    let (reopened, _) = all_pages(&st, 0, 7);
+    let mut sorted = reopened.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), reopened.len());
+    assert_eq!(reopened.len(), st.session_count());
+}
+
+#[test]
+fn max_sessions_refuses_the_whole_batch_and_uses_no_seq() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = StorageConfig {
+        segment_bytes: 4096,
+        retention_bytes: 0,
+        retention_ms: 0,
+        max_sessions: 3,
+        ..cfg()
+    };
+    let (mut st, _) = open(dir.path(), &c);
+    append(&mut st, vec![pending("a", 1, None, "X", PAD)]);
+    append(&mut st, vec![pending("b", 2, None, "X", PAD)]);
+    let next = st.next_seq();
+    let bytes = st.total_bytes();
+    // Two new sessions where one fits: refused whole, known sessions' events included.
+    let refused = st.append(vec![
+        pending("a", 3, None, "X", ""),
+        pending("c", 3, None, "X", ""),
+        pending("d", 3, None, "X", ""),
+    ]);
+    match refused {
+        Err(e @ StoreError::SessionLimit { limit: 3 }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("max_sessions (3)"), "{msg}");
+        }
+        other => panic!("expected the session limit, got {other:?}"),
+    }
+    assert_eq!(st.next_seq(), next, "no seq used");
+    assert_eq!(st.total_bytes(), bytes, "nothing written");
+    assert_eq!(st.session_count(), 2);
+    assert!(st.session("c").is_none());
+    assert_eq!(st.session("a").map(|s| s.event_count), Some(1));
+    // One new session fits; known ones always do, even at the limit.
+    let got = append(
+        &mut st,
+        vec![
+            pending("c", 4, None, "X", ""),
+            pending("a", 4, None, "X", ""),
+        ],
+    );
+    assert_eq!(got.first_seq(), Some(next), "the refused batch left no gap");
+    append(&mut st, vec![pending("b", 5, None, "X", "")]);
+    assert!(st.append(vec![pending("d", 6, None, "X", "")]).is_err());
+    assert_eq!(st.session_count(), 3);
+    // Retention forgets "a"'s and "b"'s old events only if they are all gone: here "b"
+    // and "a" still have events in the active segment, so fill segments with "c" first.
+    for i in 0..200 {
+        append(&mut st, vec![pending("c", 10 + i, None, "X", PAD)]);
+    }
+    st.retention_bytes = 4096;
+    st.enforce_retention(0);
+    assert!(st.session("a").is_none() && st.session("b").is_none());
+    assert_eq!(st.session_count(), 1);
+    append(&mut st, vec![pending("d", 300, None, "X", "")]);
+    assert_eq!(st.session_count(), 2);
+    // A restart with more sessions on disk than the limit still opens; new sessions wait.
+    drop(st);
+    let (mut st, _) = open(
+        dir.path(),
+        &StorageConfig {
+            max_sessions: 1,
+            ..c.clone()
+        },
+    );
+    assert_eq!(st.session_count(), 2);
+    assert!(st.append(vec![pending("e", 1, None, "X", "")]).is_err());
+    append(&mut st, vec![pending("d", 301, None, "X", "")]);
+}
+
+#[test]
+fn recent_cache_stays_within_its_budget_and_reads_stay_right() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (mut st, _) = open(dir.path(), &cfg());
+    let budget = 8 << 10;
+    st.cache = recent::RecentCache::new(budget);
+    // One-event sessions take no cache at all.
+    append(&mut st, vec![pending("once", 1, None, "X", "")]);
+    assert!(st.sessions.get("once").is_some_and(|s| s.recent.is_none()));
+    let mut seqs_of: HashMap<String, Vec<u64>> = HashMap::new();
+    for round in 0..20 {
+        let batch: Vec<Pending> = (0..20)
+            .map(|s| pending(&format!("s{s}"), round, None, "X", PAD))
+            .collect();
+        for e in append(&mut st, batch).events {
+            seqs_of
+                .entry(e.session.to_string())
+                .or_default()
+                .push(e.seq);
+        }
+        assert!(
+            st.cache.bytes() <= budget,
+            "{} > {budget}",
+            st.cache.bytes()
+        );
+    }
+    let cached = st.sessions.values().filter(|s| s.recent.is_some()).count();
+    assert!(cached > 0 && cached < 20, "{cached} of 20 sessions cached");
+    for (id, want) in &seqs_of {
+        let tail: Vec<u64> = want.iter().rev().take(5).rev().copied().collect();
+        assert_eq!(seqs(&st.recent(id, 5)), tail, "{id}");
+        let all = st.after_seq(id, 0, 100).unwrap_or_default();
+        assert_eq!(&seqs(&all), want, "{id}");
+    }
+    assert_eq!(seqs(&st.recent("once", 5)), vec![1]);
+    // The shared count is the sum of the sessions' caches, after evictions too.
+    let sum: usize = st
+        .sessions
+        .values()
+        .filter_map(|s| s.recent.as_ref())
+        .map(|r| r.bytes())
+        .sum();
+    assert_eq!(sum, st.cache.bytes());
+}
+
+#[test]
+fn a_session_is_small() {
+    // docs/STORAGE.md (Memory per session) adds this up; tests/session_memory.rs measures it.
+    assert!(
+        std::mem::size_of::<Session>() <= 136,
+        "{}",
+        std::mem::size_of::<Session>()
+    );
+}
+
+#[test]
+fn forgetting_many_sessions_gives_their_memory_back() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = StorageConfig {
+        segment_bytes: 64 << 10,
+        retention_bytes: 0,
+        retention_ms: 0,
+        ..cfg()
+    };
+    let (mut st, _) = open(dir.path(), &c);
+    for chunk in 0..10 {
+        let batch: Vec<Pending> = (0..1000)
+            .map(|i| pending(&format!("s{}", chunk * 1000 + i), i, None, "X", ""))
+            .collect();
+        append(&mut st, batch);
+    }
+    let full = st.sessions.capacity();
+    assert!(full >= 10_000);
+    st.retention_bytes = 1;
+    st.enforce_retention(0);
+    let left = st.session_count();
+    assert!(left < 2000, "{left} sessions left in the active segment");
+    assert!(st.sessions.capacity() < full, "the table shrank");
+    assert_eq!(st.sessions().len(), left);
 }

@@ -82,10 +82,18 @@ impl LogStore {
     }
 }
 
-/// The session's checkpoints, mutably: reads fold them lazily behind `&self`.
-pub(super) fn borrow_checkpoints(s: &Session) -> Result<RefMut<'_, Checkpoints>, StoreError> {
-    s.tt.try_borrow_mut()
-        .map_err(|_| StoreError::Io(std::io::Error::other("time travel re-entered")))
+/// The session's checkpoints, mutably, made on first use: reads fold them lazily behind
+/// `&self`, and a session never time-travelled into holds none.
+pub(super) fn borrow_checkpoints(
+    s: &Session,
+    every: u64,
+) -> Result<RefMut<'_, Checkpoints>, StoreError> {
+    let tt =
+        s.tt.try_borrow_mut()
+            .map_err(|_| StoreError::Io(std::io::Error::other("time travel re-entered")))?;
+    Ok(RefMut::map(tt, |tt| {
+        &mut **tt.get_or_insert_with(|| Box::new(Checkpoints::new(every)))
+    }))
 }
 
 impl TimeTravel for LogStore {
@@ -95,13 +103,13 @@ impl TimeTravel for LogStore {
         at: i64,
         traces: usize,
     ) -> Result<(SessionState, Vec<EventRef>), StoreError> {
-        let s = self
+        let (id, s) = self
             .sessions
-            .get(session)
+            .get_key_value(session)
             .ok_or_else(|| StoreError::NotFound(format!("session {session}")))?;
         let upper = s.idx.upper_for_ts(at);
         let (mut state, from) = {
-            let mut tt = borrow_checkpoints(s)?;
+            let mut tt = borrow_checkpoints(s, self.checkpoint_every)?;
             self.fold_up_to(s, &mut tt, upper, u64::MAX)?;
             tt.start_for(at, s.idx.base())
         };
@@ -110,8 +118,10 @@ impl TimeTravel for LogStore {
         self.fold_positions(s, wanted, |_, e| state.fold(&facts(e), &mut scratch))?;
         let last = s.idx.last_le(at, upper, traces);
         let recent = match (last.first(), last.last()) {
-            (Some(&a), Some(&b)) if b + 1 - a == last.len() as u64 => self.range(s, a, b + 1)?,
-            _ => self.read_positions(s, last)?,
+            (Some(&a), Some(&b)) if b + 1 - a == last.len() as u64 => {
+                self.range(id, s, a, b + 1)?
+            }
+            _ => self.read_positions(id, s, last)?,
         };
         Ok((state, recent))
     }
@@ -121,7 +131,7 @@ impl TimeTravel for LogStore {
         let Some(s) = self.sessions.get(session) else {
             return Ok(true);
         };
-        let mut tt = borrow_checkpoints(s)?;
+        let mut tt = borrow_checkpoints(s, self.checkpoint_every)?;
         self.fold_up_to(s, &mut tt, s.idx.upper_for_ts(at), budget.max(1) as u64)
     }
 }
