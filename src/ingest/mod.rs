@@ -17,12 +17,14 @@
 //! `json_tail` is allocated once at its exact size, with [`SEQ_HEADROOM`] spare bytes in
 //! front where the store writes `{"seq":N,` in place. docs/perf-ingest.md has the numbers.
 
-use crate::protocol::json::{write_i64, write_json_str, write_u64};
+use crate::json::tape::{write_static, TapeWriter};
+use crate::json::write::{write_i64, write_str};
 use crate::store::{Pending, SEQ_HEADROOM};
-use simd_json::prelude::Writable;
-use simd_json::{BorrowedValue, Node, StaticNode, Tape};
+use simd_json::{Node, StaticNode};
 use std::fmt;
 use std::sync::Arc;
+
+pub use crate::json::tape::{span, Events, JsonBuffers};
 
 mod raw;
 
@@ -75,202 +77,6 @@ impl fmt::Display for IngestError {
 }
 
 impl std::error::Error for IngestError {}
-
-/// A parsed batch, not yet validated: simd-json tape nodes borrowing from the body (or
-/// frame) buffer, and the node index where each event's value starts. The values may
-/// be anything JSON; [`validate`] decides whether they are events. When the parser knew
-/// where each event's bytes were, `raw` holds a copy of the input as sent and `spans`
-/// each event's members in it (see [`raw`]), so validating can keep them verbatim.
-#[derive(Debug, Default)]
-pub struct Events<'a> {
-    nodes: Vec<Node<'a>>,
-    starts: Vec<usize>,
-    raw: Vec<u8>,
-    spans: Vec<Option<(usize, usize)>>,
-}
-
-impl Events<'_> {
-    /// How many values the batch holds.
-    pub fn len(&self) -> usize {
-        self.starts.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.starts.is_empty()
-    }
-
-    /// Forgets where the events' bytes are, so [`validate`] re-serializes every event
-    /// compactly from the tape (what it does anyway for an event it cannot locate).
-    pub fn compact(&mut self) {
-        self.spans.clear();
-    }
-}
-
-/// Largest tape [`JsonBuffers`] keeps between batches (24 bytes a node: 1.5 MiB), ...
-const KEEP_NODES: usize = 64 * 1024;
-/// ... event-start and span lists (a few thousand events a batch is plenty) ...
-const KEEP_EVENTS: usize = 8 * 1024;
-/// ... and input copy.
-const KEEP_RAW_BYTES: usize = 1 << 20;
-
-/// Everything a parse allocates, kept from one batch to the next: simd-json's buffers,
-/// the tape, the event starts, and the copy of the input that verbatim events are taken
-/// from. A steady producer then allocates nothing per batch but its events. The server
-/// holds one; hand each [`Events`] back through [`JsonBuffers::recycle`] when done.
-#[derive(Default)]
-pub struct JsonBuffers {
-    simd: simd_json::Buffers,
-    nodes: Vec<Node<'static>>,
-    line: Vec<Node<'static>>,
-    starts: Vec<usize>,
-    raw: Vec<u8>,
-    spans: Vec<Option<(usize, usize)>>,
-    /// Address of the buffer last parsed: a tape string's address minus this is its
-    /// offset in `raw`.
-    base: usize,
-}
-
-impl fmt::Debug for JsonBuffers {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JsonBuffers")
-            .field("tape_capacity", &self.nodes.capacity())
-            .field("raw_capacity", &self.raw.capacity())
-            .finish()
-    }
-}
-
-impl JsonBuffers {
-    /// Parses `buf` in place into a tape, reusing the last tape's allocation, after
-    /// copying `buf` as sent into `raw`.
-    pub fn parse<'a>(&mut self, buf: &'a mut [u8]) -> Result<Vec<Node<'a>>, simd_json::Error> {
-        self.raw.clear();
-        self.raw.extend_from_slice(buf);
-        self.base = buf.as_ptr() as usize;
-        let mut tape = Tape(std::mem::take(&mut self.nodes)).reset();
-        match simd_json::fill_tape(buf, &mut self.simd, &mut tape) {
-            Ok(()) => Ok(tape.0),
-            Err(e) => {
-                self.nodes = tape.reset().0;
-                Err(e)
-            }
-        }
-    }
-
-    /// Takes back a tape that is no longer needed.
-    pub fn recycle_nodes(&mut self, nodes: Vec<Node<'_>>) {
-        if nodes.capacity() > self.nodes.capacity() && nodes.capacity() <= KEEP_NODES {
-            self.nodes = Tape(nodes).reset().0;
-        }
-    }
-
-    /// Takes back a batch's allocations once it is validated (or refused). What one
-    /// unusually large message grew is let go instead, so a spike does not pin memory.
-    pub fn recycle(&mut self, events: Events<'_>) {
-        self.recycle_nodes(events.nodes);
-        if events.starts.capacity() <= KEEP_EVENTS {
-            self.starts = events.starts;
-        }
-        if events.spans.capacity() <= KEEP_EVENTS {
-            self.spans = events.spans;
-        }
-        if events.raw.capacity() <= KEEP_RAW_BYTES {
-            self.raw = events.raw;
-        }
-    }
-
-    /// The elements of the array at `nodes[at]` as a batch; `None` when that node is not
-    /// an array. `end` is the offset in the parsed buffer that the array's value ends
-    /// before (its `]` is the last non-blank byte before it), when the caller knows it.
-    pub fn array_events<'a>(
-        &mut self,
-        nodes: Vec<Node<'a>>,
-        at: usize,
-        end: Option<usize>,
-    ) -> Option<Events<'a>> {
-        let Some(&Node::Array { len, .. }) = nodes.get(at) else {
-            return None;
-        };
-        let mut starts = std::mem::take(&mut self.starts);
-        starts.clear();
-        // `len` is bounded by the tape, which is bounded by the input.
-        starts.reserve(len);
-        let mut i = at + 1;
-        for _ in 0..len {
-            starts.push(i);
-            i += span(nodes.get(i));
-        }
-        let tail = end
-            .and_then(|e| raw::last_before(&self.raw, e))
-            .and_then(|(close, b)| (b == b']').then_some(close));
-        Some(self.events(nodes, starts, tail))
-    }
-
-    /// A batch of one: the value at `nodes[at]`, which ends before offset `end` of the
-    /// parsed buffer when the caller knows where.
-    pub fn value_event<'a>(
-        &mut self,
-        nodes: Vec<Node<'a>>,
-        at: usize,
-        end: Option<usize>,
-    ) -> Events<'a> {
-        let mut starts = std::mem::take(&mut self.starts);
-        starts.clear();
-        starts.push(at);
-        self.events(nodes, starts, end)
-    }
-
-    /// Where the value of the top-level member whose span ends before `nodes[after]`
-    /// ends in the parsed buffer: at the comma before the next member's key, or at the
-    /// enclosing object's `}` when it was the last member.
-    pub fn member_end(&self, nodes: &[Node<'_>], after: usize) -> Option<usize> {
-        match nodes.get(after) {
-            Some(Node::String(key)) => {
-                let quote = raw::offset_of(key, self.base, self.raw.len())?.checked_sub(1)?;
-                match raw::last_before(&self.raw, quote)? {
-                    (comma, b',') => Some(comma),
-                    _ => None,
-                }
-            }
-            _ => match raw::last_before(&self.raw, self.raw.len())? {
-                (close, b'}') => Some(close),
-                _ => None,
-            },
-        }
-    }
-
-    fn events<'a>(
-        &mut self,
-        nodes: Vec<Node<'a>>,
-        starts: Vec<usize>,
-        tail: Option<usize>,
-    ) -> Events<'a> {
-        let mut spans = std::mem::take(&mut self.spans);
-        spans.clear();
-        match tail {
-            Some(tail) => {
-                let controls = raw::has_control(&self.raw);
-                raw::event_spans(
-                    &nodes, &starts, &self.raw, self.base, tail, controls, &mut spans,
-                )
-            }
-            None => spans.resize(starts.len(), None),
-        }
-        Events {
-            nodes,
-            starts,
-            raw: std::mem::take(&mut self.raw),
-            spans,
-        }
-    }
-}
-
-/// How many tape nodes the value at `node` occupies: itself and everything inside it.
-pub fn span(node: Option<&Node<'_>>) -> usize {
-    match node {
-        Some(Node::Object { count, .. } | Node::Array { count, .. }) => count + 1,
-        _ => 1,
-    }
-}
 
 /// Server-assigned event ids: `"<seed hex>-<counter hex>"`. The seed is the server's
 /// start time in ms (the caller may mix in more), so ids stay unique across restarts
@@ -433,12 +239,15 @@ pub fn parse_body<'a>(
         return Err(IngestError::event(0, "no events: the body is empty"));
     };
     if body.get(first) == Some(&b'{') && is_ndjson(body) {
-        return parse_ndjson(body, bufs);
+        // Each non-empty line is one event, parsed on its own.
+        return bufs.parse_lines(body).map_err(|(index, e)| {
+            IngestError::event(index, format!("malformed JSON on its NDJSON line: {e}"))
+        });
     }
+    let end = body.len();
     let nodes = bufs
         .parse(body)
         .map_err(|e| IngestError::event(0, format!("malformed JSON body: {e}")))?;
-    let end = bufs.raw.len();
     match nodes.first() {
         Some(Node::Array { len: 0, .. }) => {
             Err(IngestError::event(0, "no events: the array is empty"))
@@ -448,59 +257,6 @@ pub fn parse_body<'a>(
             .ok_or_else(|| IngestError::event(0, "malformed JSON body")),
         _ => Ok(bufs.value_event(nodes, 0, Some(end))),
     }
-}
-
-/// Each non-empty line is one event, parsed on its own; the tapes are concatenated.
-fn parse_ndjson<'a>(body: &'a mut [u8], bufs: &mut JsonBuffers) -> Result<Events<'a>, IngestError> {
-    bufs.raw.clear();
-    bufs.raw.extend_from_slice(body);
-    bufs.base = body.as_ptr() as usize;
-    let mut nodes = Tape(std::mem::take(&mut bufs.nodes)).reset().0;
-    let mut starts = std::mem::take(&mut bufs.starts);
-    starts.clear();
-    let mut spans = std::mem::take(&mut bufs.spans);
-    spans.clear();
-    // One tape reused for every line; its nodes are appended to the batch's.
-    let mut line_tape = Tape(std::mem::take(&mut bufs.line)).reset();
-    let mut from = 0;
-    for line in body.split_mut(|b| *b == b'\n') {
-        let line_end = from + line.len();
-        from = line_end + 1;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let index = starts.len();
-        if let Err(e) = simd_json::fill_tape(line, &mut bufs.simd, &mut line_tape) {
-            if line_tape.0.capacity() <= KEEP_NODES {
-                bufs.line = line_tape.reset().0;
-            }
-            return Err(IngestError::event(
-                index,
-                format!("malformed JSON on its NDJSON line: {e}"),
-            ));
-        }
-        let start = nodes.len();
-        nodes.extend_from_slice(&line_tape.0);
-        raw::event_spans(
-            &nodes,
-            &[start],
-            &bufs.raw,
-            bufs.base,
-            line_end,
-            true,
-            &mut spans,
-        );
-        starts.push(start);
-    }
-    if line_tape.0.capacity() <= KEEP_NODES {
-        bufs.line = line_tape.reset().0;
-    }
-    Ok(Events {
-        nodes,
-        starts,
-        raw: std::mem::take(&mut bufs.raw),
-        spans,
-    })
 }
 
 /// True when some `\n` has `}` before it and `{` after it, whitespace aside.
@@ -568,8 +324,8 @@ struct Scratch {
     body: Vec<u8>,
     /// The server-assigned fields, each written as `,"key":value`.
     head: Vec<u8>,
-    /// Open containers while writing nested values.
-    stack: Vec<(bool, usize)>,
+    /// Writes nested values from the tape.
+    tape: TapeWriter,
     /// `,"timestamp":<now>`, formatted once per batch (the clock is fixed for it).
     now_field: Vec<u8>,
 }
@@ -589,17 +345,12 @@ pub fn validate(events: &Events<'_>, ctx: &mut IngestContext) -> Result<Vec<Pend
     scratch.now_field.extend_from_slice(b",\"timestamp\":");
     write_i64(&mut scratch.now_field, ctx.now_ms);
     let result = events
-        .starts
+        .starts()
         .iter()
         .enumerate()
         .try_for_each(|(index, &start)| {
-            let verbatim = events
-                .spans
-                .get(index)
-                .copied()
-                .flatten()
-                .and_then(|(from, to)| events.raw.get(from..to));
-            let nodes = &events.nodes;
+            let verbatim = raw::members_as_sent(events, index);
+            let nodes = events.nodes();
             let p = match validate_one(nodes, start, index, verbatim, ctx, &mut scratch)? {
                 Some(p) => p,
                 None => validate_one(nodes, start, index, None, ctx, &mut scratch)?
@@ -787,11 +538,9 @@ fn validate_one(
             match v {
                 Node::String(s) => write_str(body, s),
                 Node::Static(n) => write_static(body, n),
-                _ => write_value(
-                    body,
-                    nodes.get(at..i).unwrap_or_default(),
-                    &mut scratch.stack,
-                ),
+                _ => scratch
+                    .tape
+                    .write_value(body, nodes.get(at..i).unwrap_or_default()),
             }
         }
     }
@@ -838,7 +587,7 @@ fn validate_one(
     };
     if let Some(s) = assigned_session {
         head.extend_from_slice(b",\"sessionId\":");
-        write_json_str(head, s);
+        write_str(head, s);
     }
     // The stored object: `{`, head without its leading comma, a comma when there is a
     // head, the members, `}`.
@@ -872,183 +621,6 @@ fn validate_one(
     }))
 }
 
-/// Writes the one JSON value that `nodes` holds (exactly its span) from the tape, in
-/// the producer's key order, without recursion (nesting depth is client-controlled).
-fn write_value(out: &mut Vec<u8>, nodes: &[Node<'_>], stack: &mut Vec<(bool, usize)>) {
-    stack.clear();
-    let mut i = 0;
-    while let Some(node) = nodes.get(i) {
-        i += 1;
-        match *node {
-            Node::String(s) => write_str(out, s),
-            Node::Static(n) => write_static(out, n),
-            Node::Object { len, .. } => {
-                out.push(b'{');
-                if len > 0 {
-                    stack.push((true, len));
-                    i = write_key(out, nodes, i);
-                    continue;
-                }
-                out.push(b'}');
-            }
-            Node::Array { len, .. } => {
-                out.push(b'[');
-                if len > 0 {
-                    stack.push((false, len));
-                    continue;
-                }
-                out.push(b']');
-            }
-        }
-        // A value is complete: close the containers it completes, then separate the
-        // next member of the innermost one still open.
-        while let Some(top) = stack.last_mut() {
-            top.1 -= 1;
-            if top.1 > 0 {
-                out.push(b',');
-                if top.0 {
-                    i = write_key(out, nodes, i);
-                }
-                break;
-            }
-            out.push(if top.0 { b'}' } else { b']' });
-            stack.pop();
-        }
-    }
-}
-
-/// Writes the object key at `nodes[i]` and its colon; returns the value's index.
-fn write_key(out: &mut Vec<u8>, nodes: &[Node<'_>], i: usize) -> usize {
-    if let Some(Node::String(k)) = nodes.get(i) {
-        write_str(out, k);
-    }
-    out.push(b':');
-    i + 1
-}
-
-/// Numbers print as simd-json prints them (floats in ryu's shortest form), so stored
-/// bytes do not depend on which parse path produced them.
-fn write_static(out: &mut Vec<u8>, n: StaticNode) {
-    match n {
-        StaticNode::I64(v) => write_i64(out, v),
-        StaticNode::U64(v) => write_u64(out, v),
-        StaticNode::Null => out.extend_from_slice(b"null"),
-        StaticNode::Bool(true) => out.extend_from_slice(b"true"),
-        StaticNode::Bool(false) => out.extend_from_slice(b"false"),
-        StaticNode::F64(v) if write_short_f64(out, v) => {}
-        // Writing into a Vec cannot fail.
-        other => {
-            let _ = BorrowedValue::Static(other).write(out);
-        }
-    }
-}
-
-/// Writes the floats producers mostly send (durations, percentages: at most three
-/// decimals, magnitude in 1e-3..1e12) exactly as ryu would, without ryu's general
-/// algorithm; returns false, writing nothing, for any other value.
-///
-/// Why it matches: the k-decimal string of integer `n` denotes n/10^k, and both are
-/// exact doubles, so IEEE division yields what parsing that string yields; when that is
-/// `v` the string round-trips. Below 1e12 a double's round-trip interval is narrower
-/// than 10^-3, so that string is the only k-decimal one, and trying k = 0, 1, 2, 3 in
-/// order finds the fewest digits — ryu's choice. In this range ryu prints plain decimal
-/// notation (`12.0`, `0.05`), as below.
-fn write_short_f64(out: &mut Vec<u8>, v: f64) -> bool {
-    let a = v.abs();
-    if !(1e-3..1e12).contains(&a) {
-        return false;
-    }
-    let mut scale = 1u64;
-    for digits in 0..=3usize {
-        // Truncating `+ 0.5` rounds a positive value to the nearest integer.
-        let n = (a * scale as f64 + 0.5) as u64;
-        if n as f64 / scale as f64 == a {
-            if v < 0.0 {
-                out.push(b'-');
-            }
-            write_u64(out, n / scale);
-            out.push(b'.');
-            if digits == 0 {
-                out.push(b'0');
-            } else {
-                let mut frac = [b'0'; 3];
-                let mut f = n % scale;
-                for d in frac.iter_mut().take(digits).rev() {
-                    *d = b'0' + (f % 10) as u8;
-                    f /= 10;
-                }
-                out.extend_from_slice(frac.get(..digits).unwrap_or_default());
-            }
-            return true;
-        }
-        scale *= 10;
-    }
-    false
-}
-
-/// [`write_json_str`], but first checking the string eight bytes at a time for anything
-/// that needs escaping (a control byte, `"` or `\\`): nearly every string has none and
-/// is copied whole. The rare one that does goes to the shared escaper, so the bytes are
-/// identical either way.
-fn write_str(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    let word = |w: &[u8]| u64::from_le_bytes(<[u8; 8]>::try_from(w).unwrap_or([0; 8]));
-    let clean = match bytes.len().checked_sub(8) {
-        Some(last) => {
-            let mut i = 0;
-            let mut hit = false;
-            while let Some(w) = bytes.get(i..i + 8) {
-                hit |= needs_escape(word(w));
-                i += 8;
-            }
-            // The tail as one word that overlaps the last full one.
-            !hit && !bytes.get(last..).is_some_and(|w| needs_escape(word(w)))
-        }
-        None => {
-            // Fewer than 8 bytes: gather them into one word without a byte loop, from
-            // (overlapping) 4-byte halves or, below 4, the first, middle and last byte.
-            // Unfilled lanes are spaces, which never need escaping.
-            let n = bytes.len();
-            let w = if n >= 4 {
-                let half = |w: Option<&[u8]>| {
-                    u64::from(u32::from_le_bytes(
-                        w.and_then(|w| <[u8; 4]>::try_from(w).ok())
-                            .unwrap_or([0; 4]),
-                    ))
-                };
-                half(bytes.get(..4)) | (half(bytes.get(n - 4..)) << 32)
-            } else {
-                let at = |i: usize| u64::from(bytes.get(i).copied().unwrap_or(b' '));
-                (0x2020_2020_2020_2020 & !0xff_ffff)
-                    | at(0)
-                    | (at(n / 2) << 8)
-                    | (at(n.wrapping_sub(1)) << 16)
-            };
-            !needs_escape(w)
-        }
-    };
-    if !clean {
-        write_json_str(out, s);
-        return;
-    }
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
-    out.extend_from_slice(bytes);
-    out.push(b'"');
-}
-
-/// Whether any byte of the word is below 0x20, `"` or `\\` — the bytes JSON escapes.
-/// Uses the exact "some byte is zero / below n" word tests (valid for n <= 0x80).
-fn needs_escape(w: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = ONES * 0x80;
-    let zero = |w: u64| w.wrapping_sub(ONES) & !w;
-    let hits = (w.wrapping_sub(ONES * 0x20) & !w)
-        | zero(w ^ (ONES * u64::from(b'"')))
-        | zero(w ^ (ONES * u64::from(b'\\')));
-    hits & HIGH != 0
-}
-
 /// The static spelling of a field name we matched on (for error values).
 fn static_name(k: &str) -> &'static str {
     const NAMES: [&str; 15] = [
@@ -1075,7 +647,6 @@ fn static_name(k: &str) -> &'static str {
 mod tests {
     use super::*;
     use serde_json::Value;
-    use simd_json::prelude::Writable;
 
     fn ctx() -> IngestContext {
         IngestContext::new(65536, 1_700_000_000_000, 0xabc)
@@ -1247,87 +818,6 @@ mod tests {
         assert_eq!(e.index, 1);
     }
 
-    /// The tape writer must print values byte for byte as simd-json's own serializer
-    /// did when ingest built value trees (objects here have at most 32 keys, below
-    /// which simd-json keeps key order).
-    #[test]
-    fn tape_writer_matches_simd_json() {
-        let docs = [
-            r#"{"a":[1,-2,3.5,1e300,-0.0,0.1,1e-7,18446744073709551615,-9223372036854775808]}"#,
-            r#"{"s":"q\"b\\n\n\t\u0001\u001f\u007f\u2028é😀/","e":"","x":[[],{},[{}],{"k":[null,true,false]}]}"#,
-            r#"{"deep":[[[[[{"a":{"b":{"c":[1,[2,[3]]]}}}]]]]],"z":{"y":{}}}"#,
-            r#"{"dup":1,"dup":2,"n":{"m":1,"m":[2]}}"#,
-            r#"{"f":[12.25,100.0,0.001,0.005,999999999999.999,123456.789,0.3,2.675,1.005,5e-324,1.7976931348623157e308]}"#,
-        ];
-        let mut stack = Vec::new();
-        for doc in docs {
-            let mut a = doc.as_bytes().to_vec();
-            let want = simd_json::to_borrowed_value(&mut a).unwrap().encode();
-            let mut b = doc.as_bytes().to_vec();
-            let tape = simd_json::to_tape(&mut b).unwrap();
-            let mut got = Vec::new();
-            write_value(&mut got, &tape.0, &mut stack);
-            assert_eq!(String::from_utf8(got).unwrap(), want, "{doc}");
-        }
-    }
-
-    #[test]
-    fn short_floats_match_ryu() {
-        let mut vals = vec![
-            0.001,
-            0.002,
-            0.01,
-            0.1,
-            0.5,
-            1.0,
-            2.5,
-            12.25,
-            99.999,
-            1e11,
-            999_999_999_999.0,
-        ];
-        // A spread of magnitudes and decimal counts, plus their float neighbours.
-        let mut x = 0.000_7_f64;
-        while x < 2e12 {
-            for d in [1.0, 10.0, 100.0, 1000.0, 10000.0] {
-                let r = (x * d).round() / d;
-                vals.extend([
-                    r,
-                    -r,
-                    f64::from_bits(r.to_bits() + 1),
-                    f64::from_bits(r.to_bits().saturating_sub(1)),
-                ]);
-            }
-            x = x * 1.37 + 0.0013;
-        }
-        for v in vals {
-            let want = BorrowedValue::Static(StaticNode::F64(v)).encode();
-            let mut got = Vec::new();
-            write_static(&mut got, StaticNode::F64(v));
-            assert_eq!(String::from_utf8(got).unwrap(), want, "{v:?}");
-        }
-    }
-
-    #[test]
-    fn word_escaper_matches_the_shared_one() {
-        let mut cases: Vec<String> = vec!["é\"x\u{1}".into(), "😀 ok".into(), String::new()];
-        for len in 0..20 {
-            for pos in 0..len {
-                for c in ['\0', '\u{1f}', '"', '\\', ' ', '~', '\u{7f}', 'é', '\n'] {
-                    let mut s: Vec<char> = vec!['a'; len];
-                    s[pos] = c;
-                    cases.push(s.into_iter().collect());
-                }
-            }
-        }
-        for s in cases {
-            let (mut got, mut want) = (b"x".to_vec(), b"x".to_vec());
-            write_str(&mut got, &s);
-            write_json_str(&mut want, &s);
-            assert_eq!(got, want, "{s:?}");
-        }
-    }
-
     #[test]
     fn key_order_kept_beyond_32_keys() {
         let fields: String = (0..40).map(|i| format!(",\"k{i}\":{i}")).collect();
@@ -1410,47 +900,6 @@ mod tests {
             vec![r#""type":"T","sessionId":"s","id":"i","timestamp":2}"#.to_string()]
         );
         assert!(run("{\"type\":\"T\",\"sessionId\":\"s\",\"x\":\"a\tb\"}").is_err());
-    }
-
-    #[test]
-    fn buffers_are_reused_across_batches() {
-        let mut bufs = JsonBuffers::default();
-        let mut c = ctx();
-        for body in [
-            r#"[{"type":"T","sessionId":"s"},{"type":"U","sessionId":"s"}]"#,
-            "{\"type\":\"T\",\"sessionId\":\"s\"}\n{\"type\":\"V\",\"sessionId\":\"s\"}",
-            r#"{"type":"W","sessionId":"s"}"#,
-        ] {
-            let mut buf = body.as_bytes().to_vec();
-            let values = parse_body(&mut buf, &mut bufs).unwrap();
-            let p = validate(&values, &mut c).unwrap();
-            assert!(
-                p.iter()
-                    .all(|p| p.json_tail.ends_with(b"\"sessionId\":\"s\"}")),
-                "{body}"
-            );
-            bufs.recycle(values);
-            assert!(bufs.nodes.capacity() > 0 && bufs.raw.capacity() > 0);
-        }
-    }
-
-    #[test]
-    fn a_huge_batch_does_not_pin_its_buffers() {
-        let mut bufs = JsonBuffers::default();
-        let mut c = ctx();
-        let one = r#"{"type":"T","sessionId":"s","x":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]}"#;
-        let big = format!("[{}]", vec![one; 10_000].join(","));
-        let mut buf = big.into_bytes();
-        let values = parse_body(&mut buf, &mut bufs).unwrap();
-        assert_eq!(validate(&values, &mut c).unwrap().len(), 10_000);
-        bufs.recycle(values);
-        assert!(bufs.nodes.capacity() <= KEEP_NODES);
-        assert!(bufs.starts.capacity() <= KEEP_EVENTS);
-        assert!(bufs.raw.capacity() <= KEEP_RAW_BYTES);
-        // And the next batch still parses.
-        let mut buf = one.as_bytes().to_vec();
-        let values = parse_body(&mut buf, &mut bufs).unwrap();
-        assert_eq!(validate(&values, &mut c).unwrap().len(), 1);
     }
 
     #[test]

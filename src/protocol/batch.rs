@@ -13,8 +13,8 @@
 //! the parsing needed (no copy, no DOM). Should an event ever not split (it cannot come
 //! from ingest), it is sent whole, which is always a correct delta.
 
-use super::json::{next_key, write_i64, write_json_str};
 use crate::event::Event;
+use crate::json::write::{next_key, write_i64, write_str};
 
 /// How the `events` of a `trace_batch` are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,7 +46,7 @@ pub fn encode_trace_batch<'e>(
 ) {
     out.extend_from_slice(b"{\"type\":\"trace_batch\"");
     next_key(out, "sessionId");
-    write_json_str(out, session);
+    write_str(out, session);
     next_key(out, "events");
     match compression {
         BatchCompression::None => super::server::write_events(out, events),

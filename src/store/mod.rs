@@ -121,7 +121,7 @@ fn seq_prefix(seq: u64, tail: &[u8]) -> ([u8; SEQ_HEADROOM], usize) {
         i -= 1;
         out[i] = b',';
     }
-    i = crate::protocol::json::u64_digits(seq, &mut out[..i]);
+    i = crate::json::write::u64_digits(seq, &mut out[..i]);
     i -= 7;
     out[i..i + 7].copy_from_slice(b"{\"seq\":");
     (out, i)
