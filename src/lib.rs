@@ -7,7 +7,8 @@
 //!
 //! - [`json`]: the ground floor every layer shares: the one JSON writer, the one raw
 //!   scanner over stored event bytes, simd-json's tape and its reusable buffers.
-//! - [`event`]: the accepted, sequenced event every layer after ingest passes around.
+//! - [`event`], [`model`]: the values layers hand each other: the accepted, sequenced
+//!   event; the validated event awaiting its seq; a session's summary.
 //! - [`http`], [`ws`]: the two wire codecs on the one port (request heads, frames).
 //! - [`protocol`]: client messages in, server messages out (JSON and binary).
 //! - [`ingest`]: validation and sequencing of published events.
@@ -30,6 +31,7 @@ pub mod ingest;
 pub mod json;
 pub mod limits;
 pub mod metrics;
+pub mod model;
 pub mod protocol;
 pub mod server;
 pub mod store;

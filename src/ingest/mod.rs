@@ -3,7 +3,7 @@
 //! Two steps, both pure. [`parse_body`] parses an HTTP body (one object, an array of
 //! objects, or NDJSON) in place with simd-json into [`Events`]: simd-json's flat tape
 //! plus the node where each event starts. A WebSocket `publish` arrives as [`Events`]
-//! too, cut out of the frame's tape by [`crate::protocol::client`]. [`validate`] then
+//! too, cut out of the frame's tape by the client-message parser. [`validate`] then
 //! walks each event's fields once, checks them against the §2 rules and serializes the
 //! event into a [`Pending`] whose `json_tail` the store prefixes with `{"seq":N,` — so
 //! the delivered bytes are produced here, exactly once. A batch is all-or-nothing: the
@@ -19,7 +19,7 @@
 
 use crate::json::tape::{write_static, TapeWriter};
 use crate::json::write::{write_i64, write_str};
-use crate::store::{Pending, SEQ_HEADROOM};
+use crate::model::{Pending, SEQ_HEADROOM};
 use simd_json::{Node, StaticNode};
 use std::fmt;
 use std::sync::Arc;

@@ -1,5 +1,5 @@
-//! simd-json's flat tape, shared by the two readers of inbound JSON: client messages
-//! ([`crate::protocol::client`]) and publish bodies ([`crate::ingest`]).
+//! simd-json's flat tape, shared by the two readers of inbound JSON: the client-message
+//! parser (in `protocol`) and the publish-body validator (in `ingest`).
 //!
 //! A WebSocket `publish` carries its events inside a client message, and ingest
 //! validates them straight from that message's tape: so the tape, the reusable parse

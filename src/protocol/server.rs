@@ -12,7 +12,7 @@ use crate::json::write::{
     key, next_key, write_bool, write_f64, write_i64, write_opt_i64, write_opt_u64, write_str,
     write_u64,
 };
-use crate::store::SessionSummary;
+use crate::model::SessionSummary;
 
 /// What the server tells a client about one connection (`heartbeat`,
 /// `heartbeat_response`): its own queue, drops, latency and rate-limit counters.
