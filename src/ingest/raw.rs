@@ -31,7 +31,7 @@ pub(super) fn members_as_sent<'e>(events: &'e Events<'_>, i: usize) -> Option<&'
 
 /// Whether any byte is below 0x20, eight bytes at a time ("some byte is below n", exact
 /// for n <= 0x80), without an early exit so the loop stays branch-free.
-fn has_control(b: &[u8]) -> bool {
+pub(super) fn has_control(b: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     let below = |w: u64| w.wrapping_sub(ONES * 0x20) & !w & (ONES * 0x80);
     let mut words = b.chunks_exact(8);
