@@ -36,6 +36,20 @@ pub(super) enum FieldValue<'v> {
     Array,
 }
 
+/// Anything a front end holds a field's value as (a tape node, a typed value). The
+/// rules ask for the [`FieldValue`] only in the arm of the field they check, so a
+/// front end's own representation is converted where it is read, not for every member.
+pub(super) trait Field<'v>: Copy {
+    fn value(self) -> FieldValue<'v>;
+}
+
+impl<'v> Field<'v> for FieldValue<'v> {
+    #[inline(always)]
+    fn value(self) -> FieldValue<'v> {
+        self
+    }
+}
+
 /// What becomes of a member once checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Keep {
@@ -247,13 +261,14 @@ impl<'c> EventBuilder<'c> {
     /// from it; says whether and how the member is kept. Call once per member, in the
     /// producer's order, then [`EventBuilder::push`] it unless the members are kept as
     /// sent.
-    pub(super) fn check(&mut self, key: &str, v: FieldValue<'_>) -> Result<Keep, IngestError> {
+    #[inline]
+    pub(super) fn check<'v>(&mut self, key: &str, v: impl Field<'v>) -> Result<Keep, IngestError> {
         let index = self.index;
         let wrong = |field: &'static str, what: &str| IngestError::field(index, field, what);
         let mut keep = Keep::Named;
         let bit = match key {
             "type" => {
-                match v {
+                match v.value() {
                     FieldValue::Str(s) if !s.is_empty() && s.len() <= MAX_TYPE_BYTES => {
                         self.kind = Some(self.ctx.strings.get(s));
                     }
@@ -262,7 +277,7 @@ impl<'c> EventBuilder<'c> {
                 seen::TYPE
             }
             "sessionId" => {
-                match v {
+                match v.value() {
                     FieldValue::Str(s) if session_ok(s) => {
                         self.session = Some(self.ctx.strings.get(s));
                     }
@@ -272,13 +287,13 @@ impl<'c> EventBuilder<'c> {
             }
             "swarmId" => {
                 // Only an alias when sessionId is absent; checked in `finish`.
-                if let FieldValue::Str(s) = v {
+                if let FieldValue::Str(s) = v.value() {
                     self.swarm = Some(self.ctx.strings.get(s));
                 }
                 seen::SWARM
             }
             "id" => {
-                match v {
+                match v.value() {
                     FieldValue::Str(s) if s.len() <= MAX_ID_BYTES => self.has_id = true,
                     FieldValue::Null => keep = Keep::Drop,
                     _ => return Err(wrong("id", "must be a string of at most 256 bytes")),
@@ -286,10 +301,10 @@ impl<'c> EventBuilder<'c> {
                 seen::ID
             }
             "timestamp" => {
-                if v == FieldValue::Null {
+                if v.value() == FieldValue::Null {
                     keep = Keep::Drop;
                 } else {
-                    self.timestamp = Some(timestamp_ms(v).ok_or_else(|| {
+                    self.timestamp = Some(timestamp_ms(v.value()).ok_or_else(|| {
                         wrong(
                             "timestamp",
                             "must be a non-negative number of epoch milliseconds",
@@ -305,7 +320,7 @@ impl<'c> EventBuilder<'c> {
                 ))
             }
             "agentId" => {
-                match v {
+                match v.value() {
                     FieldValue::Str(s) => self.agent = Some(self.ctx.strings.get(s)),
                     FieldValue::Null => {}
                     _ => return Err(wrong("agentId", "must be a string")),
@@ -313,14 +328,14 @@ impl<'c> EventBuilder<'c> {
                 seen::AGENT
             }
             f @ ("traceId" | "spanId" | "parentId" | "phase") => {
-                if !matches!(v, FieldValue::Str(_) | FieldValue::Null) {
+                if !matches!(v.value(), FieldValue::Str(_) | FieldValue::Null) {
                     return Err(wrong(static_name(f), "must be a string"));
                 }
                 seen::OTHER_KNOWN
             }
             "duration" => {
                 if !matches!(
-                    v,
+                    v.value(),
                     FieldValue::Int(_)
                         | FieldValue::UInt(_)
                         | FieldValue::Float(_)
@@ -331,7 +346,7 @@ impl<'c> EventBuilder<'c> {
                 seen::OTHER_KNOWN
             }
             f @ ("data" | "metadata" | "performance") => {
-                if !matches!(v, FieldValue::Object | FieldValue::Null) {
+                if !matches!(v.value(), FieldValue::Object | FieldValue::Null) {
                     return Err(wrong(static_name(f), "must be an object"));
                 }
                 seen::OTHER_KNOWN

@@ -8,7 +8,7 @@
 //! written compactly from the tape. A batch is all-or-nothing: the first bad event fails
 //! it, and the error names the event's index and field so the producer can fix it.
 
-use super::builder::{EventBuilder, FieldValue};
+use super::builder::{EventBuilder, Field, FieldValue};
 use super::{raw, IngestContext, IngestError};
 use crate::json::tape::{span, write_static, TapeWriter};
 use crate::json::write::write_str;
@@ -73,7 +73,7 @@ fn validate_one(
         let at = i + 1;
         let v = nodes.get(at).copied().unwrap_or(NULL);
         i = at + span(Some(&v));
-        let keep = b.check(k, field_value(v))?;
+        let keep = b.check(k, v)?;
         if as_sent.is_none() {
             b.push(keep, k, |out| match v {
                 Node::String(s) => write_str(out, s),
@@ -89,16 +89,19 @@ fn validate_one(
 }
 
 /// A tape value as the builder's rules see it.
-fn field_value<'v>(v: Node<'v>) -> FieldValue<'v> {
-    match v {
-        Node::String(s) => FieldValue::Str(s),
-        Node::Static(StaticNode::Null) => FieldValue::Null,
-        Node::Static(StaticNode::Bool(_)) => FieldValue::Bool,
-        Node::Static(StaticNode::I64(n)) => FieldValue::Int(n),
-        Node::Static(StaticNode::U64(n)) => FieldValue::UInt(n),
-        Node::Static(StaticNode::F64(n)) => FieldValue::Float(n),
-        Node::Object { .. } => FieldValue::Object,
-        Node::Array { .. } => FieldValue::Array,
+impl<'v> Field<'v> for Node<'v> {
+    #[inline(always)]
+    fn value(self) -> FieldValue<'v> {
+        match self {
+            Node::String(s) => FieldValue::Str(s),
+            Node::Static(StaticNode::Null) => FieldValue::Null,
+            Node::Static(StaticNode::Bool(_)) => FieldValue::Bool,
+            Node::Static(StaticNode::I64(n)) => FieldValue::Int(n),
+            Node::Static(StaticNode::U64(n)) => FieldValue::UInt(n),
+            Node::Static(StaticNode::F64(n)) => FieldValue::Float(n),
+            Node::Object { .. } => FieldValue::Object,
+            Node::Array { .. } => FieldValue::Array,
+        }
     }
 }
 
