@@ -6,6 +6,7 @@
 //! (for NDJSON, the line) at fault. What the values mean is [`super::validate`]'s job.
 
 use super::IngestError;
+use crate::json::scan::find_byte;
 use crate::json::{Events, JsonBuffers};
 use simd_json::Node;
 
@@ -51,10 +52,7 @@ pub fn parse_body<'a>(
 /// True when some `\n` has `}` before it and `{` after it, whitespace aside.
 fn is_ndjson(body: &[u8]) -> bool {
     let mut from = 0;
-    while let Some(off) = body
-        .get(from..)
-        .and_then(|rest| rest.iter().position(|b| *b == b'\n'))
-    {
+    while let Some(off) = body.get(from..).and_then(|rest| find_byte(rest, b'\n')) {
         let nl = from + off;
         let before = body
             .get(..nl)

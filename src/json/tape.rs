@@ -17,7 +17,7 @@
 //! - [`TapeWriter`] prints a tape value back as compact JSON, byte for byte as
 //!   simd-json's own serializer does, so bytes do not depend on the path that made them.
 
-use super::scan::last_non_ws;
+use super::scan::{find_byte, last_non_ws};
 use super::write::{write_f64_stored, write_i64, write_str, write_u64};
 use simd_json::{Node, StaticNode, Tape};
 use std::fmt;
@@ -204,21 +204,27 @@ impl JsonBuffers {
         ends.clear();
         // One tape reused for every line; its nodes are appended to the batch's.
         let mut line_tape = Tape(std::mem::take(&mut self.line)).reset();
+        let mut rest: &'a mut [u8] = buf;
         let mut from = 0;
         let mut failed = None;
-        for line in buf.split_mut(|b| *b == b'\n') {
-            let line_end = from + line.len();
+        loop {
+            let n = find_byte(rest, b'\n').unwrap_or(rest.len());
+            let (line, tail) = std::mem::take(&mut rest).split_at_mut(n);
+            let line_end = from + n;
             from = line_end + 1;
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                if let Err(e) = simd_json::fill_tape(line, &mut self.simd, &mut line_tape) {
+                    failed = Some((starts.len(), e));
+                    break;
+                }
+                starts.push(nodes.len());
+                ends.push(line_end);
+                nodes.extend_from_slice(&line_tape.0);
             }
-            if let Err(e) = simd_json::fill_tape(line, &mut self.simd, &mut line_tape) {
-                failed = Some((starts.len(), e));
-                break;
+            match tail.split_first_mut() {
+                Some((_newline, after)) => rest = after,
+                None => break,
             }
-            starts.push(nodes.len());
-            ends.push(line_end);
-            nodes.extend_from_slice(&line_tape.0);
         }
         if line_tape.0.capacity() <= KEEP_NODES {
             self.line = line_tape.reset().0;
