@@ -45,14 +45,13 @@ pub fn last_non_ws(json: &[u8], end: usize) -> Option<(usize, u8)> {
 /// Offset of the first `needle` in `b`, eight bytes at a time (what splitting NDJSON
 /// into lines costs is mostly this search).
 pub fn find_byte(b: &[u8], needle: u8) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
     let pattern = LO * u64::from(needle);
     let mut at = 0;
     for c in b.chunks_exact(8) {
-        let w = u64::from_le_bytes(<[u8; 8]>::try_from(c).unwrap_or_default()) ^ pattern;
-        if w.wrapping_sub(LO) & !w & HI != 0 {
-            break;
+        let w = u64::from_le_bytes(<[u8; 8]>::try_from(c).unwrap_or_default());
+        let hits = zero_bytes(w ^ pattern);
+        if hits != 0 {
+            return Some(at + first_flagged(hits));
         }
         at += 8;
     }
@@ -62,17 +61,33 @@ pub fn find_byte(b: &[u8], needle: u8) -> Option<usize> {
         .map(|i| at + i)
 }
 
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each zero byte of `x`. Bytes above the first zero byte may be
+/// flagged falsely (the borrow runs on), but the lowest flag is always exact — and the
+/// lowest is all the searches below read.
+#[inline(always)]
+fn zero_bytes(x: u64) -> u64 {
+    x.wrapping_sub(LO) & !x & HI
+}
+
+/// The byte index (little-endian) of the lowest flag of a non-zero [`zero_bytes`] mask.
+#[inline(always)]
+fn first_flagged(mask: u64) -> usize {
+    (mask.trailing_zeros() / 8) as usize
+}
+
 /// Offset of the first `"` or `\` in `b`. Eight bytes at a time: string values
 /// (messages, padding) are most of an event's bytes, and every scan must skip them.
 fn quote_or_backslash(b: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let zero_byte = |x: u64| x.wrapping_sub(LO) & !x & HI != 0;
     let mut at = 0;
     for c in b.chunks_exact(8) {
         let w = u64::from_le_bytes(<[u8; 8]>::try_from(c).unwrap_or_default());
-        if zero_byte(w ^ (LO * u64::from(b'"'))) || zero_byte(w ^ (LO * u64::from(b'\\'))) {
-            break;
+        // Each mask's lowest flag is exact, so the lowest of either is the first match.
+        let hits = zero_bytes(w ^ (LO * u64::from(b'"'))) | zero_bytes(w ^ (LO * u64::from(b'\\')));
+        if hits != 0 {
+            return Some(at + first_flagged(hits));
         }
         at += 8;
     }
