@@ -1,11 +1,13 @@
 //! Protocol and ingest hot paths: client message parsing, ingest validation (the 1M
-//! events/s path) and the per-batch encoders (JSON plain/delta, binary).
+//! events/s path), the per-batch encoders (JSON plain/delta, binary) and the raw JSON
+//! scanner's path probe.
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use tracecast::event::Event;
 use tracecast::ingest::{parse_body, validate, IngestContext, JsonBuffers};
+use tracecast::json::{probe, Value};
 use tracecast::protocol::{
     encode_binary_batch, encode_trace_batch, parse_client_message, BatchCompression, ClientMessage,
 };
@@ -192,5 +194,37 @@ fn encoders(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, client_message_parse, ingest_validate_50, encoders);
+/// The raw scanner the condition language (SPEC §7) evaluates with: a path probed in
+/// each stored event's bytes, no parse, no allocation. One present nested string and one
+/// path that leads nowhere (the whole top level is still read: the last occurrence wins).
+fn json_probe(c: &mut Criterion) {
+    let events = stored_events(50);
+    for (name, path) in [
+        ("json_probe_50_present", &["data", "taskId"][..]),
+        ("json_probe_50_missing", &["data", "metrics", "latency"][..]),
+    ] {
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let found = events
+                    .iter()
+                    .filter(|e| {
+                        matches!(
+                            probe(black_box(&e.json), path),
+                            Some(Value::Str(s)) if s.as_plain().is_some()
+                        )
+                    })
+                    .count();
+                black_box(found)
+            })
+        });
+    }
+}
+
+criterion_group!(
+    benches,
+    client_message_parse,
+    ingest_validate_50,
+    encoders,
+    json_probe
+);
 criterion_main!(benches);

@@ -5,9 +5,14 @@
 //! values in, bytes or decisions out, testable without a socket. [`server`] is the thin
 //! shell that owns the `mio::Poll`, the sockets and the clock, and calls into the cores.
 //!
+//! - [`json`]: the ground floor every layer shares: the one JSON writer, the one raw
+//!   scanner over stored event bytes, simd-json's tape and its reusable buffers.
+//! - [`event`], [`model`]: the values layers hand each other: the accepted, sequenced
+//!   event; the validated event awaiting its seq; a session's summary.
 //! - [`http`], [`ws`]: the two wire codecs on the one port (request heads, frames).
 //! - [`protocol`]: client messages in, server messages out (JSON and binary).
 //! - [`ingest`]: validation and sequencing of published events.
+//! - [`timetravel`]: a session's state at an instant, folded from its events.
 //! - [`hub`]: subscriptions, agent filters, per-turn batching, encode-once fan-out.
 //! - [`store`]: where accepted events live (memory ring, durable log) and the reads on them.
 //! - [`auth`], [`limits`]: credentials, scopes and rate limits.
@@ -24,8 +29,10 @@ pub mod fuzzing;
 pub mod http;
 pub mod hub;
 pub mod ingest;
+pub mod json;
 pub mod limits;
 pub mod metrics;
+pub mod model;
 pub mod protocol;
 pub mod server;
 pub mod store;

@@ -9,12 +9,14 @@
 //!
 //! The delta is computed on the raw bytes: the same bytes are always the same value, and
 //! a value a producer spells differently from one event to the next (ingest keeps
-//! one-line events as sent) is merely sent again, so a top-level field splitter is all
-//! the parsing needed (no copy, no DOM). Should an event ever not split (it cannot come
-//! from ingest), it is sent whole, which is always a correct delta.
+//! one-line events as sent) is merely sent again, so the shared scanner's top-level
+//! field split ([`split_fields`]) is all the parsing needed (no copy, no DOM). Should an
+//! event ever not split (it cannot come from ingest), it is sent whole, which is always
+//! a correct delta.
 
-use super::json::{next_key, write_i64, write_json_str};
 use crate::event::Event;
+use crate::json::scan::{split_fields, RawField};
+use crate::json::write::{next_key, write_i64, write_str};
 
 /// How the `events` of a `trace_batch` are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,7 +48,7 @@ pub fn encode_trace_batch<'e>(
 ) {
     out.extend_from_slice(b"{\"type\":\"trace_batch\"");
     next_key(out, "sessionId");
-    write_json_str(out, session);
+    write_str(out, session);
     next_key(out, "events");
     match compression {
         BatchCompression::None => super::server::write_events(out, events),
@@ -60,9 +62,6 @@ pub fn encode_trace_batch<'e>(
     write_i64(out, timestamp);
     out.push(b'}');
 }
-
-/// A top-level field as raw bytes: the key with its quotes (still escaped), and the value.
-type RawField<'j> = (&'j [u8], &'j [u8]);
 
 fn write_delta_events<'e>(out: &mut Vec<u8>, events: impl IntoIterator<Item = &'e Event>) {
     let mut prev: Vec<RawField<'e>> = Vec::new();
@@ -131,113 +130,6 @@ fn write_diff(out: &mut Vec<u8>, prev: &[RawField<'_>], cur: &[RawField<'_>]) {
         out.push(b']');
     }
     out.push(b'}');
-}
-
-/// Splits a JSON object into its top-level fields. Returns false when `json` is not a
-/// well-formed object (the caller then sends the event whole). Never panics.
-fn split_fields<'j>(json: &'j [u8], fields: &mut Vec<RawField<'j>>) -> bool {
-    let mut p = skip_ws(json, 0);
-    if json.get(p) != Some(&b'{') {
-        return false;
-    }
-    p = skip_ws(json, p + 1);
-    if json.get(p) == Some(&b'}') {
-        return skip_ws(json, p + 1) == json.len();
-    }
-    loop {
-        let Some(kend) = string_end(json, p) else {
-            return false;
-        };
-        let Some(k) = json.get(p..kend) else {
-            return false;
-        };
-        p = skip_ws(json, kend);
-        if json.get(p) != Some(&b':') {
-            return false;
-        }
-        p = skip_ws(json, p + 1);
-        let Some(vend) = value_end(json, p) else {
-            return false;
-        };
-        let Some(v) = json.get(p..vend) else {
-            return false;
-        };
-        fields.push((k, v));
-        p = skip_ws(json, vend);
-        match json.get(p) {
-            Some(b',') => p = skip_ws(json, p + 1),
-            Some(b'}') => return skip_ws(json, p + 1) == json.len(),
-            _ => return false,
-        }
-    }
-}
-
-fn skip_ws(json: &[u8], mut p: usize) -> usize {
-    while matches!(json.get(p), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-        p += 1;
-    }
-    p
-}
-
-/// `p` is at an opening quote; returns the index just past the closing one.
-fn string_end(json: &[u8], p: usize) -> Option<usize> {
-    if json.get(p) != Some(&b'"') {
-        return None;
-    }
-    let mut i = p + 1;
-    loop {
-        // Jump straight to the next byte that can end or escape the string.
-        i += json
-            .get(i..)?
-            .iter()
-            .position(|b| *b == b'"' || *b == b'\\')?;
-        match json.get(i)? {
-            b'"' => return Some(i + 1),
-            _ => i += 2,
-        }
-    }
-}
-
-/// `p` is at the start of a value; returns the index just past it.
-fn value_end(json: &[u8], p: usize) -> Option<usize> {
-    match json.get(p)? {
-        b'"' => string_end(json, p),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            let mut i = p;
-            loop {
-                i += json
-                    .get(i..)?
-                    .iter()
-                    .position(|b| matches!(b, b'"' | b'{' | b'[' | b'}' | b']'))?;
-                match json.get(i)? {
-                    b'"' => {
-                        i = string_end(json, i)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(i + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                i += 1;
-            }
-        }
-        _ => {
-            let mut i = p;
-            while let Some(b) = json.get(i) {
-                if matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
-                    break;
-                }
-                i += 1;
-            }
-            (i > p).then_some(i)
-        }
-    }
 }
 
 #[cfg(test)]

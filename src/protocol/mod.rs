@@ -20,6 +20,7 @@ pub use binary::{
 pub use client::{parse_client_message, ClientMessage, Parsed};
 pub use server::ClientMetrics;
 
+use crate::json::write;
 use std::fmt;
 
 /// The `error.code` values a client can receive. Flat and `Copy`, like quiche's error:
@@ -120,10 +121,10 @@ impl RequestId {
     /// Appends the id as a JSON value.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         match self {
-            RequestId::Str(s) => json::write_json_str(out, s),
-            RequestId::Int(v) => json::write_i64(out, *v),
-            RequestId::UInt(v) => json::write_u64(out, *v),
-            RequestId::Float(v) => json::write_f64(out, *v),
+            RequestId::Str(s) => write::write_str(out, s),
+            RequestId::Int(v) => write::write_i64(out, *v),
+            RequestId::UInt(v) => write::write_u64(out, *v),
+            RequestId::Float(v) => write::write_f64(out, *v),
         }
     }
 }

@@ -6,13 +6,13 @@
 //! `requestId` takes it as `Option<&RequestId>` and echoes it as the last field. The
 //! hot-path `trace_batch` lives in [`super::batch`].
 
-use super::json::{
-    key, next_key, write_bool, write_f64, write_i64, write_json_str, write_opt_i64, write_opt_u64,
-    write_u64,
-};
 use super::{ErrorCode, ProtocolError, RequestId};
 use crate::event::Event;
-use crate::store::SessionSummary;
+use crate::json::write::{
+    key, next_key, write_bool, write_f64, write_i64, write_opt_i64, write_opt_u64, write_str,
+    write_u64,
+};
+use crate::model::SessionSummary;
 
 /// What the server tells a client about one connection (`heartbeat`,
 /// `heartbeat_response`): its own queue, drops, latency and rate-limit counters.
@@ -111,7 +111,7 @@ fn write_str_array<S: AsRef<str>>(out: &mut Vec<u8>, items: &[S]) {
         if i > 0 {
             out.push(b',');
         }
-        write_json_str(out, s.as_ref());
+        write_str(out, s.as_ref());
     }
     out.push(b']');
 }
@@ -125,11 +125,11 @@ pub fn encode_connection(
 ) {
     open(out, "connection");
     next_key(out, "clientId");
-    write_json_str(out, client_id);
+    write_str(out, client_id);
     next_key(out, "serverInfo");
     out.push(b'{');
     key(out, "version");
-    write_json_str(out, info.version);
+    write_str(out, info.version);
     next_key(out, "capabilities");
     write_str_array(out, info.capabilities);
     next_key(out, "limits");
@@ -153,7 +153,7 @@ pub fn encode_connection(
     next_key(out, "active");
     write_bool(out, info.binary_active);
     next_key(out, "subprotocol");
-    write_json_str(out, super::binary::SUBPROTOCOL);
+    write_str(out, super::binary::SUBPROTOCOL);
     next_key(out, "version");
     write_u64(out, u64::from(super::binary::VERSION));
     out.extend_from_slice(b"}}");
@@ -185,7 +185,7 @@ pub fn encode_auth_response(
     write_bool(out, outcome.authenticated);
     if let Some(s) = outcome.subject {
         next_key(out, "subject");
-        write_json_str(out, s);
+        write_str(out, s);
     }
     if let Some(p) = outcome.permissions {
         next_key(out, "permissions");
@@ -197,7 +197,7 @@ pub fn encode_auth_response(
     }
     if let Some(m) = outcome.message {
         next_key(out, "message");
-        write_json_str(out, m);
+        write_str(out, m);
     }
     close(out, request_id);
 }
@@ -216,7 +216,7 @@ pub fn encode_session_info(out: &mut Vec<u8>, s: &SessionSummary, request_id: Op
 pub fn write_session_summary(out: &mut Vec<u8>, s: &SessionSummary) {
     out.push(b'{');
     key(out, "id");
-    write_json_str(out, &s.id);
+    write_str(out, &s.id);
     next_key(out, "eventCount");
     write_u64(out, s.event_count);
     next_key(out, "agentCount");
@@ -239,7 +239,7 @@ pub fn encode_initial_traces<'e>(
 ) {
     open(out, "initial_traces");
     next_key(out, "sessionId");
-    write_json_str(out, session);
+    write_str(out, session);
     next_key(out, "traces");
     write_events(out, traces);
     close(out, request_id);
@@ -249,7 +249,7 @@ pub fn encode_initial_traces<'e>(
 pub fn encode_unsubscribed(out: &mut Vec<u8>, session: &str, request_id: Option<&RequestId>) {
     open(out, "unsubscribed");
     next_key(out, "sessionId");
-    write_json_str(out, session);
+    write_str(out, session);
     close(out, request_id);
 }
 
@@ -320,7 +320,7 @@ pub fn encode_events_dropped(
 ) {
     open(out, "events_dropped");
     next_key(out, "sessionId");
-    write_json_str(out, session);
+    write_str(out, session);
     next_key(out, "count");
     write_u64(out, count);
     next_key(out, "fromSeq");
@@ -329,7 +329,7 @@ pub fn encode_events_dropped(
     write_u64(out, to_seq);
     if let Some(r) = reason {
         next_key(out, "reason");
-        write_json_str(out, r);
+        write_str(out, r);
     }
     out.push(b'}');
 }
@@ -358,7 +358,7 @@ pub fn encode_historical_data<'e>(
 ) {
     open(out, "historical_data");
     next_key(out, "sessionId");
-    write_json_str(out, chunk.session);
+    write_str(out, chunk.session);
     next_key(out, "timeRange");
     out.push(b'{');
     key(out, "start");
@@ -396,7 +396,7 @@ pub fn encode_time_travel_state<'e>(
     next_key(out, "timestamp");
     write_i64(out, timestamp);
     next_key(out, "sessionId");
-    write_json_str(out, session);
+    write_str(out, session);
     next_key(out, "state");
     out.extend_from_slice(state_json);
     next_key(out, "traces");
@@ -413,9 +413,9 @@ pub fn encode_breakpoint_set(
 ) {
     open(out, "breakpoint_set");
     next_key(out, "traceId");
-    write_json_str(out, trace_id);
+    write_str(out, trace_id);
     next_key(out, "condition");
-    write_json_str(out, condition);
+    write_str(out, condition);
     close(out, request_id);
 }
 
@@ -427,7 +427,7 @@ pub fn encode_breakpoint_removed(
 ) {
     open(out, "breakpoint_removed");
     next_key(out, "traceId");
-    write_json_str(out, trace_id);
+    write_str(out, trace_id);
     close(out, request_id);
 }
 
@@ -435,9 +435,9 @@ pub fn encode_breakpoint_removed(
 pub fn encode_breakpoint_hit(out: &mut Vec<u8>, trace_id: &str, event: &Event) {
     open(out, "breakpoint_hit");
     next_key(out, "traceId");
-    write_json_str(out, trace_id);
+    write_str(out, trace_id);
     next_key(out, "sessionId");
-    write_json_str(out, &event.session);
+    write_str(out, &event.session);
     next_key(out, "event");
     out.extend_from_slice(&event.json);
     out.push(b'}');
@@ -447,7 +447,7 @@ pub fn encode_breakpoint_hit(out: &mut Vec<u8>, trace_id: &str, event: &Event) {
 pub fn encode_system_event(out: &mut Vec<u8>, event: &str, data_json: &[u8], timestamp: i64) {
     open(out, "system_event");
     next_key(out, "event");
-    write_json_str(out, event);
+    write_str(out, event);
     next_key(out, "data");
     out.extend_from_slice(if data_json.is_empty() {
         b"null"
@@ -472,9 +472,9 @@ pub fn encode_error(
     next_key(out, "error");
     out.push(b'{');
     key(out, "code");
-    write_json_str(out, code.as_str());
+    write_str(out, code.as_str());
     next_key(out, "message");
-    write_json_str(out, message);
+    write_str(out, message);
     if let Some(ms) = retry_after_ms {
         next_key(out, "retryAfterMs");
         write_u64(out, ms);
