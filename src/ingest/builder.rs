@@ -467,7 +467,7 @@ impl<'c> EventBuilder<'c> {
         // a head, the members, `}`.
         let size = head.len() + members.len() + 2;
         if size > *max_event_bytes {
-            return Err(IngestError::event(
+            return Err(IngestError::too_large(
                 index,
                 format!("is {size} bytes, over the limit of {max_event_bytes} (max_event_bytes)"),
             ));

@@ -55,6 +55,17 @@ pub struct IngestError {
     pub index: usize,
     pub field: Option<&'static str>,
     pub message: String,
+    pub kind: IngestErrorKind,
+}
+
+/// What kind of refusal, for the front ends that answer differently
+/// (`message_too_large` over WebSocket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestErrorKind {
+    /// The event or body breaks a rule of SPEC §2.
+    Invalid,
+    /// The event is larger than `max_event_bytes`.
+    TooLarge,
 }
 
 impl IngestError {
@@ -63,6 +74,7 @@ impl IngestError {
             index,
             field: Some(field),
             message: message.into(),
+            kind: IngestErrorKind::Invalid,
         }
     }
     fn event(index: usize, message: impl Into<String>) -> Self {
@@ -70,6 +82,13 @@ impl IngestError {
             index,
             field: None,
             message: message.into(),
+            kind: IngestErrorKind::Invalid,
+        }
+    }
+    fn too_large(index: usize, message: impl Into<String>) -> Self {
+        IngestError {
+            kind: IngestErrorKind::TooLarge,
+            ..IngestError::event(index, message)
         }
     }
 }

@@ -246,6 +246,24 @@ fn to_value<'a>(nodes: &[Node<'a>], at: usize) -> BorrowedValue<'a> {
     }
 }
 
+/// The top-level `requestId` of a message, found with the raw scanner without parsing
+/// the rest: what a reply to a message that is not parsed (a rate-limited one) echoes.
+/// `None` when absent or not a string or number (or the bytes are not an object).
+pub fn probe_request_id(raw: &[u8]) -> Option<RequestId> {
+    use crate::json::scan::{probe, Value};
+    match probe(raw, &["requestId"])? {
+        Value::Str(s) => Some(RequestId::Str(s.to_cow().ok()?.as_ref().into())),
+        Value::Number(n) => Some(if let Some(i) = n.as_i64() {
+            RequestId::Int(i)
+        } else if let Some(u) = n.as_u64() {
+            RequestId::UInt(u)
+        } else {
+            RequestId::Float(n.as_f64())
+        }),
+        _ => None,
+    }
+}
+
 fn request_id(v: BorrowedValue<'_>) -> Result<RequestId, ProtocolError> {
     match v {
         BorrowedValue::String(s) => Ok(RequestId::Str(s.as_ref().into())),

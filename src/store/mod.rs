@@ -18,7 +18,6 @@ mod sync;
 mod time_travel;
 
 use crate::config::StorageConfig;
-use crate::event::EventRef;
 use std::collections::VecDeque;
 use std::path::Path;
 

@@ -117,8 +117,8 @@ fn control_limited(len: usize, call: &mut Call<'_>) -> bool {
 }
 
 /// The top-level `requestId` of a message, found without parsing the rest of it.
-fn request_id_of(_buf: &[u8]) -> Option<RequestId> {
-    None // MERGE: probe with the JSON layer's scanner
+fn request_id_of(buf: &[u8]) -> Option<RequestId> {
+    crate::protocol::client::probe_request_id(buf)
 }
 
 fn on_text(buf: &mut [u8], call: &mut Call<'_>) {

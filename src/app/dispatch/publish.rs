@@ -26,7 +26,7 @@ pub fn on_publish(events: &Events<'_>, call: &mut Call<'_>) {
         Ok(p) => p,
         Err(e) => {
             app.rejected(events.len());
-            let code = if too_large(&e) {
+            let code = if e.kind == crate::ingest::IngestErrorKind::TooLarge {
                 ErrorCode::MessageTooLarge
             } else {
                 ErrorCode::InvalidRequest
@@ -52,9 +52,4 @@ pub fn on_publish(events: &Events<'_>, call: &mut Call<'_>) {
             call.error(code, &msg);
         }
     }
-}
-
-/// An event over `max_event_bytes` is `message_too_large`, not a malformed request.
-fn too_large(e: &crate::ingest::IngestError) -> bool {
-    e.message.ends_with("(max_event_bytes)") // MERGE: use the error's kind
 }
