@@ -125,29 +125,21 @@ fn probe(json: &[u8]) -> Probe<'_> {
     probe_checked(json).unwrap_or_default()
 }
 
-/// A member's value: absent is `Some(None)`, present but unreadable is `None`.
-fn read(raw: Option<&[u8]>) -> Option<Option<Value<'_>>> {
-    match raw {
-        None => Some(None),
-        Some(r) => Value::of(r).map(Some),
-    }
-}
-
 fn probe_checked(json: &[u8]) -> Option<Probe<'_>> {
     let [data, trace] = scan::lookup(json, ["data", "traceId"])?;
-    let (task, state) = match read(data)? {
-        Some(Value::Object(d)) => {
+    let (task, state) = match data {
+        Value::Object(d) => {
             let [task, state] = scan::lookup(d, ["taskId", "state"])?;
-            (read(task)?, read(state)?)
+            (task, state)
         }
-        _ => (None, None),
+        _ => (Value::Missing, Value::Missing),
     };
     let state = match state {
-        Some(Value::Str(s)) => s.to_cow().ok(),
+        Value::Str(s) => s.to_cow().ok(),
         _ => None,
     };
     Some(Probe {
-        task_id: task.and_then(as_id).or(read(trace)?.and_then(as_id)),
+        task_id: as_id(task).or_else(|| as_id(trace)),
         state,
     })
 }
