@@ -13,6 +13,7 @@
 //! - [`tape`]: simd-json's tape and its reusable buffers, shared by the client-message
 //!   parser and ingest, and the tape-to-JSON writer.
 
+pub mod numbers;
 pub mod scan;
 pub mod tape;
 pub mod write;
