@@ -10,9 +10,11 @@
 
 use super::builder::{EventBuilder, Field, FieldValue};
 use super::{raw, IngestContext, IngestError};
+use crate::json::numbers::out_of_range;
+use crate::json::scan::{members, Number};
 use crate::json::tape::{span, write_static, TapeWriter};
 use crate::json::write::write_str;
-use crate::json::Events;
+use crate::json::{Events, Masked};
 use crate::model::Pending;
 use simd_json::{Node, StaticNode};
 
@@ -36,8 +38,20 @@ pub fn validate(events: &Events<'_>, ctx: &mut IngestContext) -> Result<Vec<Pend
         .enumerate()
         .try_for_each(|(index, &start)| {
             let as_sent = raw::members_as_sent(events, index);
+            let masked = match events.masked(index) {
+                Masked::No => false,
+                Masked::Located(object) => {
+                    interpreted_out_of_range(object, index)?;
+                    true
+                }
+                Masked::Unlocated => holds_zero(nodes, start),
+            };
+            if masked && as_sent.is_none() {
+                return Err(IngestError::event(index, CANNOT_KEEP));
+            }
             let p = match validate_one(nodes, start, index, as_sent, ctx, &mut tape)? {
                 Some(p) => p,
+                None if masked => return Err(IngestError::event(index, CANNOT_KEEP)),
                 None => validate_one(nodes, start, index, None, ctx, &mut tape)?
                     .ok_or_else(|| IngestError::event(index, "cannot be stored"))?,
             };
@@ -46,6 +60,45 @@ pub fn validate(events: &Events<'_>, ctx: &mut IngestContext) -> Result<Vec<Pend
         });
     ctx.tape = tape;
     result.map(|()| out)
+}
+
+/// Why an event holding a number beyond 64 bits is refused although other fields keep
+/// it: only its bytes as sent hold the number (the tape has a placeholder), so it must be
+/// storable as sent.
+const CANNOT_KEEP: &str = "holds a number out of range (beyond 64-bit integers or \
+     floats), which is kept only when the event is stored as sent: send the event on \
+     one line, without a null `id` or `timestamp`";
+
+/// Refuses an event whose `timestamp` or `duration` (the numbers the server reads) is a
+/// number simd-json could not hold: masked, it reads as a placeholder `0`, so it must
+/// be named here, from the event's bytes as sent.
+fn interpreted_out_of_range(object: &[u8], index: usize) -> Result<(), IngestError> {
+    for m in members(object) {
+        let Some(field) = ["timestamp", "duration"]
+            .into_iter()
+            .find(|f| m.key.eq_str(f))
+        else {
+            continue;
+        };
+        if Number::parse(m.value).is_some_and(|n| out_of_range(&n)) {
+            return Err(IngestError::field(
+                index,
+                field,
+                "number out of range (beyond 64-bit integers or floats)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the value at `nodes[start]` has a `0` anywhere, which is what a masked
+/// number looks like on the tape.
+fn holds_zero(nodes: &[Node<'_>], start: usize) -> bool {
+    nodes
+        .get(start..start + span(nodes.get(start)))
+        .unwrap_or_default()
+        .iter()
+        .any(|n| matches!(n, Node::Static(StaticNode::U64(0))))
 }
 
 /// Validates one event and builds its `json_tail`, from `as_sent` (its members as sent)

@@ -19,4 +19,4 @@ pub mod tape;
 pub mod write;
 
 pub use scan::{probe, JsonStr, Number, Value};
-pub use tape::{span, Events, JsonBuffers};
+pub use tape::{span, Events, JsonBuffers, Masked};
