@@ -402,6 +402,66 @@ mod tests {
         assert!(run("{\"type\":\"T\",\"sessionId\":\"s\",\"x\":\"a\tb\"}").is_err());
     }
 
+    /// Through [`crate::ingest::with_body`], as the server parses.
+    fn run_masked(body: &str) -> Result<Vec<String>, IngestError> {
+        let mut buf = body.as_bytes().to_vec();
+        let mut buffers = JsonBuffers::default();
+        crate::ingest::with_body(&mut buf, &mut buffers, |parsed| {
+            let p = validate(parsed?, &mut ctx())?;
+            Ok(p.iter()
+                .map(|p| String::from_utf8_lossy(&p.json_tail[p.headroom..]).into_owned())
+                .collect())
+        })
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_kept_as_sent_or_named() {
+        let e = r#""type":"T","sessionId":"s","id":"i","timestamp":1"#;
+        let kept = [
+            format!(r#"{{{e},"data":{{"big":123456789012345678901234567890,"huge":-1e999999}}}}"#),
+            format!(r#"[{{{e},"x":[1E400]}},{{{e},"y":0}}]"#),
+            format!("{{{e},\"z\":99999999999999999999}}\n{{{e}}}\n"),
+        ];
+        for body in kept {
+            let got = run_masked(&body).unwrap_or_else(|err| panic!("{body}: {err}"));
+            assert!(!got.is_empty(), "{body}");
+        }
+        let got = run_masked(&format!(
+            r#"[{{{e},"data":{{"n":123456789012345678901234567890, "f":1e999}}}}]"#
+        ));
+        assert_eq!(
+            got.unwrap(),
+            vec![format!(
+                r#"{e},"data":{{"n":123456789012345678901234567890, "f":1e999}}}}"#
+            )]
+        );
+        for (body, field) in [
+            (
+                r#"{"type":"T","sessionId":"s","timestamp":1e999999}"#,
+                Some("timestamp"),
+            ),
+            (
+                r#"{"type":"T","sessionId":"s","duration":-1e400}"#,
+                Some("duration"),
+            ),
+            (
+                r#"{"type":"T","sessionId":"s","t\u0069mestamp":99999999999999999999}"#,
+                Some("timestamp"),
+            ),
+            // Only its bytes as sent hold the number: spread over lines, it cannot be kept.
+            ("{\"type\":\"T\",\n\"sessionId\":\"s\",\"x\":1e999}", None),
+            (r#"{"type":"T","sessionId":"s","id":null,"x":1e999}"#, None),
+        ] {
+            let err = run_masked(body).unwrap_err();
+            assert_eq!(err.field, field, "{body}: {err}");
+            assert!(err.message.contains("out of range"), "{body}: {err}");
+            assert!(!err.message.contains("malformed"), "{body}: {err}");
+        }
+        // Still malformed: masking does not hide another fault.
+        let err = run_masked(r#"{"type":"T","x":1e999,}"#).unwrap_err();
+        assert!(err.message.contains("malformed"), "{err}");
+    }
+
     #[test]
     fn buffers_are_reused_across_batches() {
         let mut bufs = JsonBuffers::default();
