@@ -76,9 +76,12 @@ mod tests {
         (String::from_utf8(buf).unwrap(), masked)
     }
 
+    /// A document, what masking makes of it, and the `(offset, len)` it reports.
+    type Case = (&'static str, &'static str, &'static [(usize, usize)]);
+
     #[test]
     fn out_of_range_tokens_are_masked_in_place() {
-        let cases: &[(&str, &str, &[(usize, usize)])] = &[
+        let cases: &[Case] = &[
             // In range: untouched, including the edges.
             (
                 "[18446744073709551615,-9223372036854775808,1.7976931348623157e308,1e-999999,-1e-999999,0e999999]",
