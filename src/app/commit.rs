@@ -397,17 +397,14 @@ impl App {
     pub fn publish_body(&mut self, body: &mut [u8], reply: Option<PublishReply>) {
         let mut buffers = std::mem::take(&mut self.buffers);
         self.ingest.now_ms = self.now_ms;
-        let validated = match crate::ingest::parse_body(body, &mut buffers) {
-            Ok(values) => {
-                let r = crate::ingest::validate(&values, &mut self.ingest);
-                if r.is_err() {
-                    self.rejected(values.len());
-                }
-                buffers.recycle(values);
-                r
+        let validated = crate::ingest::with_body(body, &mut buffers, |parsed| {
+            let values = parsed?;
+            let r = crate::ingest::validate(values, &mut self.ingest);
+            if r.is_err() {
+                self.rejected(values.len());
             }
-            Err(e) => Err(e),
-        };
+            r
+        });
         self.buffers = buffers;
         match validated {
             Ok(pending) => {

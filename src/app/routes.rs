@@ -209,17 +209,14 @@ fn history(req: &Request, p: &Principal, app: &App) -> Response {
 fn ingest(body: &mut [u8], app: &mut App, conn: ConnId, keep_alive: bool) -> Routed {
     let mut buffers = std::mem::take(&mut app.buffers);
     app.ingest.now_ms = app.now_ms;
-    let validated = match crate::ingest::parse_body(body, &mut buffers) {
-        Ok(values) => {
-            let r = crate::ingest::validate(&values, &mut app.ingest);
-            if r.is_err() {
-                app.rejected(values.len());
-            }
-            buffers.recycle(values);
-            r
+    let validated = crate::ingest::with_body(body, &mut buffers, |parsed| {
+        let values = parsed?;
+        let r = crate::ingest::validate(values, &mut app.ingest);
+        if r.is_err() {
+            app.rejected(values.len());
         }
-        Err(e) => Err(e),
-    };
+        r
+    });
     app.buffers = buffers;
     let result = match validated {
         Ok(pending) => app.commit(pending, Origin::Http { conn, keep_alive }),

@@ -36,7 +36,7 @@ use std::fmt;
 
 pub use crate::json::tape::{span, Events, JsonBuffers};
 pub use builder::EventBuilder;
-pub use parse::parse_body;
+pub use parse::{parse_body, with_body};
 pub use validate::validate;
 
 /// Longest `type` (bytes).

@@ -49,6 +49,40 @@ pub fn parse_body<'a>(
     }
 }
 
+/// Parses `body` with [`parse_body`] and hands the batch (or the failure) to `read`,
+/// then recycles it. When the parse failed on a number simd-json cannot hold, `body` is
+/// parsed again with such numbers masked ([`JsonBuffers::mask_numbers`]): SPEC §2 keeps
+/// them as sent where the server does not read them, and [`super::validate`] names them
+/// where it does.
+///
+/// A callback, not a returned batch: the first parse borrows `body` for as long as its
+/// result may live, so only while that result stays inside this function can `body` be
+/// taken back after a failure.
+pub fn with_body<R>(
+    body: &mut [u8],
+    bufs: &mut JsonBuffers,
+    read: impl FnOnce(Result<&Events<'_>, IngestError>) -> R,
+) -> R {
+    let parsed = match parse_body(&mut *body, bufs) {
+        Err(e) => {
+            if bufs.mask_numbers(body) {
+                parse_body(body, bufs)
+            } else {
+                Err(e)
+            }
+        }
+        parsed => parsed,
+    };
+    match parsed {
+        Ok(events) => {
+            let r = read(Ok(&events));
+            bufs.recycle(events);
+            r
+        }
+        Err(e) => read(Err(e)),
+    }
+}
+
 /// True when some `\n` has `}` before it and `{` after it, whitespace aside.
 fn is_ndjson(body: &[u8]) -> bool {
     let mut from = 0;

@@ -10,9 +10,11 @@
 
 use super::builder::{EventBuilder, Field, FieldValue};
 use super::{raw, IngestContext, IngestError};
+use crate::json::numbers::out_of_range;
+use crate::json::scan::{members, Number};
 use crate::json::tape::{span, write_static, TapeWriter};
 use crate::json::write::write_str;
-use crate::json::Events;
+use crate::json::{Events, Masked};
 use crate::model::Pending;
 use simd_json::{Node, StaticNode};
 
@@ -36,8 +38,20 @@ pub fn validate(events: &Events<'_>, ctx: &mut IngestContext) -> Result<Vec<Pend
         .enumerate()
         .try_for_each(|(index, &start)| {
             let as_sent = raw::members_as_sent(events, index);
+            let masked = match events.masked(index) {
+                Masked::No => false,
+                Masked::Located(object) => {
+                    interpreted_out_of_range(object, index)?;
+                    true
+                }
+                Masked::Unlocated => holds_zero(nodes, start),
+            };
+            if masked && as_sent.is_none() {
+                return Err(IngestError::event(index, CANNOT_KEEP));
+            }
             let p = match validate_one(nodes, start, index, as_sent, ctx, &mut tape)? {
                 Some(p) => p,
+                None if masked => return Err(IngestError::event(index, CANNOT_KEEP)),
                 None => validate_one(nodes, start, index, None, ctx, &mut tape)?
                     .ok_or_else(|| IngestError::event(index, "cannot be stored"))?,
             };
@@ -46,6 +60,45 @@ pub fn validate(events: &Events<'_>, ctx: &mut IngestContext) -> Result<Vec<Pend
         });
     ctx.tape = tape;
     result.map(|()| out)
+}
+
+/// Why an event holding a number beyond 64 bits is refused although other fields keep
+/// it: only its bytes as sent hold the number (the tape has a placeholder), so it must be
+/// storable as sent.
+const CANNOT_KEEP: &str = "holds a number out of range (beyond 64-bit integers or \
+     floats), which is kept only when the event is stored as sent: send the event on \
+     one line, without a null `id` or `timestamp`";
+
+/// Refuses an event whose `timestamp` or `duration` (the numbers the server reads) is a
+/// number simd-json could not hold: masked, it reads as a placeholder `0`, so it must
+/// be named here, from the event's bytes as sent.
+fn interpreted_out_of_range(object: &[u8], index: usize) -> Result<(), IngestError> {
+    for m in members(object) {
+        let Some(field) = ["timestamp", "duration"]
+            .into_iter()
+            .find(|f| m.key.eq_str(f))
+        else {
+            continue;
+        };
+        if Number::parse(m.value).is_some_and(|n| out_of_range(&n)) {
+            return Err(IngestError::field(
+                index,
+                field,
+                "number out of range (beyond 64-bit integers or floats)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the value at `nodes[start]` has a `0` anywhere, which is what a masked
+/// number looks like on the tape.
+fn holds_zero(nodes: &[Node<'_>], start: usize) -> bool {
+    nodes
+        .get(start..start + span(nodes.get(start)))
+        .unwrap_or_default()
+        .iter()
+        .any(|n| matches!(n, Node::Static(StaticNode::U64(0))))
 }
 
 /// Validates one event and builds its `json_tail`, from `as_sent` (its members as sent)
@@ -347,6 +400,66 @@ mod tests {
             vec![r#""type":"T","sessionId":"s","id":"i","timestamp":2}"#.to_string()]
         );
         assert!(run("{\"type\":\"T\",\"sessionId\":\"s\",\"x\":\"a\tb\"}").is_err());
+    }
+
+    /// Through [`crate::ingest::with_body`], as the server parses.
+    fn run_masked(body: &str) -> Result<Vec<String>, IngestError> {
+        let mut buf = body.as_bytes().to_vec();
+        let mut buffers = JsonBuffers::default();
+        crate::ingest::with_body(&mut buf, &mut buffers, |parsed| {
+            let p = validate(parsed?, &mut ctx())?;
+            Ok(p.iter()
+                .map(|p| String::from_utf8_lossy(&p.json_tail[p.headroom..]).into_owned())
+                .collect())
+        })
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_kept_as_sent_or_named() {
+        let e = r#""type":"T","sessionId":"s","id":"i","timestamp":1"#;
+        let kept = [
+            format!(r#"{{{e},"data":{{"big":123456789012345678901234567890,"huge":-1e999999}}}}"#),
+            format!(r#"[{{{e},"x":[1E400]}},{{{e},"y":0}}]"#),
+            format!("{{{e},\"z\":99999999999999999999}}\n{{{e}}}\n"),
+        ];
+        for body in kept {
+            let got = run_masked(&body).unwrap_or_else(|err| panic!("{body}: {err}"));
+            assert!(!got.is_empty(), "{body}");
+        }
+        let got = run_masked(&format!(
+            r#"[{{{e},"data":{{"n":123456789012345678901234567890, "f":1e999}}}}]"#
+        ));
+        assert_eq!(
+            got.unwrap(),
+            vec![format!(
+                r#"{e},"data":{{"n":123456789012345678901234567890, "f":1e999}}}}"#
+            )]
+        );
+        for (body, field) in [
+            (
+                r#"{"type":"T","sessionId":"s","timestamp":1e999999}"#,
+                Some("timestamp"),
+            ),
+            (
+                r#"{"type":"T","sessionId":"s","duration":-1e400}"#,
+                Some("duration"),
+            ),
+            (
+                r#"{"type":"T","sessionId":"s","t\u0069mestamp":99999999999999999999}"#,
+                Some("timestamp"),
+            ),
+            // Only its bytes as sent hold the number: spread over lines, it cannot be kept.
+            ("{\"type\":\"T\",\n\"sessionId\":\"s\",\"x\":1e999}", None),
+            (r#"{"type":"T","sessionId":"s","id":null,"x":1e999}"#, None),
+        ] {
+            let err = run_masked(body).unwrap_err();
+            assert_eq!(err.field, field, "{body}: {err}");
+            assert!(err.message.contains("out of range"), "{body}: {err}");
+            assert!(!err.message.contains("malformed"), "{body}: {err}");
+        }
+        // Still malformed: masking does not hide another fault.
+        let err = run_masked(r#"{"type":"T","x":1e999,}"#).unwrap_err();
+        assert!(err.message.contains("malformed"), "{err}");
     }
 
     #[test]

@@ -13,9 +13,10 @@
 //! - [`tape`]: simd-json's tape and its reusable buffers, shared by the client-message
 //!   parser and ingest, and the tape-to-JSON writer.
 
+pub mod numbers;
 pub mod scan;
 pub mod tape;
 pub mod write;
 
 pub use scan::{probe, JsonStr, Number, Value};
-pub use tape::{span, Events, JsonBuffers};
+pub use tape::{span, Events, JsonBuffers, Masked};

@@ -54,6 +54,20 @@ pub struct Events<'a> {
     base: usize,
     layout: Layout,
     ends: Vec<usize>,
+    /// Number tokens masked before parsing (`(offset, len)` in `raw`, in order): the
+    /// tape holds a placeholder `0` for each (see [`crate::json::numbers`]).
+    masked: Vec<(usize, usize)>,
+}
+
+/// Whether a value of an [`Events`] holds a masked out-of-range number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Masked<'e> {
+    /// No: its tape is the value as sent.
+    No,
+    /// Yes, and these are its bytes as sent (from its `{` to its `}`).
+    Located(&'e [u8]),
+    /// Perhaps: the batch has masked numbers and this value was not located.
+    Unlocated,
 }
 
 impl<'a> Events<'a> {
@@ -101,6 +115,28 @@ impl<'a> Events<'a> {
         match last_non_ws(&self.raw, limit)? {
             (close, b'}') if open < close => self.raw.get(open..=close),
             _ => None,
+        }
+    }
+
+    /// Whether value `i` holds a masked number, and if so its bytes as sent: the
+    /// placeholder on the tape must then be neither stored nor interpreted.
+    pub fn masked(&self, i: usize) -> Masked<'_> {
+        if self.masked.is_empty() {
+            return Masked::No;
+        }
+        let Some(object) = self.object_bytes(i) else {
+            return Masked::Unlocated;
+        };
+        let start = (object.as_ptr() as usize).wrapping_sub(self.raw.as_ptr() as usize);
+        let end = start + object.len();
+        if self
+            .masked
+            .iter()
+            .any(|&(at, len)| start <= at && at + len <= end)
+        {
+            Masked::Located(object)
+        } else {
+            Masked::No
         }
     }
 
@@ -156,6 +192,12 @@ pub struct JsonBuffers {
     /// Address of the buffer last parsed: a tape string's address minus this is its
     /// offset in `raw`.
     base: usize,
+    /// The last parse failed on a number simd-json cannot hold: `raw` is that input.
+    number_failed: bool,
+    /// [`JsonBuffers::mask_numbers`] masked the buffer for the next parse; `raw` keeps
+    /// the input as sent, and `masked` where the masks are.
+    remasked: bool,
+    masked: Vec<(usize, usize)>,
 }
 
 impl fmt::Debug for JsonBuffers {
@@ -170,9 +212,37 @@ impl fmt::Debug for JsonBuffers {
 impl JsonBuffers {
     /// Keeps `buf` as sent, then remembers where it lives.
     fn keep_input(&mut self, buf: &[u8]) {
+        self.number_failed = false;
+        self.base = buf.as_ptr() as usize;
+        if std::mem::take(&mut self.remasked) && self.raw.len() == buf.len() {
+            // The masked retry of the last input: `raw` already holds it as sent.
+            return;
+        }
+        self.masked.clear();
         self.raw.clear();
         self.raw.extend_from_slice(buf);
-        self.base = buf.as_ptr() as usize;
+    }
+
+    /// After a parse of `buf` failed on a number simd-json cannot hold (SPEC §2 allows
+    /// any), restores `buf` as sent and masks each such number
+    /// ([`crate::json::numbers::mask_out_of_range`]); true when the caller should parse
+    /// `buf` again. The next parse's [`Events`] then read the numbers as sent from the
+    /// kept copy and say where they are ([`Events::masked`]). False, touching nothing,
+    /// for any other failure: the cold path costs nothing unless a number caused it.
+    pub fn mask_numbers(&mut self, buf: &mut [u8]) -> bool {
+        if !std::mem::take(&mut self.number_failed) || self.raw.len() != buf.len() {
+            return false;
+        }
+        buf.copy_from_slice(&self.raw);
+        self.masked.clear();
+        super::numbers::mask_out_of_range(buf, &mut self.masked);
+        self.remasked = !self.masked.is_empty();
+        self.remasked
+    }
+
+    /// Notes whether a failed parse is one [`JsonBuffers::mask_numbers`] can retry.
+    fn failed(&mut self, e: &simd_json::Error) {
+        self.number_failed = *e.error() == simd_json::ErrorType::InvalidNumber;
     }
 
     /// Parses `buf` in place into a tape, reusing the last tape's allocation, after
@@ -184,6 +254,7 @@ impl JsonBuffers {
             Ok(()) => Ok(tape.0),
             Err(e) => {
                 self.nodes = tape.reset().0;
+                self.failed(&e);
                 Err(e)
             }
         }
@@ -236,10 +307,16 @@ impl JsonBuffers {
             base: self.base,
             layout: Layout::Lines,
             ends,
+            masked: std::mem::take(&mut self.masked),
         };
         match failed {
             Some(e) => {
+                let mut events = events;
+                // Kept whatever its size: a masked retry restores the input from it.
+                let raw = std::mem::take(&mut events.raw);
                 self.recycle(events);
+                self.raw = raw;
+                self.failed(&e.1);
                 Err(e)
             }
             None => Ok(events),
@@ -265,6 +342,10 @@ impl JsonBuffers {
         }
         if events.raw.capacity() <= KEEP_RAW_BYTES {
             self.raw = events.raw;
+        }
+        if events.masked.capacity() <= KEEP_EVENTS {
+            self.masked = events.masked;
+            self.masked.clear();
         }
     }
 
@@ -348,6 +429,7 @@ impl JsonBuffers {
                 Layout::Unknown
             },
             ends,
+            masked: std::mem::take(&mut self.masked),
         }
     }
 }

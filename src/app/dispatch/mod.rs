@@ -128,7 +128,29 @@ fn on_text(buf: &mut [u8], call: &mut Call<'_>) {
         return;
     }
     let mut buffers = std::mem::take(&mut call.app.buffers);
-    let parsed = match parse_client_message(buf, &mut buffers) {
+    // A frame that failed on a number simd-json cannot hold is parsed again with such
+    // numbers masked; ingest keeps or names them (see `JsonBuffers::mask_numbers`).
+    let parsed = match parse_client_message(&mut *buf, &mut buffers) {
+        Err(e) => {
+            if buffers.mask_numbers(buf) {
+                // Only a publish's events keep such numbers (as sent); any other field
+                // would read the placeholder, so other messages are refused.
+                match parse_client_message(buf, &mut buffers) {
+                    Ok(p) if !matches!(p.msg, ClientMessage::Publish { .. }) => {
+                        Err(crate::protocol::ProtocolError::new(
+                            ErrorCode::InvalidMessage,
+                            "number out of range (beyond 64-bit integers or floats)",
+                        ))
+                    }
+                    parsed => parsed,
+                }
+            } else {
+                Err(e)
+            }
+        }
+        parsed => parsed,
+    };
+    let parsed = match parsed {
         Ok(p) => p,
         Err(e) => {
             call.app.buffers = buffers;
