@@ -15,7 +15,20 @@ use common::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// One attack at a time: each test measures a server's CPU and a watcher's round trip,
+/// which a second attack running on the same two cores would disturb. Tests in one
+/// binary run in parallel by default, so each holds this lock for its whole run.
+static ONE_ATTACK_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn alone() -> MutexGuard<'static, ()> {
+    // A test that failed while holding the lock poisons it; the next one may still run.
+    ONE_ATTACK_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// What a watcher's heartbeat round trip may cost while an attack runs.
 const RTT_MEDIAN: Duration = Duration::from_millis(50);
@@ -461,6 +474,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 /// the end, its unanswered pongs never pile up, and the watcher notices nothing.
 #[test]
 fn ping_flood_is_bounded() {
+    let _alone = alone();
     let s = TestServer::start("");
     let watcher = Watcher::start(&s.addr, None);
     let mem = RssPeak::start(&s);
@@ -490,6 +504,7 @@ fn ping_flood_is_bounded() {
 /// The last ping still gets its pong, and once the flooder is gone the memory is back.
 #[test]
 fn ping_flood_without_rate_limits_is_bounded() {
+    let _alone = alone();
     let s = TestServer::start("[rate_limit]\nenabled = false\n");
     let watcher = Watcher::start(&s.addr, None);
     let mem = RssPeak::start(&s);
@@ -594,6 +609,7 @@ fn read_events(
 /// dropped), and a watcher on another session notices nothing.
 #[test]
 fn control_backlog_does_not_stall_fanout() {
+    let _alone = alone();
     const FLOODERS: usize = 8;
     const BATCHES: usize = 200;
     const PER_BATCH: usize = 50;
@@ -706,6 +722,7 @@ fn control_backlog_does_not_stall_fanout() {
 /// incremental decoding keeps the server from re-reading 900 KB per byte.
 #[test]
 fn chunked_trickle_does_not_spin() {
+    let _alone = alone();
     let s = TestServer::start("max_message_size = 1048576\nhttp_body_timeout_ms = 60000\n");
     let watcher = Watcher::start(&s.addr, None);
     let mut array = b"[".to_vec();
@@ -776,6 +793,7 @@ fn chunked_trickle_does_not_spin() {
 /// body: each gets `408` and is closed once its deadline (1 s) passes.
 #[test]
 fn slowloris_head_times_out() {
+    let _alone = alone();
     let s = TestServer::start("http_header_timeout_ms = 1000\nhttp_body_timeout_ms = 1000\n");
     let addr = sock_addr(&s);
     let t0 = Instant::now();
@@ -819,6 +837,7 @@ fn slowloris_head_times_out() {
 /// slow ones are gone a new WebSocket client gets in within a second.
 #[test]
 fn http_phase_is_bounded() {
+    let _alone = alone();
     let s = TestServer::start("max_http_connections = 50\nhttp_header_timeout_ms = 30000\n");
     let addr = sock_addr(&s);
     let watcher = Watcher::start(&s.addr, None);
@@ -869,6 +888,7 @@ fn http_phase_is_bounded() {
 /// waiting unseen in the backlog; once the slow heads are gone, WebSocket clients get in.
 #[test]
 fn file_limit_reserve_answers_503() {
+    let _alone = alone();
     let s = TestServer::start_with_prefix("ulimit -n 200", "http_header_timeout_ms = 30000\n");
     let addr = sock_addr(&s);
     let mut lorises = Vec::new();
@@ -921,6 +941,7 @@ fn file_limit_reserve_answers_503() {
 /// a `next` cursor, and following it pages on without repeats.
 #[test]
 fn many_sessions_memory_is_small() {
+    let _alone = alone();
     const SESSIONS: usize = 200_000;
     let s = TestServer::start("");
     // One warm-up body, so buffers sized by the first request are not counted.
@@ -1035,6 +1056,7 @@ fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
 /// be streamed or refused over HTTP, not cut off with a WebSocket close frame.
 #[test]
 fn http_never_receives_websocket_bytes() {
+    let _alone = alone();
     let s = TestServer::start(
         "max_message_size = 65536\nmax_event_bytes = 1024\nhistorical_data_limit = 100\n\
          [backpressure]\nhigh_water_mark = 16384\nlow_water_mark = 4096\n",
@@ -1092,6 +1114,7 @@ fn http_never_receives_websocket_bytes() {
 /// answers are all there when it finally reads.
 #[test]
 fn unread_history_does_not_spin() {
+    let _alone = alone();
     let s = TestServer::start("");
     for b in 0..10 {
         let batch: Vec<Value> = (0..1000)
@@ -1153,6 +1176,7 @@ fn unread_history_does_not_spin() {
 /// `max_subscriptions_per_connection`, all within 5 s, the watcher undisturbed.
 #[test]
 fn many_subscriptions_are_bounded_and_linear() {
+    let _alone = alone();
     const N: usize = 5000;
     const CAP: usize = 1000;
     let s = TestServer::start(
@@ -1233,6 +1257,7 @@ fn many_subscriptions_are_bounded_and_linear() {
 /// of range is refused with a message that says so, not as malformed JSON.
 #[test]
 fn out_of_range_numbers_are_kept_or_named() {
+    let _alone = alone();
     let s = TestServer::start("");
     let mut r = Report::new("out-of-range numbers");
     let (st, ack) = s.post_events(

@@ -40,6 +40,17 @@ impl TestServer {
 
     /// Starts a server on an existing data directory (restart tests), with extra env vars.
     pub fn start_in(dir: &Path, extra_toml: &str, env: &[(&str, &str)]) -> TestServer {
+        Self::launch(dir, extra_toml, env, None)
+    }
+
+    /// Writes the config and spawns the server (through `sh -c '<prefix>; exec …'` when a
+    /// shell prefix is given), then waits for its "listening" line.
+    fn launch(
+        dir: &Path,
+        extra_toml: &str,
+        env: &[(&str, &str)],
+        shell_prefix: Option<&str>,
+    ) -> TestServer {
         let config = dir.join("tracecast.toml");
         let data = dir.join("data");
         let toml = format!(
@@ -48,7 +59,16 @@ impl TestServer {
             extra_toml
         );
         std::fs::write(&config, toml).expect("write config");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tracecast"));
+        let mut cmd = match shell_prefix {
+            None => Command::new(env!("CARGO_BIN_EXE_tracecast")),
+            Some(prefix) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("{prefix}; exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_tracecast"));
+                c
+            }
+        };
         cmd.args(["serve", "--config"])
             .arg(&config)
             .args(["--log-format", "json"])
@@ -796,69 +816,9 @@ impl TestServer {
     /// `/proc/<pid>` and `rss_kb` still describe it.
     pub fn start_with_prefix(shell_prefix: &str, extra_toml: &str) -> TestServer {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let dir = tmp.path().to_path_buf();
-        let config = dir.join("tracecast.toml");
-        let data = dir.join("data");
-        let toml = format!(
-            "port = 0\ndata_dir = {:?}\n{}\n",
-            data.display().to_string(),
-            extra_toml
-        );
-        std::fs::write(&config, toml).expect("write config");
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(format!("{shell_prefix}; exec \"$0\" \"$@\""))
-            .arg(env!("CARGO_BIN_EXE_tracecast"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .args(["--log-format", "json"])
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn sh → tracecast");
-        let stderr = child.stderr.take().expect("stderr");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        {
-            let logs = logs.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    logs.lock().unwrap().push(line.clone());
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        let deadline = Instant::now() + WAIT;
-        let addr = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) if line.contains("listening") => {
-                    let v: Value = serde_json::from_str(&line).expect("json log line");
-                    break v["fields"]["addr"]
-                        .as_str()
-                        .expect("addr field")
-                        .to_string();
-                }
-                Ok(_) => {}
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!(
-                        "server did not start; logs:\n{}",
-                        logs.lock().unwrap().join("\n")
-                    );
-                }
-            }
-        };
-        TestServer {
-            child,
-            addr,
-            dir,
-            _tmp: Some(tmp),
-            logs,
-            lines: rx,
-        }
+        let mut s = Self::launch(tmp.path(), extra_toml, &[], Some(shell_prefix));
+        s._tmp = Some(tmp);
+        s
     }
 
     /// The server's CPU time so far (utime + stime, every thread), in seconds.
