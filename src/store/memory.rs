@@ -12,7 +12,7 @@ use super::index::{Entry, SeqTimeIndex};
 use super::sessions::{admit, Agents, SessionOrder};
 use super::{
     delivered, Appended, Deleted, DeletedRuns, EventLog, Pending, SessionPage, SessionReads,
-    SessionSummary, StoreError, TimeTravel, MAX_SESSIONS_PAGE,
+    SessionSummary, StoreError, TimeTravel,
 };
 use crate::config::StorageConfig;
 use crate::event::{Event, EventRef};
@@ -141,14 +141,9 @@ impl SessionReads for MemoryStore {
     }
 
     fn sessions_page(&self, after: u64, limit: usize, keep: &dyn Fn(&str) -> bool) -> SessionPage {
-        let (page, more) = self.order.page(after, limit.clamp(1, MAX_SESSIONS_PAGE));
-        let sessions = page
-            .iter()
-            .filter(|(_, id)| keep(id))
-            .filter_map(|(_, id)| self.sessions.get(id).map(|s| s.summary(id)))
-            .collect();
-        let next = more.then(|| page.last().map(|(c, _)| *c)).flatten();
-        SessionPage { sessions, next }
+        self.order.summaries(after, limit, keep, |id| {
+            self.sessions.get(id).map(|s| s.summary(id))
+        })
     }
 
     fn recent(&self, session: &str, n: usize) -> Vec<EventRef> {

@@ -7,7 +7,9 @@
 //! one event: nothing is allocated until a second agent, a listing, or a deletion needs
 //! it, and no read walks every session.
 
-use super::{Deleted, DeletedRuns, Pending, StoreError};
+use super::{
+    Deleted, DeletedRuns, Pending, SessionPage, SessionSummary, StoreError, MAX_SESSIONS_PAGE,
+};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
@@ -107,6 +109,26 @@ impl SessionOrder {
         let rest = self.list.get(from..).unwrap_or_default();
         let n = rest.len().min(limit);
         (rest.get(..n).unwrap_or_default(), rest.len() > n)
+    }
+
+    /// One page of `GET /v1/sessions` for either store: `limit` sessions looked at after
+    /// the cursor, those `keep` admits summarized by `summary`, and the cursor that
+    /// follows them (so a page progresses even when `keep` admits none).
+    pub(crate) fn summaries(
+        &self,
+        after: u64,
+        limit: usize,
+        keep: &dyn Fn(&str) -> bool,
+        summary: impl Fn(&Arc<str>) -> Option<SessionSummary>,
+    ) -> SessionPage {
+        let (page, more) = self.page(after, limit.clamp(1, MAX_SESSIONS_PAGE));
+        let sessions = page
+            .iter()
+            .filter(|(_, id)| keep(id))
+            .filter_map(|(_, id)| summary(id))
+            .collect();
+        let next = more.then(|| page.last().map(|(c, _)| *c)).flatten();
+        SessionPage { sessions, next }
     }
 
     #[cfg(test)]

@@ -9,7 +9,7 @@ use super::{corrupt, Loc, LogStore, Session, StoreError};
 use crate::event::{Event, EventRef};
 use crate::store::index::Entry;
 use crate::store::record::{self, DecodeError};
-use crate::store::{Deleted, SessionPage, SessionReads, SessionSummary, MAX_SESSIONS_PAGE};
+use crate::store::{Deleted, SessionPage, SessionReads, SessionSummary};
 use bytes::Bytes;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -162,14 +162,9 @@ impl SessionReads for LogStore {
     }
 
     fn sessions_page(&self, after: u64, limit: usize, keep: &dyn Fn(&str) -> bool) -> SessionPage {
-        let (page, more) = self.order.page(after, limit.clamp(1, MAX_SESSIONS_PAGE));
-        let sessions = page
-            .iter()
-            .filter(|(_, id)| keep(id))
-            .filter_map(|(_, id)| self.sessions.get(id).map(|s| s.summary(id)))
-            .collect();
-        let next = more.then(|| page.last().map(|(c, _)| *c)).flatten();
-        SessionPage { sessions, next }
+        self.order.summaries(after, limit, keep, |id| {
+            self.sessions.get(id).map(|s| s.summary(id))
+        })
     }
 
     fn recent(&self, session: &str, n: usize) -> Vec<EventRef> {
