@@ -143,6 +143,9 @@ pub struct Client {
     pub messages_out: u64,
     pub rate_limited: u64,
     pub jobs: VecDeque<Job>,
+    /// Upgraded on `[debug] echo_path`: every message is echoed back, nothing else is
+    /// said (no `connection`, no JSON heartbeat), for the conformance suite.
+    pub echo: bool,
 }
 
 impl Client {
@@ -168,6 +171,7 @@ impl Client {
             messages_out: 0,
             rate_limited: 0,
             jobs: VecDeque::new(),
+            echo: false,
         }
     }
 

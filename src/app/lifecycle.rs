@@ -126,6 +126,11 @@ impl App {
     /// The first message of an upgraded connection, and its timers: heartbeat, and the
     /// auth deadline or the credential's expiry.
     pub fn welcome(&mut self, id: ConnId, client: &mut Client, out: &mut Out) {
+        let hb = Duration::from_millis(self.config.heartbeat_interval_ms);
+        self.timers.schedule(self.now + hb, Timer::Heartbeat(id));
+        if client.echo {
+            return;
+        }
         self.scratch.clear();
         enc::encode_connection(
             &mut self.scratch,
@@ -151,8 +156,6 @@ impl App {
         } else if let Some(exp) = client.principal.as_ref().and_then(|p| p.expires_at) {
             self.schedule_expiry(id, exp);
         }
-        let hb = Duration::from_millis(self.config.heartbeat_interval_ms);
-        self.timers.schedule(self.now + hb, Timer::Heartbeat(id));
     }
 
     /// One heartbeat: a connection silent for `stale_timeout_ms` is closed; otherwise a
@@ -178,7 +181,7 @@ impl App {
             client.ping_out = Some(now);
         }
         out.control(ping_frame(b"tc"));
-        if client.principal.is_some() {
+        if client.principal.is_some() && !client.echo {
             let m = client_metrics(client, out);
             self.scratch.clear();
             enc::encode_heartbeat(&mut self.scratch, self.now_ms, &m);

@@ -49,10 +49,21 @@ pub struct Config {
     /// Pin the loop thread to this core.
     pub pin_core: Option<usize>,
     pub log: LogConfig,
+    pub debug: DebugConfig,
     pub auth: AuthConfig,
     pub rate_limit: RateLimitConfig,
     pub backpressure: BackpressureConfig,
     pub storage: StorageConfig,
+}
+
+/// `[debug]`: tools for testing the server itself, never for production.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DebugConfig {
+    /// When set (e.g. `"/echo"`), WebSocket connections upgraded on this path echo every
+    /// message back through the same codec and limits as `/ws`: for the Autobahn
+    /// conformance suite. Empty: off.
+    pub echo_path: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -199,6 +210,7 @@ impl Default for Config {
             reuse_port: false,
             pin_core: None,
             log: LogConfig::default(),
+            debug: DebugConfig::default(),
             auth: AuthConfig::default(),
             rate_limit: RateLimitConfig::default(),
             backpressure: BackpressureConfig::default(),
@@ -285,7 +297,14 @@ impl Config {
 }
 
 /// Top-level keys that are tables.
-pub(super) const SECTIONS: &[&str] = &["log", "auth", "rate_limit", "backpressure", "storage"];
+pub(super) const SECTIONS: &[&str] = &[
+    "log",
+    "debug",
+    "auth",
+    "rate_limit",
+    "backpressure",
+    "storage",
+];
 
 /// What a key holds, so file and environment values are checked (and environment strings
 /// converted) before serde runs.
@@ -361,6 +380,7 @@ pub const SCHEMA: &[(&str, Kind)] = &[
     ("reuse_port", Kind::Bool),
     ("pin_core", Kind::OptUsize),
     ("log.level", Kind::Str),
+    ("debug.echo_path", Kind::Str),
     ("log.format", Kind::Enum(&["pretty", "json"])),
     ("auth.enabled", Kind::Bool),
     ("auth.jwt_secret", Kind::Secret),

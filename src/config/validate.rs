@@ -24,6 +24,15 @@ impl Config {
                 ),
             );
         }
+        let echo = self.debug.echo_path.as_str();
+        if !echo.is_empty() && (!echo.starts_with('/') || echo == "/" || echo == "/ws") {
+            return fail(
+                "debug.echo_path",
+                format!(
+                    "{echo:?} must be empty (off) or a path starting with '/' other than / and /ws"
+                ),
+            );
+        }
         if self.storage.persist && self.data_dir.trim().is_empty() {
             return fail(
                 "data_dir",

@@ -81,15 +81,21 @@ impl BatchEncoder {
     /// Encodes one control message (already serialized JSON) as a text frame, compressing
     /// it when the client negotiated deflate and it is large enough.
     pub fn control(&mut self, deflate: bool, json: &[u8]) -> Bytes {
-        if deflate && json.len() >= self.min_compress {
-            let mut frame = FrameBuf::with_capacity(json.len() / 3 + 16);
-            self.deflater.compress_frame(json, &mut frame);
-            self.deflate_in += json.len() as u64;
+        self.message(deflate, true, json)
+    }
+
+    /// Encodes one whole message as a text or binary frame, compressed like any reply.
+    pub fn message(&mut self, deflate: bool, text: bool, payload: &[u8]) -> Bytes {
+        let opcode = if text { OpCode::Text } else { OpCode::Binary };
+        if deflate && payload.len() >= self.min_compress {
+            let mut frame = FrameBuf::with_capacity(payload.len() / 3 + 16);
+            self.deflater.compress_frame(payload, &mut frame);
+            self.deflate_in += payload.len() as u64;
             self.deflate_out += frame.len() as u64;
-            return frame.finish(OpCode::Text, true);
+            return frame.finish(opcode, true);
         }
-        let mut frame = FrameBuf::with_capacity(json.len());
-        frame.payload_mut().extend_from_slice(json);
-        frame.finish(OpCode::Text, false)
+        let mut frame = FrameBuf::with_capacity(payload.len());
+        frame.payload_mut().extend_from_slice(payload);
+        frame.finish(opcode, false)
     }
 }

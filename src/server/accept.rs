@@ -127,9 +127,11 @@ impl Server {
                 return false;
             }
         };
-        let is_ws_path = req.path == "/ws" || req.path == "/";
+        let echo_path = &self.app.config.debug.echo_path;
+        let is_echo = !echo_path.is_empty() && req.path == *echo_path;
+        let is_ws_path = req.path == "/ws" || req.path == "/" || is_echo;
         if is_ws_path && req.is_upgrade() {
-            self.upgrade(id, req);
+            self.upgrade(id, req, is_echo);
             return true;
         }
         // The body: by Content-Length, or chunked (decoded from the start of the body on
@@ -223,7 +225,7 @@ impl Server {
         }
     }
 
-    pub(super) fn upgrade(&mut self, id: ConnId, req: crate::http::Request) {
+    pub(super) fn upgrade(&mut self, id: ConnId, req: crate::http::Request, echo: bool) {
         let Some(conn) = self.conns.get_mut(id.key as usize) else {
             return;
         };
@@ -234,6 +236,7 @@ impl Server {
                 return;
             }
         };
+        up.client.echo = echo;
         conn.consume(req.head_len);
         conn.http_deadline = None;
         conn.out.websocket = true;

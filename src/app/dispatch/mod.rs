@@ -31,6 +31,12 @@ pub const RECENT: usize = 100;
 
 /// Handles one inbound WebSocket message or control frame.
 pub fn on_message(msg: Message<'_>, call: &mut Call<'_>) {
+    if call.client.echo {
+        if let Message::Text(buf) | Message::Binary(buf) = &msg {
+            echo(buf, matches!(msg, Message::Text(_)), call);
+            return;
+        }
+    }
     match msg {
         Message::Text(buf) => on_text(buf, call),
         Message::Binary(buf) => {
@@ -64,6 +70,20 @@ pub fn on_message(msg: Message<'_>, call: &mut Call<'_>) {
             call.out.peer_closed = true;
         }
     }
+}
+
+/// `[debug] echo_path`: the message goes back as it came (text or binary), through the
+/// same limits and encoder as any reply; the frame layer already checked it.
+fn echo(buf: &[u8], text: bool, call: &mut Call<'_>) {
+    call.app.metrics.messages_received += 1;
+    call.client.messages_in += 1;
+    if rate_limited(buf, call) {
+        return;
+    }
+    let frame = call.app.encoder.message(call.client.deflate, text, buf);
+    call.client.messages_out += 1;
+    call.app.metrics.messages_sent += 1;
+    call.out.control(frame);
 }
 
 /// Applies the rate limiter; true when the message must be dropped. A refused message is

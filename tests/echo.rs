@@ -1,0 +1,48 @@
+//! `[debug] echo_path`: the conformance endpoint echoes every message through the same
+//! frame layer, limits and deflate as `/ws`, says nothing else, and is off by default.
+
+mod common;
+
+use common::*;
+use tungstenite::Message;
+
+#[test]
+fn echo_path_echoes_text_and_binary_and_says_nothing_else() {
+    let s = TestServer::start("[debug]\necho_path = \"/echo\"\n[storage]\npersist = false\n");
+    let (mut ws, _) =
+        tungstenite::connect(format!("ws://{}/echo", s.addr)).expect("upgrade on /echo");
+    ws.send(Message::text("hello")).expect("send");
+    match ws.read().expect("read") {
+        Message::Text(t) => assert_eq!(t.as_str(), "hello", "no `connection` message first"),
+        other => panic!("expected the text back, got {other:?}"),
+    }
+    let blob: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    ws.send(Message::binary(blob.clone())).expect("send");
+    match ws.read().expect("read") {
+        Message::Binary(b) => assert_eq!(b.as_ref(), &blob[..]),
+        other => panic!("expected the binary back, got {other:?}"),
+    }
+}
+
+#[test]
+fn echo_path_reassembles_fragments_and_checks_utf8_like_ws() {
+    let s = TestServer::start("[debug]\necho_path = \"/echo\"\n[storage]\npersist = false\n");
+    let (code, _, raw) = raw_upgrade(&s.addr, "/echo", &[]);
+    assert_eq!(code, 101);
+    let mut raw = raw.expect("upgraded");
+    raw.frame(0x01, b"frag", true); // text, not final
+    raw.frame(0x80, b"mented", true); // continuation, final
+    let (op, payload) = raw.next_frame().expect("an answer");
+    assert_eq!((op, payload.as_slice()), (0x1, &b"fragmented"[..]));
+    raw.frame(0x81, &[0xff, 0xfe], true); // invalid UTF-8 in a text frame
+    assert_eq!(raw.close_code(), Some(1007));
+}
+
+#[test]
+fn echo_path_is_off_unless_configured() {
+    let s = TestServer::start("[storage]\npersist = false\n");
+    let (code, _, _) = raw_upgrade(&s.addr, "/echo", &[]);
+    assert_eq!(code, 404);
+    let c = s.client();
+    assert_eq!(c.hello["type"], "connection", "/ws still greets");
+}
