@@ -29,6 +29,12 @@ use std::sync::Arc;
 /// How many frames one vectored write may carry.
 pub const MAX_IOVECS: usize = 64;
 
+/// Unanswered pings each get their pong up to this many queued; past it the newest
+/// unsent pong is replaced (RFC 6455 §5.5.3 lets a server answer only the most recent),
+/// so a ping flood holds a bounded number of frames while a client that pings a few
+/// times in a row still gets every answer.
+pub const MAX_UNSENT_PONGS: usize = 16;
+
 /// What a queued frame costs in memory beyond its bytes (the ring slot, the shared
 /// buffer's header and allocation): what [`WriteQueue::mem_bytes`] charges per frame, so
 /// a cap on it bounds real memory even for floods of tiny frames.
@@ -118,8 +124,9 @@ pub struct WriteQueue {
     dropped_events: u64,
     /// Per session, the `last_seq` of the latest event frame offered (kept or dropped).
     last_offered: Vec<(Arc<str>, u64)>,
-    /// Stamp of the queued pong not yet started, the one a newer pong replaces.
-    pong: Option<u64>,
+    /// Stamps of the queued pongs not yet written, oldest first: at most
+    /// [`MAX_UNSENT_PONGS`]; past that the newest is replaced.
+    pongs: VecDeque<u64>,
     tally: Tally,
 }
 
@@ -139,7 +146,7 @@ impl WriteQueue {
             drops: Vec::new(),
             dropped_events: 0,
             last_offered: Vec::new(),
-            pong: None,
+            pongs: VecDeque::new(),
             tally: Tally::default(),
         }
     }
@@ -207,25 +214,27 @@ impl WriteQueue {
         });
     }
 
-    /// Queues a pong, replacing one still waiting unsent (RFC 6455 §5.5.3: a pong may
-    /// answer only the most recent ping), so a ping flood holds one pong at a time.
+    /// Queues a pong. Past [`MAX_UNSENT_PONGS`] unsent ones, the newest is replaced
+    /// instead (never one already partly written), so a ping flood holds a bounded number.
     pub fn push_pong(&mut self, bytes: Bytes) {
-        if let Some(stamp) = self.pong {
-            let in_flight = self.front_written > 0
-                && self.front_ring() == Some(Ring::Control)
-                && self.control.front().is_some_and(|q| q.stamp == stamp);
-            if !in_flight {
-                if let Ok(i) = self.control.binary_search_by_key(&stamp, |q| q.stamp) {
-                    if let Some(q) = self.control.get_mut(i) {
-                        self.bytes = self.bytes - q.bytes.len() + bytes.len();
-                        q.bytes = bytes;
-                        return;
+        if self.pongs.len() >= MAX_UNSENT_PONGS {
+            if let Some(&stamp) = self.pongs.back() {
+                let in_flight = self.front_written > 0
+                    && self.front_ring() == Some(Ring::Control)
+                    && self.control.front().is_some_and(|q| q.stamp == stamp);
+                if !in_flight {
+                    if let Ok(i) = self.control.binary_search_by_key(&stamp, |q| q.stamp) {
+                        if let Some(q) = self.control.get_mut(i) {
+                            self.bytes = self.bytes - q.bytes.len() + bytes.len();
+                            q.bytes = bytes;
+                            return;
+                        }
                     }
                 }
             }
         }
         self.push_control(bytes);
-        self.pong = Some(self.next_stamp);
+        self.pongs.push_back(self.next_stamp);
     }
 
     /// What is written and dropped since the last call.
@@ -327,9 +336,9 @@ impl WriteQueue {
         }
         self.dropped_events += dropped;
         self.tally.events_dropped += dropped;
-        if keep_c == 0 {
-            self.pong = None;
-        }
+        // Only a pong already partly written can remain.
+        let kept = self.control.front().map(|q| q.stamp);
+        self.pongs.retain(|s| Some(*s) == kept);
     }
 
     fn enqueue(&mut self, bytes: Bytes, span: EventSpan, prev: Option<u64>) {
@@ -426,8 +435,8 @@ impl WriteQueue {
                 if let Some(q) = ring.pop_front() {
                     self.tally.frames_written += 1;
                     self.tally.events_written += q.delivers;
-                    if self.pong == Some(q.stamp) {
-                        self.pong = None;
+                    if self.pongs.front() == Some(&q.stamp) {
+                        self.pongs.pop_front();
                     }
                 }
             } else {
@@ -686,26 +695,31 @@ mod tests {
     }
 
     #[test]
-    fn pongs_coalesce_while_unsent_but_never_the_one_in_flight() {
+    fn pongs_coalesce_past_the_bound_but_never_the_one_in_flight() {
         let mut q = WriteQueue::new(&cfg(BackpressurePolicy::DropOldest));
         for i in 0..1000u32 {
             q.push_pong(Bytes::from(i.to_be_bytes().to_vec()));
         }
-        assert_eq!(q.len_frames(), 1);
-        assert_eq!(q.len_bytes(), 4);
+        assert_eq!(q.len_frames(), MAX_UNSENT_PONGS);
         let mut w = Trickle {
             out: Vec::new(),
             cap: 2,
             calls: 1,
         };
         assert_eq!(q.flush(&mut w).unwrap(), Flush::WouldBlock);
-        // Half of the last pong is on the wire: a newer pong queues behind it.
+        // Half of the first pong is on the wire; the bound still holds behind it.
         q.push_pong(Bytes::from_static(b"zz"));
-        q.push_pong(Bytes::from_static(b"yy"));
-        assert_eq!(q.len_frames(), 2);
-        w.calls = 10;
+        assert_eq!(q.len_frames(), MAX_UNSENT_PONGS);
+        w.calls = 100;
         q.flush(&mut w).unwrap();
-        assert_eq!(w.out, [0, 0, 3, 0xe7, b'y', b'y']);
+        let words: Vec<u32> = w.out[..(MAX_UNSENT_PONGS - 1) * 4]
+            .chunks(4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        // Every early ping answered in order; the last slot holds the newest payload.
+        assert_eq!(words, (0..MAX_UNSENT_PONGS as u32 - 1).collect::<Vec<_>>());
+        assert_eq!(&w.out[(MAX_UNSENT_PONGS - 1) * 4..], b"zz");
+        assert!(q.pongs.is_empty());
     }
 
     #[test]
