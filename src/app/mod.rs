@@ -260,11 +260,12 @@ impl App {
     pub fn render_metrics(&mut self) -> String {
         self.metrics.compressed_in_bytes = self.encoder.deflate_in;
         self.metrics.compressed_out_bytes = self.encoder.deflate_out;
+        let health = self.store.health();
         let g = Gauges {
             sessions: self.store.session_count(),
             next_seq: self.store.next_seq(),
-            storage_failing: self.storage_fault().is_some(),
-            storage_errors: self.store.health().errors(),
+            storage_failing: !health.is_ok(),
+            storage_errors: health.errors(),
             ..self.gauges
         };
         self.metrics.render(&g)

@@ -94,7 +94,8 @@ impl Server {
                     ));
                 }
             }
-            tally(&mut self.app, &mut conn.out);
+            // What the policy dropped here is tallied when the connection is flushed
+            // at the end of this turn (a connection that met the policy is listed).
             note_io(
                 &mut conn.out,
                 d.conn,
