@@ -12,11 +12,17 @@
 //! message to the next. Control frames may arrive between fragments and are returned at
 //! once; the open message keeps its state.
 //!
-//! A frame is only processed once it is complete in the buffer, so the caller's buffer must
-//! be able to hold one frame: at most `max_message_size` + 14 bytes.
+//! A frame is handed out only once it is complete in the buffer, so the caller's buffer
+//! must be able to hold one frame: at most `max_message_size` + 14 bytes. The part of an
+//! uncompressed text frame that has arrived is unmasked and checked for UTF-8 at once, so
+//! invalid text fails as soon as its bad byte arrives ("fail fast", RFC 6455 §8.1), even in
+//! the middle of a frame. That progress is kept for the frame at the front of the next call's
+//! buffer: after a call that returns no message, the caller passes the buffer again starting
+//! at `consumed` (as it does anyway).
 
 use super::deflate::Inflater;
 use super::frame::{apply_mask, parse_header, FrameHeader, FrameRules, OpCode, Status};
+use super::utf8::Utf8Stream;
 use super::WsError;
 
 /// Internal buffers keep at most this much capacity between messages, so one large
@@ -58,8 +64,6 @@ pub struct Read<'a> {
 struct Open {
     text: bool,
     compressed: bool,
-    /// Prefix of `assembly` known to be valid UTF-8 (uncompressed text only).
-    utf8_valid: usize,
 }
 
 /// Inbound frames → messages for one connection.
@@ -68,6 +72,11 @@ pub struct MessageReader {
     rules: FrameRules,
     max_message: usize,
     open: Option<Open>,
+    /// Validation of the uncompressed text message being read (one frame or fragments).
+    utf8: Utf8Stream,
+    /// Payload bytes of the frame at the front of the buffer already unmasked and
+    /// validated by an earlier call that found the frame incomplete.
+    seen: usize,
     assembly: Vec<u8>,
     inflated: Vec<u8>,
     // Allocated on the first compressed message: most clients never send one.
@@ -87,6 +96,8 @@ impl MessageReader {
             rules,
             max_message: rules.max_payload,
             open: None,
+            utf8: Utf8Stream::default(),
+            seen: 0,
             assembly: Vec::new(),
             inflated: Vec::new(),
             inflater: None,
@@ -105,6 +116,12 @@ impl MessageReader {
     pub fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Read<'a>, WsError> {
         let mut pos = 0;
         loop {
+            // Progress from an earlier call belongs to the frame at the front only.
+            let seen = if pos == 0 {
+                std::mem::take(&mut self.seen)
+            } else {
+                0
+            };
             let rest = buf.get(pos..).unwrap_or_default();
             let h = match parse_header(rest, &self.rules)? {
                 Status::Complete(h) => h,
@@ -119,19 +136,35 @@ impl MessageReader {
             self.check_context(&h)?;
             let start = pos + h.header_len;
             let end = pos + h.frame_len();
-            if buf.len() < end {
+            let arrived = buf.len().min(end);
+            let checked = self.checks_utf8(&h);
+            if checked || arrived == end {
+                let seen = seen.min(arrived.saturating_sub(start));
+                if seen == 0 && h.opcode == OpCode::Text {
+                    self.utf8 = Utf8Stream::default();
+                }
+                let Some(fresh) = buf.get_mut(start + seen..arrived) else {
+                    return Err(WsError::protocol("frame bounds"));
+                };
+                if h.masked {
+                    apply_mask_from(fresh, h.mask, seen);
+                }
+                if checked && self.utf8.feed(fresh).is_err() {
+                    return Err(WsError::invalid_data("text message is not UTF-8"));
+                }
+            }
+            if arrived < end {
+                // Only text frames are worked on before they are complete; the rest of
+                // this one is unmasked and checked when it arrives.
+                if checked {
+                    self.seen = arrived - start;
+                }
                 return Ok(Read {
                     consumed: pos,
                     message: None,
                 });
             }
             pos = end;
-            let Some(payload) = buf.get_mut(start..end) else {
-                return Err(WsError::protocol("frame bounds"));
-            };
-            if h.masked {
-                apply_mask(payload, h.mask);
-            }
             match h.opcode {
                 OpCode::Ping => {
                     let p = buf.get(start..end).unwrap_or_default();
@@ -159,7 +192,7 @@ impl MessageReader {
                     let Some(p) = buf.get_mut(start..end) else {
                         return Err(WsError::protocol("frame bounds"));
                     };
-                    if text && std::str::from_utf8(p).is_err() {
+                    if text && self.utf8.finish().is_err() {
                         return Err(WsError::invalid_data("text message is not UTF-8"));
                     }
                     let message = if text {
@@ -188,23 +221,19 @@ impl MessageReader {
                 }
                 OpCode::Text | OpCode::Binary => {
                     recycle(&mut self.assembly);
-                    let mut open = Open {
+                    self.open = Some(Open {
                         text: h.opcode == OpCode::Text,
                         compressed: h.rsv1,
-                        utf8_valid: 0,
-                    };
+                    });
                     self.assembly
                         .extend_from_slice(buf.get(start..end).unwrap_or_default());
-                    check_utf8_prefix(&mut open, &self.assembly)?;
-                    self.open = Some(open);
                 }
                 OpCode::Continuation => {
-                    let Some(mut open) = self.open else {
+                    let Some(open) = self.open else {
                         return Err(WsError::protocol("continuation without a message"));
                     };
                     self.assembly
                         .extend_from_slice(buf.get(start..end).unwrap_or_default());
-                    check_utf8_prefix(&mut open, &self.assembly)?;
                     self.open = if h.fin { None } else { Some(open) };
                     if h.fin {
                         let message = if open.compressed {
@@ -216,7 +245,7 @@ impl MessageReader {
                             )?;
                             finish(open.text, &mut self.inflated)?
                         } else {
-                            if open.utf8_valid != self.assembly.len() && open.text {
+                            if open.text && self.utf8.finish().is_err() {
                                 return Err(WsError::invalid_data("text message is not UTF-8"));
                             }
                             if open.text {
@@ -232,6 +261,15 @@ impl MessageReader {
                     }
                 }
             }
+        }
+    }
+
+    /// Whether this data frame's bytes are uncompressed text, validated as they arrive.
+    fn checks_utf8(&self, h: &FrameHeader) -> bool {
+        match h.opcode {
+            OpCode::Text => !h.rsv1,
+            OpCode::Continuation => self.open.is_some_and(|o| o.text && !o.compressed),
+            _ => false,
         }
     }
 
@@ -289,19 +327,18 @@ fn finish(text: bool, data: &mut [u8]) -> Result<Message<'_>, WsError> {
     }
 }
 
-/// Fails fast on invalid UTF-8 in an uncompressed text message as fragments arrive; a
-/// character split across fragments is left for the next one to complete.
-fn check_utf8_prefix(open: &mut Open, assembly: &[u8]) -> Result<(), WsError> {
-    if !open.text || open.compressed {
-        return Ok(());
-    }
-    let tail = assembly.get(open.utf8_valid..).unwrap_or_default();
-    match std::str::from_utf8(tail) {
-        Ok(_) => open.utf8_valid = assembly.len(),
-        Err(e) if e.error_len().is_none() => open.utf8_valid += e.valid_up_to(),
-        Err(_) => return Err(WsError::invalid_data("text message is not UTF-8")),
-    }
-    Ok(())
+/// Unmasks `data`, the part of a payload that starts `offset` bytes into it.
+fn apply_mask_from(data: &mut [u8], mask: [u8; 4], offset: usize) {
+    let r = offset % 4;
+    apply_mask(
+        data,
+        [
+            mask[r],
+            mask[(r + 1) % 4],
+            mask[(r + 2) % 4],
+            mask[(r + 3) % 4],
+        ],
+    );
 }
 
 /// Close payload rules (RFC 6455 §5.5.1, §7.4): empty, or a valid code plus UTF-8 reason.
@@ -724,6 +761,45 @@ mod tests {
         let read = r.read(&mut last).unwrap();
         assert_eq!(read.message, Some(Message::Text(&mut b"abcde".to_vec())));
         assert!(!r.in_message());
+    }
+
+    /// Autobahn 6.4.3 and 6.4.4: one text frame arrives in reads; the read holding its first
+    /// impossible byte fails with 1007 at once, before the rest of the frame is there.
+    #[test]
+    fn invalid_text_fails_before_its_frame_is_complete() {
+        let part1: &[u8] = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5";
+        let bad = b"\xf4\x90\x80\x80";
+        // 6.4.3 sends the four bad bytes in one read; 6.4.4 cuts after the lead byte, which
+        // alone could still begin a character.
+        for valid in [0, 1] {
+            let payload = [part1, bad, b"\xce\xba\xe1\xbd\xb9\xcf\x83edited"].concat();
+            let frame = client_frame(0x81, &payload);
+            let header = frame.len() - payload.len();
+            let upto = header + part1.len() + bad.len();
+            let mut r = MessageReader::new(MAX, false);
+            let mut buf = frame[..header + part1.len() + valid].to_vec();
+            let read = r.read(&mut buf).expect("a valid prefix is no error");
+            assert_eq!(read.message, None);
+            buf.extend_from_slice(&frame[header + part1.len() + valid..upto]);
+            let err = r.read(&mut buf).expect_err("the bad byte is there");
+            assert_eq!(err.close_code, crate::ws::close_code::INVALID_DATA);
+        }
+        // The same bytes arriving one at a time still read back whole when valid, so the
+        // progress kept between reads unmasks each byte exactly once.
+        let frame = client_frame(0x81, "κόσμε and more than eight bytes".as_bytes());
+        let mut r = MessageReader::new(MAX, false);
+        let mut buf = Vec::new();
+        for b in &frame[..frame.len() - 1] {
+            buf.push(*b);
+            assert_eq!(r.read(&mut buf).unwrap().message, None);
+        }
+        buf.push(frame[frame.len() - 1]);
+        assert_eq!(
+            r.read(&mut buf).unwrap().message,
+            Some(Message::Text(
+                &mut "κόσμε and more than eight bytes".as_bytes().to_vec()
+            ))
+        );
     }
 
     #[test]

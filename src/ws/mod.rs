@@ -14,6 +14,7 @@ pub mod deflate;
 pub mod frame;
 pub mod handshake;
 pub mod message;
+mod utf8;
 
 pub use deflate::{compress, Deflater, Inflater};
 pub use frame::{
