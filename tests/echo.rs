@@ -46,3 +46,25 @@ fn echo_path_is_off_unless_configured() {
     let c = s.client();
     assert_eq!(c.hello["type"], "connection", "/ws still greets");
 }
+
+#[test]
+fn invalid_text_is_failed_before_the_rest_of_its_frame_arrives() {
+    // Autobahn 6.4.3/6.4.4 over a real socket: the frame announces 40 bytes, the first 16
+    // arrive with a code point past U+10FFFF in them, and the rest never comes. The server
+    // closes with 1007 at once instead of waiting for the frame to complete.
+    let s = TestServer::start("[debug]\necho_path = \"/echo\"\n[storage]\npersist = false\n");
+    let (code, _, raw) = raw_upgrade(&s.addr, "/echo", &[]);
+    assert_eq!(code, 101);
+    let mut raw = raw.expect("upgraded");
+    let mut payload = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xf4\x90\x80\x80".to_vec();
+    payload.resize(40, b'a');
+    let key = [0x12, 0x34, 0x56, 0x78];
+    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&key);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    use std::io::Write;
+    raw.stream
+        .write_all(&frame[..6 + 16])
+        .expect("first part of the frame");
+    assert_eq!(raw.close_code(), Some(1007));
+}

@@ -8,28 +8,49 @@
 # any case is FAILED or a case that expects a clean close ends UNCLEAN.
 #
 # Environment: VENV (default .autobahn-venv), PORT (default 19001), SKIP_BUILD=1,
-# CASES (space-separated case globs, default "*"), REPORTS (default target/autobahn).
+# CASES (space-separated case globs, default "*"), REPORTS (default target/autobahn),
+# PEER=websockets to run the same cases against Python `websockets` as an echo server
+# instead (the comparison in docs/CONFORMANCE.md; its venv is PEER_VENV, default
+# .autobahn-peer-venv, made with python3 if missing).
 set -euo pipefail
 set -f  # case globs like "1.*" are for wstest, not the shell
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 VENV="${VENV:-$ROOT/.autobahn-venv}"
 PORT="${PORT:-19001}"
-REPORTS="${REPORTS:-$ROOT/target/autobahn}"
 CASES="${CASES:-*}"
+PEER="${PEER:-}"
+case "$PEER" in
+  "") AGENT=tracecast ;;
+  websockets) AGENT=websockets ;;
+  *) echo "autobahn: PEER must be empty or websockets, not '$PEER'" >&2; exit 2 ;;
+esac
+REPORTS="${REPORTS:-$ROOT/target/autobahn/$AGENT}"
 
 if [ ! -x "$VENV/bin/wstest" ]; then
-  py2="$(pyenv root)/versions/2.7.18/bin/python"
-  [ -x "$py2" ] || { echo "autobahn: Python 2.7.18 not found under pyenv" >&2; exit 2; }
+  py2="$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")/versions/2.7.18/bin/python"
+  [ -x "$py2" ] || { echo "autobahn: Python 2.7.18 not found at $py2" >&2; exit 2; }
   "$py2" -m pip install --quiet virtualenv
   "$py2" -m virtualenv --quiet "$VENV"
   "$VENV/bin/pip" install --quiet autobahntestsuite
 fi
 
-[ -n "${SKIP_BUILD:-}" ] || cargo build --release --bin tracecast >&2
 work="$(mktemp -d)"
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-cat >"$work/tracecast.toml" <<TOML
+pid=""
+trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+if [ "$AGENT" = websockets ]; then
+  PEER_VENV="${PEER_VENV:-$ROOT/.autobahn-peer-venv}"
+  if [ ! -x "$PEER_VENV/bin/python" ] || ! "$PEER_VENV/bin/python" -c 'import websockets' 2>/dev/null; then
+    python3 -m venv "$PEER_VENV"
+    "$PEER_VENV/bin/pip" install --quiet websockets
+  fi
+  echo "autobahn: Python websockets $("$PEER_VENV/bin/python" -c 'import websockets; print(websockets.__version__)') as the echo server" >&2
+  "$PEER_VENV/bin/python" "$ROOT/tests/autobahn/websockets_echo.py" "$PORT" &
+  pid=$!
+  URL="ws://127.0.0.1:$PORT/"
+else
+  [ -n "${SKIP_BUILD:-}" ] || cargo build --release --bin tracecast >&2
+  cat >"$work/tracecast.toml" <<TOML
 port = $PORT
 max_message_size = 16777216
 max_event_bytes = 16777216
@@ -42,44 +63,26 @@ enabled = false
 [storage]
 persist = false
 TOML
-"$ROOT/target/release/tracecast" serve --config "$work/tracecast.toml" &
-pid=$!
+  "$ROOT/target/release/tracecast" serve --config "$work/tracecast.toml" &
+  pid=$!
+  URL="ws://127.0.0.1:$PORT/echo"
+fi
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.05; done
 
 mkdir -p "$REPORTS"
+rm -f "$REPORTS/index.json"
 cat >"$work/spec.json" <<JSON
 {
   "outdir": "$REPORTS",
-  "servers": [{"agent": "tracecast", "url": "ws://127.0.0.1:$PORT/echo"}],
+  "servers": [{"agent": "$AGENT", "url": "$URL"}],
   "cases": [$(printf '"%s",' $CASES | sed 's/,$//')],
   "exclude-cases": [],
   "exclude-agent-cases": {}
 }
 JSON
+started=$(date +%s)
 (cd "$work" && "$VENV/bin/wstest" -m fuzzingclient -s spec.json) >"$work/wstest.log" 2>&1 || true
+echo "autobahn: $AGENT, cases: $CASES, $(( $(date +%s) - started )) s" >&2
+[ -f "$REPORTS/index.json" ] || { echo "autobahn: wstest wrote no report:" >&2; tail -n 20 "$work/wstest.log" >&2; exit 1; }
 
-python3 - "$REPORTS/index.json" <<'PY'
-import json, sys, collections
-idx = json.load(open(sys.argv[1]))["tracecast"]
-groups = collections.OrderedDict()
-bad = []
-def key(c):
-    return [int(x) for x in c.split(".")]
-for case in sorted(idx, key=key):
-    r = idx[case]
-    g = case.split(".")[0]
-    groups.setdefault(g, collections.Counter())[r["behavior"]] += 1
-    unclean = r.get("behaviorClose") == "UNCLEAN"
-    if r["behavior"] == "FAILED" or unclean:
-        bad.append((case, r["behavior"], r.get("behaviorClose")))
-print("%-6s %s" % ("group", "results"))
-for g, c in groups.items():
-    print("%-6s %s" % (g, ", ".join("%s %d" % kv for kv in sorted(c.items()))))
-total = collections.Counter()
-for c in groups.values():
-    total.update(c)
-print("all    " + ", ".join("%s %d" % kv for kv in sorted(total.items())))
-for case, b, close in bad:
-    print("FAILED %s: %s, close %s" % (case, b, close))
-sys.exit(1 if bad else 0)
-PY
+python3 "$ROOT/tests/autobahn/summary.py" "$REPORTS/index.json" "$AGENT"
