@@ -106,6 +106,7 @@ pub(super) fn spawn(
         waker,
         shared: shared.clone(),
         ids: Arc::default(),
+        reconnected: Arc::default(),
     };
     std::thread::Builder::new()
         .name("tracecast-nats".into())
@@ -121,6 +122,9 @@ struct Link {
     shared: Arc<Shared>,
     /// Message ids this node published and has not yet seen consumed, with their tokens.
     ids: Arc<Mutex<HashMap<String, u64>>>,
+    /// Signalled on every reconnect: the consumer is recreated at once from where it
+    /// stood instead of waiting for its missed heartbeats (seconds) to notice.
+    reconnected: Arc<tokio::sync::Notify>,
 }
 
 impl Link {
@@ -149,6 +153,7 @@ async fn run(s: Settings, mut cmds: mpsc::UnboundedReceiver<ToNats>, link: Link,
                     async_nats::Event::Connected => {
                         tracing::info!("cluster: connected to NATS");
                         link.shared.nats_up.store(true, Ordering::Release);
+                        link.reconnected.notify_waiters();
                     }
                     async_nats::Event::Disconnected | async_nats::Event::Closed => {
                         tracing::warn!(
@@ -371,6 +376,10 @@ async fn consume_once(
                 let events = wire::decode(&m.payload);
                 *from = stream_seq + 1;
                 link.send(FromNats::Batch { stream_seq, token, events }).await;
+            }
+            _ = link.reconnected.notified() => {
+                tracing::info!(from = *from, "cluster: reconnected; consumer recreated");
+                return Ok(());
             }
             changed = restart.changed() => {
                 if changed.is_err() {
