@@ -84,7 +84,11 @@ impl ClusterSequencer {
             from = materialized + 1,
             "cluster: consuming the stream"
         );
-        Ok(ClusterSequencer {
+        Ok(ClusterSequencer::new(nats, &node, materialized))
+    }
+
+    fn new(nats: client::Handle, node: &str, materialized: u64) -> ClusterSequencer {
+        ClusterSequencer {
             nats,
             waiting: HashMap::new(),
             parked: BTreeMap::new(),
@@ -95,7 +99,7 @@ impl ClusterSequencer {
             start_head: None,
             caught_up: false,
             scratch: Vec::new(),
-        })
+        }
     }
 
     fn unavailable(why: &str) -> StoreError {
@@ -257,4 +261,183 @@ fn hostname() -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "tracecast".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StorageConfig;
+    use crate::store::{EventLog, MemoryStore};
+    use std::sync::atomic::Ordering;
+    use tokio::sync::mpsc;
+
+    struct Thread {
+        cmds: mpsc::UnboundedReceiver<ToNats>,
+        out: mpsc::Sender<FromNats>,
+        shared: Arc<client::Shared>,
+    }
+
+    /// A sequencer whose "thread" is this test: it reads the commands and writes replies.
+    fn sequencer() -> (ClusterSequencer, Thread) {
+        let (tx, cmds) = mpsc::unbounded_channel();
+        let (out, rx) = mpsc::channel(64);
+        let shared = Arc::new(client::Shared::default());
+        shared.nats_up.store(true, Ordering::Release);
+        shared.stream_ready.store(true, Ordering::Release);
+        let handle = client::Handle {
+            tx,
+            rx,
+            shared: shared.clone(),
+        };
+        (
+            ClusterSequencer::new(handle, "n", 0),
+            Thread { cmds, out, shared },
+        )
+    }
+
+    fn ev(n: usize) -> Pending {
+        let mut json_tail = vec![b' '; crate::model::SEQ_HEADROOM];
+        json_tail.extend_from_slice(format!("\"n\":{n}}}").as_bytes());
+        Pending {
+            timestamp: n as i64,
+            session: Arc::from("s"),
+            agent: None,
+            kind: Arc::from("T"),
+            json_tail,
+            headroom: crate::model::SEQ_HEADROOM,
+        }
+    }
+
+    fn reply() -> (
+        Origin,
+        std::sync::mpsc::Receiver<Result<crate::app::PublishAck, crate::app::PublishError>>,
+    ) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        (Origin::Publisher(Some(tx)), rx)
+    }
+
+    fn published(t: &mut Thread) -> (u64, bytes::Bytes) {
+        match t.cmds.try_recv() {
+            Ok(ToNats::Publish { token, payload, .. }) => (token, payload),
+            _ => panic!("expected a publish"),
+        }
+    }
+
+    #[test]
+    fn a_publish_is_answered_when_its_message_comes_back_at_stream_derived_seqs() {
+        let (mut seq, mut t) = sequencer();
+        let mut store = MemoryStore::new(&StorageConfig::default());
+        let (origin, answer) = reply();
+        assert!(matches!(
+            seq.submit(&mut store, vec![ev(1), ev(2)], origin),
+            Submitted::Later
+        ));
+        let (token, payload) = published(&mut t);
+        // Another node's batch lands first, as stream message 7; ours is message 8.
+        let theirs = FromNats::Batch {
+            stream_seq: 7,
+            token: None,
+            events: Ok(vec![ev(9)]),
+        };
+        let ours = FromNats::Batch {
+            stream_seq: 8,
+            token: Some(token),
+            events: wire::decode(&payload),
+        };
+        t.out.try_send(theirs).ok();
+        t.out.try_send(ours).ok();
+        let mut done = Vec::new();
+        seq.poll(&mut store, &mut done);
+        assert_eq!(done.len(), 2);
+        let seqs: Vec<Vec<u64>> = done
+            .iter()
+            .map(|(_, r)| r.as_ref().unwrap().events.iter().map(|e| e.seq).collect())
+            .collect();
+        assert_eq!(seqs, vec![vec![700_000], vec![800_000, 800_001]]);
+        assert!(
+            matches!(done[0].0, Origin::Publisher(None)),
+            "another node's batch"
+        );
+        assert!(
+            matches!(done[1].0, Origin::Publisher(Some(_))),
+            "ours, with its origin"
+        );
+        drop(answer);
+        // Delivered again (a recreated consumer): not stored twice.
+        t.out
+            .try_send(FromNats::Batch {
+                stream_seq: 8,
+                token: None,
+                events: Ok(vec![ev(1)]),
+            })
+            .ok();
+        done.clear();
+        seq.poll(&mut store, &mut done);
+        assert!(done[0].1.as_ref().unwrap().events.is_empty());
+        assert_eq!(store.next_seq(), 800_002);
+        assert_eq!(seq.status().unwrap().stream_seq, 8);
+    }
+
+    #[test]
+    fn without_nats_or_past_the_bound_producers_are_told_to_retry() {
+        let (mut seq, mut t) = sequencer();
+        let mut store = MemoryStore::new(&StorageConfig::default());
+        t.shared.nats_up.store(false, Ordering::Release);
+        let (origin, _a) = reply();
+        match seq.submit(&mut store, vec![ev(1)], origin) {
+            Submitted::Done(_, Err(StoreError::Unavailable(m))) => {
+                assert!(m.contains("unreachable"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        t.shared.nats_up.store(true, Ordering::Release);
+        for _ in 0..MAX_IN_FLIGHT {
+            let (origin, _a) = reply();
+            assert!(matches!(
+                seq.submit(&mut store, vec![ev(1)], origin),
+                Submitted::Later
+            ));
+        }
+        let (origin, _a) = reply();
+        assert!(matches!(
+            seq.submit(&mut store, vec![ev(1)], origin),
+            Submitted::Done(_, Err(StoreError::Unavailable(_)))
+        ));
+        // A failed publish hands its origin back with the retryable error.
+        let (token, _) = published(&mut t);
+        t.out
+            .try_send(FromNats::Failed {
+                token,
+                error: "no ack".into(),
+            })
+            .ok();
+        let mut done = Vec::new();
+        seq.poll(&mut store, &mut done);
+        assert!(matches!(done[..], [(_, Err(StoreError::Unavailable(_)))]));
+        assert_eq!(seq.status().unwrap().in_flight, MAX_IN_FLIGHT - 1);
+    }
+
+    #[test]
+    fn a_node_is_catching_up_until_it_reaches_the_head_it_found() {
+        let (mut seq, t) = sequencer();
+        let mut store = MemoryStore::new(&StorageConfig::default());
+        t.shared.head.store(2, Ordering::Release);
+        t.shared.head_known.store(true, Ordering::Release);
+        let mut done = Vec::new();
+        seq.poll(&mut store, &mut done);
+        let s = seq.status().unwrap();
+        assert!(s.catching_up && s.lag == 2, "{s:?}");
+        for n in 1..=2 {
+            t.out
+                .try_send(FromNats::Batch {
+                    stream_seq: n,
+                    token: None,
+                    events: Ok(vec![ev(1)]),
+                })
+                .ok();
+        }
+        seq.poll(&mut store, &mut done);
+        let s = seq.status().unwrap();
+        assert!(!s.catching_up && s.lag == 0, "{s:?}");
+    }
 }
