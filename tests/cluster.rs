@@ -6,8 +6,9 @@
 //! under load catches up after a restart and holds the same history; a client resuming on
 //! another node with `sinceSeq` gets exactly what it missed; with NATS stopped producers
 //! get retryable errors and nothing acknowledged is lost, and everything flows once it is
-//! back; the same message id published twice is stored once; two nodes share one port
-//! with `SO_REUSEPORT`.
+//! back; the same message id published twice is stored once; a node joining after the
+//! stream dropped old messages starts from what it still holds and says so; two nodes
+//! share one port with `SO_REUSEPORT`.
 //!
 //! `nats-server` comes from Debian (`.ci/run` installs it). Without it these tests say so
 //! and pass vacuously; that is the only case in which they skip.
@@ -102,12 +103,21 @@ impl Nats {
     /// Publishes `payload` to `subject` with a `Nats-Msg-Id` header, over the plain NATS
     /// protocol, and waits for JetStream's ack on a reply inbox.
     fn publish_with_id(&self, subject: &str, msg_id: &str, payload: &[u8]) -> String {
+        self.request(
+            subject,
+            &format!("NATS/1.0\r\nNats-Msg-Id: {msg_id}\r\n\r\n"),
+            payload,
+        )
+    }
+
+    /// A request over the plain NATS protocol (`headers` as written on the wire, or
+    /// empty), answered on a reply inbox: JetStream acks, `$JS.API` calls.
+    fn request(&self, subject: &str, headers: &str, payload: &[u8]) -> String {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect nats");
         s.set_read_timeout(Some(WAIT)).unwrap();
         let mut r = BufReader::new(s.try_clone().unwrap());
         let mut line = String::new();
         r.read_line(&mut line).unwrap(); // INFO
-        let headers = format!("NATS/1.0\r\nNats-Msg-Id: {msg_id}\r\n\r\n");
         let mut out = Vec::new();
         out.extend_from_slice(
             b"CONNECT {\"verbose\":false,\"headers\":true}\r\nSUB _INBOX.t 1\r\n",
@@ -492,6 +502,34 @@ fn the_same_message_id_published_twice_is_stored_once() {
         assert_eq!(h[0]["type"], "X");
     }
     assert_eq!(history(&a, "dup"), history(&b, "dup"));
+}
+
+#[test]
+fn a_late_node_starts_from_what_the_stream_still_has_and_says_so() {
+    let Some(nats) = Nats::start() else { return };
+    // The stream's max age follows the first node's retention: 1.5 s.
+    let da = tempfile::tempdir().unwrap();
+    let retention = "[storage]\nretention_ms = 1500\n";
+    let a = TestServer::start_in(da.path(), &cluster_toml(&nats, "a", retention), &[]);
+    wait_current(&a);
+    post_batch(&a, &batch("old", "x", 0, 10));
+    poll_until("the stream dropped the old messages", LONG, || {
+        let info = nats.request("$JS.API.STREAM.INFO.TRACECAST", "", b"");
+        let v: Value = serde_json::from_str(&info).ok()?;
+        let state = &v["state"];
+        (state["messages"] == 0 && state["last_seq"].as_u64() >= Some(1)).then_some(())
+    });
+    // A node that never read them is current at once: they cannot be read any more.
+    let (b, _db) = node(&nats, "b");
+    let (_, h) = healthz(&b);
+    assert_eq!(h["cluster"]["catching_up"], false, "{h}");
+    assert_eq!(h["cluster"]["lag"], 0, "{h}");
+    assert!(history(&b, "old").is_empty());
+    // What comes next reaches it with the seqs every node gives it, and it says what
+    // it lacks.
+    let fresh = post_batch(&a, &batch("new", "x", 0, 5));
+    assert_eq!(seqs_of(&history_of_len(&b, "new", 5)), fresh);
+    b.wait_log("gone before this node read them");
 }
 
 #[test]

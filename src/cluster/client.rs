@@ -22,6 +22,8 @@ use tokio::sync::{mpsc, watch};
 const TO_LOOP: usize = 256;
 /// How long a publish may wait for JetStream's ack before its producer is told to retry.
 const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long JetStream remembers message ids for deduplication (at most the max age).
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// Pause before recreating a consumer after an error or a restart request.
 const RETRY: Duration = Duration::from_millis(500);
 
@@ -61,6 +63,9 @@ pub(super) struct Shared {
     pub head: AtomicU64,
     /// `head` was learned from the server at least once.
     pub head_known: AtomicBool,
+    /// The oldest message the stream still held when the consumer was last created:
+    /// anything before it is gone, so a node that never read it is not behind by it.
+    pub first: AtomicU64,
 }
 
 impl Shared {
@@ -221,7 +226,12 @@ async fn ensure_stream(js: &jetstream::Context, s: &Settings, link: &Link) {
         subjects: vec![format!("{}.>", s.subject_prefix)],
         max_bytes: s.max_bytes,
         max_age: s.max_age,
-        duplicate_window: Duration::from_secs(120),
+        // JetStream refuses a duplicate window longer than the stream's max age.
+        duplicate_window: if s.max_age.is_zero() {
+            DUPLICATE_WINDOW
+        } else {
+            DUPLICATE_WINDOW.min(s.max_age)
+        },
         storage: jetstream::stream::StorageType::File,
         ..Default::default()
     };
@@ -332,6 +342,7 @@ async fn consume_once(
     let mut st = js.get_stream(stream).await?;
     let info = st.info().await?;
     let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+    link.shared.first.store(first, Ordering::Release);
     link.shared.raise_head(last);
     let _ = link.waker.wake();
     if *from < first && last >= first && *from + 1 < first {

@@ -102,6 +102,14 @@ impl ClusterSequencer {
         }
     }
 
+    /// How far this node has come through the stream: what it materialized, or, when
+    /// the stream dropped messages it never read, the last of those (it cannot read them,
+    /// so they do not keep it catching up).
+    fn position(&self) -> u64 {
+        let first = self.nats.shared.first.load(Ordering::Acquire);
+        self.materialized.max(first.saturating_sub(1))
+    }
+
     fn unavailable(why: &str) -> StoreError {
         StoreError::Unavailable(why.to_string())
     }
@@ -233,7 +241,7 @@ impl Sequencer for ClusterSequencer {
         if self.start_head.is_none() && shared.head_known.load(Ordering::Acquire) {
             self.start_head = Some(shared.head.load(Ordering::Acquire));
         }
-        if !self.caught_up && self.start_head.is_some_and(|h| self.materialized >= h) {
+        if !self.caught_up && self.start_head.is_some_and(|h| self.position() >= h) {
             self.caught_up = true;
             tracing::info!(
                 stream_seq = self.materialized,
@@ -248,7 +256,7 @@ impl Sequencer for ClusterSequencer {
         Some(SequencerStatus {
             connected: shared.connected(),
             catching_up: !self.caught_up,
-            lag: head.saturating_sub(self.materialized),
+            lag: head.saturating_sub(self.position()),
             stream_seq: self.materialized,
             in_flight: self.waiting.len(),
         })
