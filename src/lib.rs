@@ -17,11 +17,14 @@
 //! - [`store`]: where accepted events live (memory ring, durable log) and the reads on them.
 //! - [`auth`], [`limits`]: credentials, scopes and rate limits.
 //! - [`config`], [`metrics`], [`cli`]: operating the daemon.
+//! - [`cluster`]: cluster mode, many processes on one NATS JetStream stream (its client
+//!   thread behind the `cluster` feature).
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod event;
 #[doc(hidden)]

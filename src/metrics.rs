@@ -55,6 +55,20 @@ pub struct Gauges {
     pub storage_failing: bool,
     /// Write and fsync errors since start.
     pub storage_errors: u64,
+    /// Cluster mode only (docs/CLUSTER.md); `None` standalone.
+    pub cluster: Option<ClusterGauges>,
+}
+
+/// Where a cluster node stands against the shared stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClusterGauges {
+    pub connected: bool,
+    pub catching_up: bool,
+    /// Stream messages not yet materialized here.
+    pub lag: u64,
+    /// The last stream message materialized here.
+    pub stream_seq: u64,
+    pub in_flight: usize,
 }
 
 impl Metrics {
@@ -205,6 +219,33 @@ impl Metrics {
             "Write and fsync errors since start (never goes down).",
             g.storage_errors as f64,
         );
+        if let Some(c) = g.cluster {
+            gauge(
+                "cluster_connected",
+                "1 while the NATS backbone is reachable and the stream ready.",
+                f64::from(u8::from(c.connected)),
+            );
+            gauge(
+                "cluster_catching_up",
+                "1 until this node has materialized the stream it found at start.",
+                f64::from(u8::from(c.catching_up)),
+            );
+            gauge(
+                "cluster_lag_messages",
+                "Stream messages not yet materialized on this node.",
+                c.lag as f64,
+            );
+            gauge(
+                "cluster_stream_seq",
+                "The last stream message materialized on this node.",
+                c.stream_seq as f64,
+            );
+            gauge(
+                "cluster_publishes_in_flight",
+                "Publishes waiting for the stream.",
+                c.in_flight as f64,
+            );
+        }
         let ratio = if self.compressed_in_bytes == 0 {
             1.0
         } else {

@@ -82,6 +82,9 @@ impl CommitFailure {
     pub fn to_protocol(&self) -> (ErrorCode, String) {
         match self {
             CommitFailure::Invalid(e) => (ErrorCode::InvalidRequest, e.to_string()),
+            CommitFailure::Store(e @ StoreError::Unavailable(_)) => {
+                (ErrorCode::Unavailable, e.to_string())
+            }
             CommitFailure::Store(e) => (ErrorCode::StorageError, e.to_string()),
         }
     }
@@ -90,10 +93,27 @@ impl CommitFailure {
 /// What [`Sequencer::submit`] did with a batch.
 #[derive(Debug)]
 pub enum Submitted {
-    /// Sequenced and appended now.
-    Done(Result<Appended, StoreError>),
-    /// Accepted for sequencing; the result comes from [`Sequencer::poll`].
+    /// Sequenced and appended now (the origin handed back with the result).
+    Done(Origin, Result<Appended, StoreError>),
+    /// Accepted for sequencing; the sequencer keeps the origin and the result comes
+    /// from [`Sequencer::poll`].
     Later,
+}
+
+/// Where a sequencer that consumes a shared stream stands (cluster mode), for
+/// `/healthz` and `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SequencerStatus {
+    /// Connected to the backbone: batches can be submitted.
+    pub connected: bool,
+    /// Still materializing what the stream held before this node was current.
+    pub catching_up: bool,
+    /// Stream messages not yet materialized here.
+    pub lag: u64,
+    /// The last stream message materialized here.
+    pub stream_seq: u64,
+    /// Publishes waiting for the stream.
+    pub in_flight: usize,
 }
 
 /// A finished commit, collected by the loop.
@@ -103,9 +123,14 @@ pub type Completion = (Origin, Result<Appended, StoreError>);
 pub trait Sequencer {
     /// Submits one batch for `origin`. A sequencer that answers later keeps `origin` and
     /// returns it with the result from [`Sequencer::poll`].
-    fn submit(&mut self, store: &mut dyn Store, batch: Vec<Pending>, origin: &Origin) -> Submitted;
+    fn submit(&mut self, store: &mut dyn Store, batch: Vec<Pending>, origin: Origin) -> Submitted;
     /// Moves the commits that completed since the last call into `done`, in commit order.
+    /// Batches that other nodes committed come with `Origin::Publisher(None)`.
     fn poll(&mut self, _store: &mut dyn Store, _done: &mut Vec<Completion>) {}
+    /// Where a stream-consuming sequencer stands; `None` standalone.
+    fn status(&self) -> Option<SequencerStatus> {
+        None
+    }
 }
 
 /// The standalone sequencer: the store's own counter, appended at once.
@@ -113,8 +138,8 @@ pub trait Sequencer {
 pub struct Local;
 
 impl Sequencer for Local {
-    fn submit(&mut self, store: &mut dyn Store, batch: Vec<Pending>, _: &Origin) -> Submitted {
-        Submitted::Done(store.append(batch))
+    fn submit(&mut self, store: &mut dyn Store, batch: Vec<Pending>, origin: Origin) -> Submitted {
+        Submitted::Done(origin, store.append(batch))
     }
 }
 
@@ -158,10 +183,10 @@ impl App {
     /// Validates nothing: `batch` comes from a front end's builder. Sequences, appends,
     /// routes and acknowledges it — the single commit for every way events arrive.
     pub fn commit(&mut self, batch: Vec<Pending>, origin: Origin) -> Committed {
-        let submitted = self.sequencer.submit(&mut *self.store, batch, &origin);
+        let submitted = self.sequencer.submit(&mut *self.store, batch, origin);
         match submitted {
             Submitted::Later => Committed::InFlight,
-            Submitted::Done(result) => self.complete(origin, result),
+            Submitted::Done(origin, result) => self.complete(origin, result),
         }
     }
 
@@ -176,6 +201,11 @@ impl App {
         }
     }
 
+    /// Where the sequencer stands (cluster mode); `None` standalone.
+    pub fn sequencer_status(&self) -> Option<SequencerStatus> {
+        self.sequencer.status()
+    }
+
     /// Counts a rejected batch (validation failed before any commit).
     pub fn rejected(&mut self, events: usize) {
         self.metrics.events_rejected += events as u64;
@@ -185,7 +215,10 @@ impl App {
         let appended = match result {
             Ok(a) => a,
             Err(e) => {
-                if matches!(e, StoreError::SessionLimit { .. }) {
+                if matches!(
+                    e,
+                    StoreError::SessionLimit { .. } | StoreError::Unavailable(_)
+                ) {
                     // A producer's doing, not the disk's: not an error of the server, and
                     // a flood of refusals must not flood the log at error level.
                     tracing::debug!(error = %e, "batch refused");
@@ -294,15 +327,15 @@ impl App {
                 }
             }
             Origin::Ws { conn, rid, deflate } if result.is_err() => {
-                let msg = result
-                    .as_ref()
-                    .err()
-                    .map(|e| e.to_string())
-                    .unwrap_or_default();
+                let (code, msg) = match result.as_ref().err() {
+                    Some(e @ StoreError::Unavailable(_)) => (ErrorCode::Unavailable, e.to_string()),
+                    Some(e) => (ErrorCode::StorageError, e.to_string()),
+                    None => (ErrorCode::StorageError, String::new()),
+                };
                 self.scratch.clear();
                 enc::encode_error(
                     &mut self.scratch,
-                    ErrorCode::StorageError,
+                    code,
                     &msg,
                     None,
                     self.now_ms,
@@ -373,6 +406,9 @@ pub fn store_failure_response(e: &StoreError) -> crate::http::Response {
     match e {
         StoreError::SessionLimit { .. } => crate::http::Response::error(503, &e.to_string())
             .header("Retry-After", &SESSION_LIMIT_RETRY_SECS.to_string()),
+        StoreError::Unavailable(_) => {
+            crate::http::Response::error(503, &e.to_string()).header("Retry-After", "1")
+        }
         _ => crate::http::Response::error(500, &format!("storage error: {e}")),
     }
 }

@@ -266,9 +266,24 @@ impl App {
             next_seq: self.store.next_seq(),
             storage_failing: !health.is_ok(),
             storage_errors: health.errors(),
+            cluster: self.cluster_gauges(),
             ..self.gauges
         };
         self.metrics.render(&g)
+    }
+}
+
+impl App {
+    /// Cluster mode: the sequencer's standing, for `/metrics`.
+    fn cluster_gauges(&self) -> Option<crate::metrics::ClusterGauges> {
+        self.sequencer_status()
+            .map(|s| crate::metrics::ClusterGauges {
+                connected: s.connected,
+                catching_up: s.catching_up,
+                lag: s.lag,
+                stream_seq: s.stream_seq,
+                in_flight: s.in_flight,
+            })
     }
 }
 

@@ -103,8 +103,34 @@ fn healthz(app: &App) -> Response {
     write_u64(&mut b, app.store.next_seq());
     b.extend_from_slice(b",\"shuttingDown\":");
     b.extend_from_slice(if app.shutting_down { b"true" } else { b"false" });
+    // Cluster mode: where this node stands against the stream. Catching up is 503, so a
+    // load balancer sends producers and subscribers elsewhere until the node is current.
+    let cluster = app.sequencer_status();
+    if let Some(c) = cluster {
+        b.extend_from_slice(b",\"cluster\":{\"connected\":");
+        b.extend_from_slice(if c.connected { b"true" } else { b"false" });
+        b.extend_from_slice(b",\"catching_up\":");
+        b.extend_from_slice(if c.catching_up { b"true" } else { b"false" });
+        b.extend_from_slice(b",\"lag\":");
+        write_u64(&mut b, c.lag);
+        b.extend_from_slice(b",\"streamSeq\":");
+        write_u64(&mut b, c.stream_seq);
+        b.push(b'}');
+    }
     b.push(b'}');
-    let status = if fault.is_some() { 503 } else { 200 };
+    let catching_up = cluster.is_some_and(|c| c.catching_up);
+    if catching_up && fault.is_none() {
+        // `"status":"ok"` becomes `"catching_up"`: same shape, a different word.
+        let ok = b"{\"status\":\"ok\"";
+        if b.starts_with(ok) {
+            b.splice(..ok.len(), b"{\"status\":\"catching_up\"".iter().copied());
+        }
+    }
+    let status = if fault.is_some() || catching_up {
+        503
+    } else {
+        200
+    };
     Response::new(status).body(JSON, b)
 }
 

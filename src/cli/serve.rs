@@ -42,6 +42,19 @@ pub struct ServeArgs {
     /// Log filter, e.g. info or tracecast=debug (RUST_LOG still wins).
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// Cluster mode: the NATS server(s) to join, e.g. nats://127.0.0.1:4222
+    /// ([cluster] nats_url; credentials belong in the file or TRACECAST_NATS_URL).
+    #[arg(long, value_name = "URL")]
+    pub nats_url: Option<String>,
+    /// Cluster mode: the JetStream stream the nodes share ([cluster] stream).
+    #[arg(long, value_name = "NAME")]
+    pub cluster_stream: Option<String>,
+    /// Cluster mode: the subject prefix of the stream ([cluster] subject_prefix).
+    #[arg(long, value_name = "PREFIX")]
+    pub subject_prefix: Option<String>,
+    /// Cluster mode: this node's name ([cluster] node_id; default hostname + port).
+    #[arg(long, value_name = "ID")]
+    pub node_id: Option<String>,
 }
 
 fn parse_log_format(text: &str) -> Result<LogFormat, String> {
@@ -63,6 +76,10 @@ impl ServeArgs {
             ephemeral: self.ephemeral,
             log_format: self.log_format,
             log_level: self.log_level.clone(),
+            nats_url: self.nats_url.clone(),
+            cluster_stream: self.cluster_stream.clone(),
+            subject_prefix: self.subject_prefix.clone(),
+            node_id: self.node_id.clone(),
         }
     }
 

@@ -26,6 +26,8 @@ pub const ENV_SHORT_NAMES: &[(&str, &str)] = &[
     ("TRACECAST_AUTH_ENABLED", "auth.enabled"),
     ("TRACECAST_LOG_LEVEL", "log.level"),
     ("TRACECAST_LOG_FORMAT", "log.format"),
+    ("TRACECAST_NATS_URL", "cluster.nats_url"),
+    ("TRACECAST_NODE_ID", "cluster.node_id"),
 ];
 
 /// Option names of the original Node server, and the keys they now set. Other camelCase
@@ -66,6 +68,12 @@ pub struct Overrides {
     pub ephemeral: bool,
     pub log_format: Option<LogFormat>,
     pub log_level: Option<String>,
+    /// `[cluster]` settings (`--nats-url`, `--cluster-stream`, `--subject-prefix`,
+    /// `--node-id`).
+    pub nats_url: Option<String>,
+    pub cluster_stream: Option<String>,
+    pub subject_prefix: Option<String>,
+    pub node_id: Option<String>,
 }
 
 impl Overrides {
@@ -93,6 +101,18 @@ impl Overrides {
         }
         if let Some(level) = &self.log_level {
             config.log.level = level.clone();
+        }
+        if let Some(v) = &self.nats_url {
+            config.cluster.nats_url = v.clone();
+        }
+        if let Some(v) = &self.cluster_stream {
+            config.cluster.stream = v.clone();
+        }
+        if let Some(v) = &self.subject_prefix {
+            config.cluster.subject_prefix = v.clone();
+        }
+        if let Some(v) = &self.node_id {
+            config.cluster.node_id = v.clone();
         }
     }
 }

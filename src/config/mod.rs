@@ -26,8 +26,9 @@ pub use layering::{
     env_key, env_var_for, Overrides, ENV_NOT_CONFIG, ENV_PREFIX, ENV_SHORT_NAMES, NODE_ALIASES,
 };
 pub use schema::{
-    ApiKeyConfig, AuthConfig, BackpressureConfig, BackpressurePolicy, Config, DebugConfig,
-    FsyncPolicy, Kind, LogConfig, LogFormat, RateLimitConfig, StorageConfig, PERMISSIONS, SCHEMA,
+    ApiKeyConfig, AuthConfig, BackpressureConfig, BackpressurePolicy, ClusterConfig, Config,
+    DebugConfig, FsyncPolicy, Kind, LogConfig, LogFormat, RateLimitConfig, StorageConfig,
+    PERMISSIONS, SCHEMA,
 };
 
 use layering::{env_layer, file_layer};

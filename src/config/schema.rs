@@ -54,6 +54,33 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     pub backpressure: BackpressureConfig,
     pub storage: StorageConfig,
+    pub cluster: ClusterConfig,
+}
+
+/// `[cluster]` (SPEC §11): with `nats_url` set, this node shares a NATS JetStream stream
+/// with the other nodes (docs/CLUSTER.md). Empty `nats_url`: standalone.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// e.g. `nats://127.0.0.1:4222`; empty: standalone.
+    pub nats_url: String,
+    /// The JetStream stream every node shares (created when missing).
+    pub stream: String,
+    /// Batches are published on `<subject_prefix>.events`; the stream holds `<prefix>.>`.
+    pub subject_prefix: String,
+    /// This node's name in message ids and logs; empty: hostname + port.
+    pub node_id: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            nats_url: String::new(),
+            stream: "TRACECAST".into(),
+            subject_prefix: "tracecast".into(),
+            node_id: String::new(),
+        }
+    }
 }
 
 /// `[debug]`: tools for testing the server itself, never for production.
@@ -215,6 +242,7 @@ impl Default for Config {
             rate_limit: RateLimitConfig::default(),
             backpressure: BackpressureConfig::default(),
             storage: StorageConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -304,6 +332,7 @@ pub(super) const SECTIONS: &[&str] = &[
     "rate_limit",
     "backpressure",
     "storage",
+    "cluster",
 ];
 
 /// What a key holds, so file and environment values are checked (and environment strings
@@ -416,6 +445,10 @@ pub const SCHEMA: &[(&str, Kind)] = &[
     ("storage.checkpoint_every", Kind::U64),
     ("storage.page_cache_bytes", Kind::U64),
     ("storage.max_sessions", Kind::Usize),
+    ("cluster.nats_url", Kind::Str),
+    ("cluster.stream", Kind::Str),
+    ("cluster.subject_prefix", Kind::Str),
+    ("cluster.node_id", Kind::Str),
 ];
 
 /// Keys of one `[[auth.api_keys]]` entry.

@@ -57,6 +57,9 @@ pub enum ErrorCode {
     /// The server knows the message but does not offer the feature (yet); stable, so a
     /// client can tell "not here" from "malformed".
     Unsupported,
+    /// Ingest cannot be taken now (cluster mode: the backbone is unreachable); nothing
+    /// was stored, retry.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -77,11 +80,12 @@ impl ErrorCode {
             ErrorCode::InternalError => "internal_error",
             ErrorCode::StorageError => "storage_error",
             ErrorCode::Unsupported => "unsupported",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 
     /// Every code, for docs and tests.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::InvalidMessage,
         ErrorCode::InvalidRequest,
         ErrorCode::UnknownMessageType,
@@ -96,6 +100,7 @@ impl ErrorCode {
         ErrorCode::InternalError,
         ErrorCode::StorageError,
         ErrorCode::Unsupported,
+        ErrorCode::Unavailable,
     ];
 }
 

@@ -673,6 +673,7 @@ mod tests {
             "time_travel_error",
             "invalid_condition",
             "internal_error",
+            "unavailable",
             "storage_error",
         ] {
             assert!(all.contains(&want), "{want}");

@@ -76,6 +76,8 @@ pub enum ServerError {
     Store(StoreError),
     /// The auth configuration is unusable.
     Auth(String),
+    /// Cluster mode could not start (data dir, names).
+    Cluster(String),
 }
 
 impl std::fmt::Display for ServerError {
@@ -84,6 +86,7 @@ impl std::fmt::Display for ServerError {
             ServerError::Io(e) => write!(f, "I/O error: {e}"),
             ServerError::Store(e) => write!(f, "storage: {e}"),
             ServerError::Auth(e) => write!(f, "auth config: {e}"),
+            ServerError::Cluster(e) => write!(f, "cluster: {e}"),
         }
     }
 }
@@ -191,6 +194,7 @@ impl Server {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let app = App::new(config.clone(), store, auth);
+        let app = with_cluster(app, &config, waker.clone())?;
         let server = Server {
             poll,
             listener: Some(listener),
@@ -636,6 +640,30 @@ fn live(conns: &mut Slab<Conn>, id: ConnId) -> Option<&mut Conn> {
     conns
         .get_mut(id.key as usize)
         .filter(|c| c.id.gen == id.gen && !c.dead)
+}
+
+/// Cluster mode when `[cluster] nats_url` is set: the stream's sequencer replaces the
+/// store's own counter (docs/CLUSTER.md).
+#[cfg(feature = "cluster")]
+fn with_cluster(app: App, config: &Config, waker: Arc<Waker>) -> Result<App, ServerError> {
+    if config.cluster.nats_url.is_empty() {
+        return Ok(app);
+    }
+    let seq = crate::cluster::ClusterSequencer::start(config, &*app.store, waker)
+        .map_err(|e| ServerError::Cluster(e.to_string()))?;
+    Ok(app.with_sequencer(Box::new(seq)))
+}
+
+#[cfg(not(feature = "cluster"))]
+fn with_cluster(app: App, config: &Config, _: Arc<Waker>) -> Result<App, ServerError> {
+    if config.cluster.nats_url.is_empty() {
+        return Ok(app);
+    }
+    Err(ServerError::Cluster(
+        "[cluster] nats_url is set, but this binary was built without the `cluster` feature \
+         (build with default features)"
+            .into(),
+    ))
 }
 
 fn bind_listener(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {

@@ -54,4 +54,14 @@ pub trait EventLog {
     fn health(&self) -> StorageHealth {
         StorageHealth::default()
     }
+    /// Stores a whole batch, or nothing, at seqs the caller chose: `first ..
+    /// first + n`, with `first >= next_seq()` (cluster mode, where the stream fixes the
+    /// seqs; docs/CLUSTER.md). On `Ok`, `next_seq` is `first + n`. Skipped seqs are simply
+    /// never used. A store that cannot place seqs says so.
+    fn append_at(&mut self, batch: Vec<Pending>, first: u64) -> Result<Appended, StoreError> {
+        let _ = (batch, first);
+        Err(StoreError::Invalid(
+            "this store cannot append at given seqs".into(),
+        ))
+    }
 }

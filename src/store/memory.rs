@@ -126,6 +126,21 @@ impl EventLog for MemoryStore {
     fn next_seq(&self) -> u64 {
         self.next_seq
     }
+    fn append_at(&mut self, batch: Vec<Pending>, first: u64) -> Result<Appended, StoreError> {
+        if first < self.next_seq {
+            return Err(StoreError::Invalid(format!(
+                "seq {first} is below the next free seq {}",
+                self.next_seq
+            )));
+        }
+        let before = self.next_seq;
+        self.next_seq = first;
+        let r = self.append(batch);
+        if r.is_err() {
+            self.next_seq = before;
+        }
+        r
+    }
     fn sync(&mut self) -> Result<(), StoreError> {
         Ok(())
     }

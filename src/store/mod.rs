@@ -160,6 +160,9 @@ pub enum StoreError {
     /// stored and no seq was used. Retryable: retention forgets sessions whose events it
     /// deleted entirely, and the count goes down.
     SessionLimit { limit: usize },
+    /// The sequencer cannot take batches now (cluster mode: the NATS backbone is
+    /// unreachable, or too many publishes are in flight); nothing was stored. Retryable.
+    Unavailable(String),
 }
 
 impl std::fmt::Display for StoreError {
@@ -194,6 +197,9 @@ impl std::fmt::Display for StoreError {
                  another; nothing of it was stored. Retry later (retention forgets sessions \
                  whose events it deleted) or raise storage.max_sessions"
             ),
+            StoreError::Unavailable(why) => {
+                write!(f, "ingest unavailable, nothing was stored; retry: {why}")
+            }
         }
     }
 }

@@ -278,6 +278,27 @@ impl EventLog for LogStore {
         self.next_seq
     }
 
+    /// The stream fixes the seqs, so there is nothing to reserve ahead of a crash (the
+    /// reservation guards seqs the log hands out itself): the reservation is lifted for
+    /// this append alone, and the high-water-mark file is left as it was.
+    fn append_at(&mut self, batch: Vec<Pending>, first: u64) -> Result<Appended, StoreError> {
+        if first < self.next_seq {
+            return Err(StoreError::Invalid(format!(
+                "seq {first} is below the next free seq {}",
+                self.next_seq
+            )));
+        }
+        let (before, reserved) = (self.next_seq, self.reserved);
+        self.next_seq = first;
+        self.reserved = u64::MAX;
+        let r = self.append(batch);
+        self.reserved = reserved;
+        if r.is_err() {
+            self.next_seq = before;
+        }
+        r
+    }
+
     fn sync(&mut self) -> Result<(), StoreError> {
         let res = self.sync.barrier();
         // The barrier's own round reported on the done channel too (and perhaps an

@@ -1142,3 +1142,44 @@ fn forgetting_many_sessions_gives_their_memory_back() {
     assert!(st.sessions.capacity() < full, "the table shrank");
     assert_eq!(st.sessions().len(), left);
 }
+
+#[test]
+fn append_at_places_batches_at_given_seqs_and_they_survive_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = cfg();
+    {
+        let (mut st, _) = open(tmp.path(), &c);
+        let a = st
+            .append_at(
+                vec![
+                    pending("s", 1, None, "T", ""),
+                    pending("s", 2, None, "T", ""),
+                ],
+                100_000,
+            )
+            .unwrap();
+        assert_eq!(
+            (a.first_seq(), a.last_seq()),
+            (Some(100_000), Some(100_001))
+        );
+        let b = st
+            .append_at(vec![pending("s", 3, None, "T", "")], 300_000)
+            .unwrap();
+        assert_eq!(b.first_seq(), Some(300_000));
+        assert_eq!(st.next_seq(), 300_001);
+        let below = st.append_at(vec![pending("s", 4, None, "T", "")], 200_000);
+        assert!(matches!(below, Err(StoreError::Invalid(_))), "{below:?}");
+        assert_eq!(st.next_seq(), 300_001, "a refused append moves nothing");
+        st.sync().unwrap();
+    }
+    let (st, rep) = open(tmp.path(), &c);
+    // No reservation was written for given seqs: the log itself says where it stands.
+    assert_eq!((rep.next_seq, st.next_seq()), (300_001, 300_001));
+    let seqs: Vec<u64> = st
+        .time_range("s", 0, i64::MAX, 0, 10)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, vec![100_000, 100_001, 300_000]);
+}
