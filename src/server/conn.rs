@@ -15,8 +15,12 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-/// How much one read call asks for: the size of the loop's scratch chunk.
-pub(crate) const READ_CHUNK: usize = 16 * 1024;
+/// How much one read call asks for: the size of the loop's scratch chunk (one per loop,
+/// not per connection). A publisher streaming 13 KB frames filled a 16 KiB chunk on
+/// every call, so each frame cost a `recvfrom` and, with it, a window update the
+/// loopback peer answers on this core; 64 KiB takes several frames a call
+/// (docs/perf-ingest.md, "Through the socket").
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
 /// What a read pass found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
