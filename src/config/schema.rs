@@ -54,6 +54,31 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     pub backpressure: BackpressureConfig,
     pub storage: StorageConfig,
+    pub otlp: OtlpConfig,
+}
+
+/// `[otlp]`: OpenTelemetry ingest (SPEC §12). `POST /v1/traces` is always served on the
+/// main port; `port` adds a listener that serves only OTLP (4318 by convention).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// A second listener (on `bind`) serving only `POST /v1/traces`; unset: none. `0`
+    /// picks a free port (tests).
+    pub port: Option<u16>,
+    /// The resource attribute naming the session when no span attribute does.
+    pub session_resource_attribute: String,
+    /// Largest request body, measured after decompression.
+    pub max_body_bytes: usize,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        OtlpConfig {
+            port: None,
+            session_resource_attribute: "service.instance.id".into(),
+            max_body_bytes: 20 * 1024 * 1024,
+        }
+    }
 }
 
 /// `[debug]`: tools for testing the server itself, never for production.
@@ -215,6 +240,7 @@ impl Default for Config {
             rate_limit: RateLimitConfig::default(),
             backpressure: BackpressureConfig::default(),
             storage: StorageConfig::default(),
+            otlp: OtlpConfig::default(),
         }
     }
 }
@@ -304,6 +330,7 @@ pub(super) const SECTIONS: &[&str] = &[
     "rate_limit",
     "backpressure",
     "storage",
+    "otlp",
 ];
 
 /// What a key holds, so file and environment values are checked (and environment strings
@@ -416,6 +443,9 @@ pub const SCHEMA: &[(&str, Kind)] = &[
     ("storage.checkpoint_every", Kind::U64),
     ("storage.page_cache_bytes", Kind::U64),
     ("storage.max_sessions", Kind::Usize),
+    ("otlp.port", Kind::Port),
+    ("otlp.session_resource_attribute", Kind::Str),
+    ("otlp.max_body_bytes", Kind::Usize),
 ];
 
 /// Keys of one `[[auth.api_keys]]` entry.
@@ -600,6 +630,10 @@ mod tests {
         let c = Config {
             stale_timeout_ms: Some(1),
             pin_core: Some(1),
+            otlp: OtlpConfig {
+                port: Some(1),
+                ..OtlpConfig::default()
+            },
             ..Config::default()
         };
         let table = toml::Table::try_from(&c).expect("serializes");

@@ -35,8 +35,8 @@ const FCOMMENT: u8 = 1 << 4;
 pub fn gunzip(mut body: &[u8], limit: usize) -> Result<Vec<u8>, GzipError> {
     let mut out: Vec<u8> = Vec::new();
     loop {
-        let (member, used) = gunzip_member(body, limit.saturating_sub(out.len()))
-            .map_err(|e| match e {
+        let (member, used) =
+            gunzip_member(body, limit.saturating_sub(out.len())).map_err(|e| match e {
                 GzipError::TooLarge { .. } => GzipError::TooLarge { limit },
                 e => e,
             })?;

@@ -63,12 +63,7 @@ pub const OPERATIONS: &[Operation] = &[
         Some("TASK_COMPLETE"),
         "TASK_FAIL",
     ),
-    op(
-        "chat",
-        "MESSAGE_SEND",
-        Some("MESSAGE_RECEIVE"),
-        "TASK_FAIL",
-    ),
+    op("chat", "MESSAGE_SEND", Some("MESSAGE_RECEIVE"), "TASK_FAIL"),
     op(
         "text_completion",
         "MESSAGE_SEND",
@@ -84,8 +79,7 @@ pub const OPERATIONS: &[Operation] = &[
 ];
 
 /// Every span whose operation is not in [`OPERATIONS`].
-pub const DEFAULT_OPERATION: Operation =
-    op("", "TASK_START", Some("TASK_COMPLETE"), "TASK_FAIL");
+pub const DEFAULT_OPERATION: Operation = op("", "TASK_START", Some("TASK_COMPLETE"), "TASK_FAIL");
 
 /// Where a span event goes: its own event of this type, or folded into the span's end
 /// event (`exception`: its attributes become the end event's `data.exception`).
@@ -100,7 +94,10 @@ pub const SPAN_EVENTS: &[(&str, SpanEventRule)] = &[
     ("gen_ai.system.message", SpanEventRule::Own("MESSAGE_SEND")),
     ("gen_ai.user.message", SpanEventRule::Own("MESSAGE_SEND")),
     ("gen_ai.tool.message", SpanEventRule::Own("MESSAGE_SEND")),
-    ("gen_ai.assistant.message", SpanEventRule::Own("MESSAGE_RECEIVE")),
+    (
+        "gen_ai.assistant.message",
+        SpanEventRule::Own("MESSAGE_RECEIVE"),
+    ),
     ("gen_ai.choice", SpanEventRule::Own("MESSAGE_RECEIVE")),
     ("exception", SpanEventRule::IntoEnd),
 ];
@@ -277,10 +274,14 @@ fn map_span(
         ));
     }
     if span.span_id.len() != 8 || span.span_id.iter().all(|&b| b == 0) {
-        return Err(Reject::Invalid("spanId must be 8 bytes, not all zero".into()));
+        return Err(Reject::Invalid(
+            "spanId must be 8 bytes, not all zero".into(),
+        ));
     }
     if !span.parent_span_id.is_empty() && span.parent_span_id.len() != 8 {
-        return Err(Reject::Invalid("parentSpanId must be 8 bytes or empty".into()));
+        return Err(Reject::Invalid(
+            "parentSpanId must be 8 bytes or empty".into(),
+        ));
     }
     let session = SESSION_SPAN_ATTRIBUTES
         .iter()
@@ -395,7 +396,8 @@ fn map_span(
     let mut usage = false;
     for (attr, name) in USAGE {
         if let Some(v) = find(&span.attributes, attr) {
-            w.data.extend_from_slice(if usage { b"," } else { b",\"usage\":{" });
+            w.data
+                .extend_from_slice(if usage { b"," } else { b",\"usage\":{" });
             usage = true;
             write_str(&mut w.data, name);
             w.data.push(b':');

@@ -84,10 +84,16 @@ impl std::fmt::Display for OtlpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             OtlpError::UnsupportedEncoding(e) => {
-                write!(f, "Content-Encoding \"{e}\" is not supported (gzip or identity)")
+                write!(
+                    f,
+                    "Content-Encoding \"{e}\" is not supported (gzip or identity)"
+                )
             }
             OtlpError::TooLarge { limit } => {
-                write!(f, "request body exceeds the limit of {limit} bytes (after decompression)")
+                write!(
+                    f,
+                    "request body exceeds the limit of {limit} bytes (after decompression)"
+                )
             }
             OtlpError::Malformed(m) => write!(f, "malformed ExportTraceServiceRequest: {m}"),
         }

@@ -234,18 +234,16 @@ impl<'de> Deserialize<'de> for AnyValue {
                 let mut value = None;
                 while let Some(k) = m.next_key::<AnyKey>()? {
                     let v = match k {
-                        AnyKey::StringValue => m
-                            .next_value::<Option<String>>()?
-                            .map(Value::String),
+                        AnyKey::StringValue => m.next_value::<Option<String>>()?.map(Value::String),
                         AnyKey::BoolValue => m.next_value::<Option<bool>>()?.map(Value::Bool),
                         AnyKey::IntValue => m.next_value::<Int64>()?.0.map(Value::Int),
                         AnyKey::DoubleValue => m.next_value::<Double>()?.0.map(Value::Double),
                         AnyKey::ArrayValue => {
                             m.next_value::<Option<ArrayValue>>()?.map(Value::Array)
                         }
-                        AnyKey::KvlistValue => m
-                            .next_value::<Option<KeyValueList>>()?
-                            .map(Value::Kvlist),
+                        AnyKey::KvlistValue => {
+                            m.next_value::<Option<KeyValueList>>()?.map(Value::Kvlist)
+                        }
                         AnyKey::BytesValue => m.next_value::<Base64>()?.0.map(Value::Bytes),
                         AnyKey::Other => {
                             m.next_value::<de::IgnoredAny>()?;

@@ -134,7 +134,11 @@ fn every_span_event_row() {
         assert_eq!(m.rejected_spans, 0);
         match rule {
             SpanEventRule::Own(kind) => {
-                assert_eq!(types(&events), ["TASK_START", kind, "TASK_COMPLETE"], "{name}");
+                assert_eq!(
+                    types(&events),
+                    ["TASK_START", kind, "TASK_COMPLETE"],
+                    "{name}"
+                );
                 assert_eq!(events[1]["timestamp"], 1_700_000_000_223i64);
                 assert_eq!(events[1]["data"]["name"], name);
                 assert_eq!(events[1]["data"]["attributes"]["content"], "hi");
@@ -151,10 +155,7 @@ fn every_span_event_row() {
 /// Session and agent: each rule of the fallback chain, in order.
 #[test]
 fn session_and_agent_fallbacks() {
-    let res_all = vec![
-        s("service.name", "svc"),
-        s("service.instance.id", "inst-7"),
-    ];
+    let res_all = vec![s("service.name", "svc"), s("service.instance.id", "inst-7")];
     let cases: Vec<(Vec<KeyValue>, Vec<KeyValue>, &str, &str)> = vec![
         (
             vec![
@@ -287,12 +288,24 @@ fn a_bad_span_is_rejected_alone() {
     assert_eq!(m.spans, 4);
     assert_eq!(m.rejected_spans, 3);
     assert_eq!(types(&events), ["TASK_START", "TASK_COMPLETE"]);
-    assert!(m.error_message.contains("3 spans rejected"), "{}", m.error_message);
-    assert!(m.error_message.contains("span 0: traceId"), "{}", m.error_message);
+    assert!(
+        m.error_message.contains("3 spans rejected"),
+        "{}",
+        m.error_message
+    );
+    assert!(
+        m.error_message.contains("span 0: traceId"),
+        "{}",
+        m.error_message
+    );
     // No session anywhere.
     let (events, m) = run(&request(vec![], vec![span(vec![])]));
     assert!(events.is_empty());
-    assert!(m.error_message.contains("no session"), "{}", m.error_message);
+    assert!(
+        m.error_message.contains("no session"),
+        "{}",
+        m.error_message
+    );
 }
 
 #[test]
@@ -305,8 +318,14 @@ fn a_request_is_stored_in_time_order() {
     child.span_id = vec![9; 8];
     child.start_time_unix_nano = T0 + 100_000_000;
     child.end_time_unix_nano = T0 + 200_000_000;
-    let (events, _) = run(&request(vec![s("service.name", "svc")], vec![parent, child]));
-    let ts: Vec<i64> = events.iter().map(|e| e["timestamp"].as_i64().unwrap()).collect();
+    let (events, _) = run(&request(
+        vec![s("service.name", "svc")],
+        vec![parent, child],
+    ));
+    let ts: Vec<i64> = events
+        .iter()
+        .map(|e| e["timestamp"].as_i64().unwrap())
+        .collect();
     let mut sorted = ts.clone();
     sorted.sort();
     assert_eq!(ts, sorted);
@@ -379,15 +398,26 @@ fn the_specification_json_example() {
     assert_eq!(e["data"]["attributes"]["m"], 5);
     // The same request as protobuf decodes to the same message.
     let bytes = prost::Message::encode_to_vec(&req);
-    assert_eq!(decode(Format::Protobuf, None, &bytes, 1 << 20).unwrap(), req);
+    assert_eq!(
+        decode(Format::Protobuf, None, &bytes, 1 << 20).unwrap(),
+        req
+    );
 }
 
 #[test]
 fn malformed_bodies_say_what_was_wrong() {
     let cases: &[(Format, &[u8], &str)] = &[
         (Format::Json, b"{", "JSON"),
-        (Format::Json, br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"xyz1"}]}]}]}"#, "not hex"),
-        (Format::Json, br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"soon"}]}]}]}"#, "64-bit"),
+        (
+            Format::Json,
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"xyz1"}]}]}]}"#,
+            "not hex",
+        ),
+        (
+            Format::Json,
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"soon"}]}]}]}"#,
+            "64-bit",
+        ),
         (Format::Json, br#"{"resourceSpans":{}}"#, "JSON"),
         (Format::Protobuf, b"\x0a\xff\xff\xff\xff\x0f", "protobuf"),
         (Format::Protobuf, b"\x0a\x05\x12\x03\x12\x01", "protobuf"),
@@ -402,19 +432,27 @@ fn malformed_bodies_say_what_was_wrong() {
     let e = decode(Format::Json, None, &[b' '; 100], 10).unwrap_err();
     assert_eq!(e, OtlpError::TooLarge { limit: 10 });
     // Empty bodies are empty requests, in both formats.
-    assert_eq!(span_count(&decode(Format::Protobuf, None, b"", 10).unwrap()), 0);
-    assert_eq!(span_count(&decode(Format::Json, None, b"{}", 10).unwrap()), 0);
+    assert_eq!(
+        span_count(&decode(Format::Protobuf, None, b"", 10).unwrap()),
+        0
+    );
+    assert_eq!(
+        span_count(&decode(Format::Json, None, b"{}", 10).unwrap()),
+        0
+    );
 }
 
 #[test]
 fn content_types_and_responses() {
     assert_eq!(Format::of("application/x-protobuf"), Some(Format::Protobuf));
-    assert_eq!(Format::of("Application/JSON; charset=utf-8"), Some(Format::Json));
+    assert_eq!(
+        Format::of("Application/JSON; charset=utf-8"),
+        Some(Format::Json)
+    );
     assert_eq!(Format::of("text/plain"), None);
     assert_eq!(response::success(Format::Json, 0, ""), b"{}");
     assert!(response::success(Format::Protobuf, 0, "").is_empty());
-    let j: Json =
-        serde_json::from_slice(&response::success(Format::Json, 2, "why")).unwrap();
+    let j: Json = serde_json::from_slice(&response::success(Format::Json, 2, "why")).unwrap();
     assert_eq!(j["partialSuccess"]["rejectedSpans"], 2);
     assert_eq!(j["partialSuccess"]["errorMessage"], "why");
     let p = response::success(Format::Protobuf, 2, "why");
