@@ -66,18 +66,18 @@ const TRACE: &str = "5b8efff798038103d269b633813fc60c";
 
 fn protobuf_request(session: &str, n: usize) -> Vec<u8> {
     let kv = |k: &str, v: &str| KeyValue {
-        key: k.into(),
+        key: k.to_string().into(),
         value: Some(AnyValue {
-            value: Some(tracecast::otlp::proto::Value::String(v.into())),
+            value: Some(tracecast::otlp::proto::Value::String(v.to_string().into())),
         }),
     };
     let t0 = unix_now() as u64 * 1_000_000;
     let spans = (0..n)
         .map(|i| Span {
-            trace_id: vec![7; 16],
-            span_id: (i as u64 + 1).to_be_bytes().to_vec(),
-            parent_span_id: vec![],
-            name: format!("step {i}"),
+            trace_id: vec![7; 16].into(),
+            span_id: (i as u64 + 1).to_be_bytes().to_vec().into(),
+            parent_span_id: Default::default(),
+            name: format!("step {i}").into(),
             kind: 1,
             start_time_unix_nano: t0 + i as u64 * 1_000_000,
             end_time_unix_nano: t0 + i as u64 * 1_000_000 + 500_000,
@@ -280,7 +280,7 @@ fn partial_success() {
     assert_eq!(events[0]["data"]["name"], "good");
     // In protobuf too.
     let mut req = ExportTraceServiceRequest::decode(protobuf_request("p", 2).as_slice()).unwrap();
-    req.resource_spans[0].scope_spans[0].spans[1].span_id = vec![1];
+    req.resource_spans[0].scope_spans[0].spans[1].span_id = vec![1].into();
     let (status, _, resp) = post(&s, PROTOBUF, &[], &req.encode_to_vec());
     assert_eq!(status, 200);
     let r = ExportTraceServiceResponse::decode(resp.as_slice()).unwrap();

@@ -9,10 +9,11 @@
 //! id, an event the §2 rules refuse) is rejected on its own: its events are left out and
 //! counted in the response's `partial_success`, the others are stored.
 
-use super::proto::{self, AnyValue, ExportTraceServiceRequest, KeyValue, Span, Value};
+use super::proto::{self, text, AnyValue, ExportTraceServiceRequest, KeyValue, Span, Value};
 use crate::ingest::{EventBuilder, IngestContext, IngestError};
 use crate::json::write::{write_bool, write_f64_stored, write_i64, write_str};
 use crate::model::Pending;
+use std::borrow::Cow;
 
 /// What a span's `gen_ai.operation.name` makes of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +128,7 @@ pub fn operation_of(span: &Span) -> &'static Operation {
     let name = string_attr(&span.attributes, "gen_ai.operation.name");
     OPERATIONS
         .iter()
-        .find(|o| Some(o.name) == name)
+        .find(|o| Some(o.name) == name.as_deref())
         .unwrap_or(&DEFAULT_OPERATION)
 }
 
@@ -181,7 +182,12 @@ pub fn map_request(
             w.metadata.push(b'{');
             let mut first = true;
             for kv in resource {
-                member(&mut w.metadata, &mut first, &kv.key, kv.value.as_ref());
+                member(
+                    &mut w.metadata,
+                    &mut first,
+                    &text(&kv.key),
+                    kv.value.as_ref(),
+                );
             }
             if let Some(scope) = &ss.scope {
                 for (k, v) in [
@@ -192,7 +198,7 @@ pub fn map_request(
                         sep(&mut w.metadata, &mut first);
                         write_str(&mut w.metadata, k);
                         w.metadata.push(b':');
-                        write_str(&mut w.metadata, v);
+                        write_str(&mut w.metadata, &text(v));
                     }
                 }
             }
@@ -321,8 +327,8 @@ fn map_span(
         w.id.push_str(suffix);
         let mut b = EventBuilder::new(ctx, index);
         index += 1;
-        b.id(&w.id)?.kind(kind)?.session_id(session)?;
-        if let Some(a) = agent {
+        b.id(&w.id)?.kind(kind)?.session_id(&session)?;
+        if let Some(a) = &agent {
             b.agent_id(a)?;
         }
         if let Some(at) = at {
@@ -342,7 +348,8 @@ fn map_span(
 
     // Start: the span as a whole, its attributes included.
     w.data.clear();
-    task_head(&mut w.data, &w.span, &span.name, tool);
+    let name = text(&span.name);
+    task_head(&mut w.data, &w.span, &name, tool.as_deref());
     w.data.extend_from_slice(b",\"attributes\":");
     attributes(&mut w.data, &span.attributes);
     w.data.push(b'}');
@@ -351,7 +358,8 @@ fn map_span(
     // Span events, each at its own time (an exception goes into the end event).
     let mut exception = None;
     for (i, e) in span.events.iter().enumerate() {
-        let kind = match span_event_rule(&e.name) {
+        let event_name = text(&e.name);
+        let kind = match span_event_rule(&event_name) {
             SpanEventRule::IntoEnd => {
                 exception.get_or_insert(e);
                 continue;
@@ -360,7 +368,7 @@ fn map_span(
         };
         w.data.clear();
         w.data.extend_from_slice(b"{\"name\":");
-        write_str(&mut w.data, &e.name);
+        write_str(&mut w.data, &event_name);
         w.data.extend_from_slice(b",\"attributes\":");
         attributes(&mut w.data, &e.attributes);
         w.data.push(b'}');
@@ -377,7 +385,7 @@ fn map_span(
         return Ok(());
     };
     w.data.clear();
-    task_head(&mut w.data, &w.span, &span.name, tool);
+    task_head(&mut w.data, &w.span, &name, tool.as_deref());
     if let Some(status) = &span.status {
         w.data.extend_from_slice(b",\"status\":");
         write_str(
@@ -390,7 +398,7 @@ fn map_span(
         );
         if !status.message.is_empty() {
             w.data.extend_from_slice(b",\"error\":");
-            write_str(&mut w.data, &status.message);
+            write_str(&mut w.data, &text(&status.message));
         }
     }
     let mut usage = false;
@@ -439,14 +447,14 @@ fn ms(ns: u64) -> Option<i64> {
 fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
     attrs
         .iter()
-        .find(|kv| kv.key == key)
+        .find(|kv| kv.key == key.as_bytes())
         .and_then(|kv| kv.value.as_ref())
 }
 
 /// A non-empty string attribute.
-fn string_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
+fn string_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<Cow<'a, str>> {
     match find(attrs, key)?.value.as_ref()? {
-        Value::String(s) if !s.is_empty() => Some(s),
+        Value::String(s) if !s.is_empty() => Some(text(s)),
         _ => None,
     }
 }
@@ -480,7 +488,7 @@ pub fn attributes(out: &mut Vec<u8>, attrs: &[KeyValue]) {
     out.push(b'{');
     let mut first = true;
     for kv in attrs {
-        member(out, &mut first, &kv.key, kv.value.as_ref());
+        member(out, &mut first, &text(&kv.key), kv.value.as_ref());
     }
     out.push(b'}');
 }
@@ -491,7 +499,7 @@ pub fn attributes(out: &mut Vec<u8>, attrs: &[KeyValue]) {
 pub fn any_value(out: &mut Vec<u8>, v: Option<&AnyValue>) {
     match v.and_then(|v| v.value.as_ref()) {
         None => out.extend_from_slice(b"null"),
-        Some(Value::String(s)) => write_str(out, s),
+        Some(Value::String(s)) => write_str(out, &text(s)),
         Some(Value::Bool(b)) => write_bool(out, *b),
         Some(Value::Int(i)) => write_i64(out, *i),
         Some(Value::Double(d)) => write_f64_stored(out, *d),

@@ -126,7 +126,8 @@ pub fn decode(
         return Err(OtlpError::TooLarge { limit });
     }
     match format {
-        Format::Protobuf => ExportTraceServiceRequest::decode(body)
+        // One copy of the body, so that every string and id is a slice of it.
+        Format::Protobuf => ExportTraceServiceRequest::decode(bytes::Bytes::copy_from_slice(body))
             .map_err(|e| OtlpError::Malformed(format!("protobuf: {e}"))),
         Format::Json => {
             serde_json::from_slice(body).map_err(|e| OtlpError::Malformed(format!("JSON: {e}")))

@@ -12,22 +12,22 @@ fn ctx() -> IngestContext {
 
 fn kv(key: &str, v: Value) -> KeyValue {
     KeyValue {
-        key: key.into(),
+        key: key.to_string().into(),
         value: Some(AnyValue { value: Some(v) }),
     }
 }
 
 fn s(key: &str, v: &str) -> KeyValue {
-    kv(key, Value::String(v.into()))
+    kv(key, Value::String(v.to_string().into()))
 }
 
 const T0: u64 = 1_700_000_000_123_000_000;
 
 fn span(attrs: Vec<KeyValue>) -> Span {
     Span {
-        trace_id: vec![0x5b; 16],
-        span_id: vec![0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x74],
-        parent_span_id: vec![0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x73],
+        trace_id: vec![0x5b; 16].into(),
+        span_id: vec![0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x74].into(),
+        parent_span_id: vec![0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x73].into(),
         name: "op".into(),
         kind: 1,
         start_time_unix_nano: T0,
@@ -127,7 +127,7 @@ fn every_span_event_row() {
         let mut sp = span(vec![]);
         sp.events.push(SpanEvent {
             time_unix_nano: T0 + 100_000_000,
-            name: name.into(),
+            name: name.to_string().into(),
             attributes: vec![s("exception.message", "bad"), s("content", "hi")],
         });
         let (events, m) = run(&request(vec![s("service.name", "svc")], vec![sp]));
@@ -231,7 +231,7 @@ fn ids_attributes_and_metadata_keep_their_types() {
                 values: vec![kv("k", Value::Double(2.0))],
             }),
         ),
-        kv("raw", Value::Bytes(vec![1, 2, 3])),
+        kv("raw", Value::Bytes(vec![1, 2, 3].into())),
         KeyValue {
             key: "empty".into(),
             value: None,
@@ -267,7 +267,7 @@ fn ids_attributes_and_metadata_keep_their_types() {
     assert_eq!(end["id"], "eee19b7ec3c1b174:end");
     // A root span has no parentId.
     let mut root = span(vec![]);
-    root.parent_span_id.clear();
+    root.parent_span_id = Default::default();
     let (events, _) = run(&request(vec![s("service.name", "svc")], vec![root]));
     assert!(events[0].get("parentId").is_none());
 }
@@ -275,9 +275,9 @@ fn ids_attributes_and_metadata_keep_their_types() {
 #[test]
 fn a_bad_span_is_rejected_alone() {
     let mut no_trace = span(vec![]);
-    no_trace.trace_id = vec![0; 16];
+    no_trace.trace_id = vec![0; 16].into();
     let mut short_span = span(vec![]);
-    short_span.span_id = vec![1, 2];
+    short_span.span_id = vec![1, 2].into();
     let mut too_long_session = span(vec![s("session.id", &"s".repeat(300))]);
     too_long_session.name = "long".into();
     let good = span(vec![]);
@@ -315,7 +315,7 @@ fn a_request_is_stored_in_time_order() {
     parent.start_time_unix_nano = T0;
     parent.end_time_unix_nano = T0 + 900_000_000;
     let mut child = span(vec![]);
-    child.span_id = vec![9; 8];
+    child.span_id = vec![9; 8].into();
     child.start_time_unix_nano = T0 + 100_000_000;
     child.end_time_unix_nano = T0 + 200_000_000;
     let (events, _) = run(&request(
@@ -380,7 +380,10 @@ fn the_specification_json_example() {
     let req = decode(Format::Json, None, SPEC_EXAMPLE.as_bytes(), 1 << 20).unwrap();
     assert_eq!(span_count(&req), 1);
     let sp = &req.resource_spans[0].scope_spans[0].spans[0];
-    assert_eq!(sp.span_id, [0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x74]);
+    assert_eq!(
+        sp.span_id,
+        &[0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x74][..]
+    );
     assert_eq!(sp.start_time_unix_nano, 1_544_712_660_000_000_000);
     assert_eq!(sp.end_time_unix_nano, 1_544_712_661_000_000_000);
     assert_eq!(sp.kind, 2);
