@@ -441,7 +441,7 @@ fn task_head(out: &mut Vec<u8>, span_id: &str, name: &str, tool: Option<&str>) {
 
 /// Epoch ms from OTLP's epoch ns; `None` for 0 (unset: the receive time is used).
 fn ms(ns: u64) -> Option<i64> {
-    (ns > 0).then(|| (ns / 1_000_000) as i64)
+    (ns > 0).then_some((ns / 1_000_000) as i64)
 }
 
 fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {

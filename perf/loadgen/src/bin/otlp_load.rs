@@ -151,11 +151,14 @@ fn request(n: usize, salt: u64) -> pb::ExportTraceServiceRequest {
             let start = t0 + k as u64 * 3_000_000;
             pb::Span {
                 trace_id: [(salt as u8).wrapping_add(1); 16].to_vec().into(),
-                span_id: (salt << 32 | k as u64 + 1).to_be_bytes().to_vec().into(),
+                span_id: ((salt << 32) | (k as u64 + 1))
+                    .to_be_bytes()
+                    .to_vec()
+                    .into(),
                 parent_span_id: if k == 0 {
                     Default::default()
                 } else {
-                    (salt << 32 | 1).to_be_bytes().to_vec().into()
+                    ((salt << 32) | 1).to_be_bytes().to_vec().into()
                 },
                 name: format!("{op} planner").into(),
                 kind: 3,
