@@ -560,3 +560,40 @@ fn a_real_opentelemetry_sdk_agent() {
         "running"
     );
 }
+
+/// Under `fsync = "always"` the answer waits for the disk, and is still OTLP's 200 in
+/// the request's content type (not the native 202).
+#[test]
+fn durable_answers_are_otlp_answers() {
+    let s = TestServer::start("[storage]\nfsync = \"always\"\n");
+    let (status, head, resp) = post(
+        &s,
+        JSON,
+        &[],
+        &json_request(
+            json!([str_attr("service.name", "durable")]),
+            vec![json_span(
+                TRACE,
+                "00000000000000aa",
+                "",
+                "s",
+                json!([]),
+                unix_now(),
+            )],
+        ),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&resp));
+    assert_eq!(header(&head, "content-type"), Some(JSON));
+    assert_eq!(resp, b"{}");
+    let (status, head, resp) = post(&s, PROTOBUF, &[], &protobuf_request("durable-pb", 3));
+    assert_eq!(status, 200);
+    assert_eq!(header(&head, "content-type"), Some(PROTOBUF));
+    assert_eq!(
+        ExportTraceServiceResponse::decode(resp.as_slice())
+            .unwrap()
+            .partial_success,
+        None
+    );
+    let (_, total) = http_history(&s, "sessionId=durable-pb");
+    assert_eq!(total, 6);
+}
