@@ -414,7 +414,7 @@ fn the_otlp_port_serves_only_otlp() {
 
 /// Where `.ci/run` put the Python venv with the OpenTelemetry SDK and OTLP exporter.
 fn python() -> Option<String> {
-    if let Ok(p) = std::env::var("TRACECAST_OTEL_PYTHON") {
+    if let Ok(p) = std::env::var("OTLP_TEST_PYTHON") {
         return Some(p);
     }
     let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/target/otel-venv/bin/python");
@@ -441,7 +441,7 @@ fn a_real_opentelemetry_sdk_agent() {
         }
         panic!(
             "no Python with opentelemetry-sdk: run .ci/run (it creates target/otel-venv) \
-             or set TRACECAST_OTEL_PYTHON"
+             or set OTLP_TEST_PYTHON"
         );
     };
     let s = TestServer::start("");
