@@ -36,6 +36,7 @@ pub mod json;
 pub mod limits;
 pub mod metrics;
 pub mod model;
+pub mod otlp;
 pub mod protocol;
 pub mod server;
 pub mod store;

@@ -36,5 +36,6 @@ corpus_tests!(
     jwt,
     log_record,
     config,
-    cluster_batch
+    cluster_batch,
+    otlp
 );

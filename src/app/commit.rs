@@ -66,6 +66,13 @@ pub enum Origin {
     },
     /// `POST /v1/events`: answered with 202 or an error status.
     Http { conn: ConnId, keep_alive: bool },
+    /// An HTTP front end with its own success answer (`POST /v1/traces`: OTLP's 200),
+    /// released as the `Http` answer would be.
+    HttpWith {
+        conn: ConnId,
+        keep_alive: bool,
+        ok: crate::http::Response,
+    },
     /// A `Publisher` call, answered on its channel when it asked to wait.
     Publisher(Option<PublishReply>),
 }
@@ -190,6 +197,18 @@ impl App {
         }
     }
 
+    /// [`Origin::HttpWith`] is [`Origin::Http`] with another success answer: split.
+    fn http_with(origin: Origin) -> (Origin, Option<crate::http::Response>) {
+        match origin {
+            Origin::HttpWith {
+                conn,
+                keep_alive,
+                ok,
+            } => (Origin::Http { conn, keep_alive }, Some(ok)),
+            o => (o, None),
+        }
+    }
+
     /// Collects commits a deferred sequencer finished since the last turn.
     pub fn poll_commits(&mut self) {
         let mut done = Vec::new();
@@ -212,6 +231,7 @@ impl App {
     }
 
     fn complete(&mut self, origin: Origin, result: Result<Appended, StoreError>) -> Committed {
+        let (origin, ok) = Self::http_with(origin);
         let appended = match result {
             Ok(a) => a,
             Err(e) => {
@@ -246,8 +266,12 @@ impl App {
                 let frame = self.encoder.control(deflate, &self.scratch);
                 self.hold(Ack::Ws { conn, frame }, last)
             }
-            Origin::Http { conn, keep_alive } => {
-                let response = accepted_response(&appended);
+            // (`HttpWith` was split into `Http` above.)
+            Origin::Http { conn, keep_alive }
+            | Origin::HttpWith {
+                conn, keep_alive, ..
+            } => {
+                let response = ok.unwrap_or_else(|| accepted_response(&appended));
                 // A held answer is written after this request's turn, so it must carry
                 // the connection's fate itself: `Connection: close` only through it.
                 let held = if keep_alive {
@@ -294,12 +318,14 @@ impl App {
         origin: Origin,
         result: Result<Appended, StoreError>,
     ) -> Committed {
+        let (origin, ok) = Self::http_with(origin);
         match origin {
             Origin::Http { conn, keep_alive } => {
                 let (last, response) = match &result {
                     Ok(a) => {
                         self.on_committed(a);
-                        (a.last_seq().unwrap_or(0), accepted_response(a))
+                        let ok = ok.unwrap_or_else(|| accepted_response(a));
+                        (a.last_seq().unwrap_or(0), ok)
                     }
                     Err(e) => (0, store_failure_response(e)),
                 };

@@ -20,6 +20,7 @@ pub mod commit;
 pub mod dispatch;
 pub mod jobs;
 pub mod lifecycle;
+pub mod otlp;
 #[cfg(test)]
 pub(crate) mod pipe;
 pub mod queue;

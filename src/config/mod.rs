@@ -25,6 +25,7 @@ pub use error::{ConfigError, Origin};
 pub use layering::{
     env_key, env_var_for, Overrides, ENV_NOT_CONFIG, ENV_PREFIX, ENV_SHORT_NAMES, NODE_ALIASES,
 };
+pub use schema::OtlpConfig;
 pub use schema::{
     ApiKeyConfig, AuthConfig, BackpressureConfig, BackpressurePolicy, ClusterConfig, Config,
     DebugConfig, FsyncPolicy, Kind, LogConfig, LogFormat, RateLimitConfig, StorageConfig,

@@ -55,6 +55,7 @@ pub struct Config {
     pub backpressure: BackpressureConfig,
     pub storage: StorageConfig,
     pub cluster: ClusterConfig,
+    pub otlp: OtlpConfig,
 }
 
 /// `[cluster]` (SPEC §11): with `nats_url` set, this node shares a NATS JetStream stream
@@ -79,6 +80,30 @@ impl Default for ClusterConfig {
             stream: "TRACECAST".into(),
             subject_prefix: "tracecast".into(),
             node_id: String::new(),
+        }
+    }
+}
+
+/// `[otlp]`: OpenTelemetry ingest (SPEC §12). `POST /v1/traces` is always served on the
+/// main port; `port` adds a listener that serves only OTLP (4318 by convention).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// A second listener (on `bind`) serving only `POST /v1/traces`; unset: none. `0`
+    /// picks a free port (tests).
+    pub port: Option<u16>,
+    /// The resource attribute naming the session when no span attribute does.
+    pub session_resource_attribute: String,
+    /// Largest request body, measured after decompression.
+    pub max_body_bytes: usize,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        OtlpConfig {
+            port: None,
+            session_resource_attribute: "service.instance.id".into(),
+            max_body_bytes: 20 * 1024 * 1024,
         }
     }
 }
@@ -243,6 +268,7 @@ impl Default for Config {
             backpressure: BackpressureConfig::default(),
             storage: StorageConfig::default(),
             cluster: ClusterConfig::default(),
+            otlp: OtlpConfig::default(),
         }
     }
 }
@@ -333,6 +359,7 @@ pub(super) const SECTIONS: &[&str] = &[
     "backpressure",
     "storage",
     "cluster",
+    "otlp",
 ];
 
 /// What a key holds, so file and environment values are checked (and environment strings
@@ -449,6 +476,9 @@ pub const SCHEMA: &[(&str, Kind)] = &[
     ("cluster.stream", Kind::Str),
     ("cluster.subject_prefix", Kind::Str),
     ("cluster.node_id", Kind::Str),
+    ("otlp.port", Kind::Port),
+    ("otlp.session_resource_attribute", Kind::Str),
+    ("otlp.max_body_bytes", Kind::Usize),
 ];
 
 /// Keys of one `[[auth.api_keys]]` entry.
@@ -633,6 +663,10 @@ mod tests {
         let c = Config {
             stale_timeout_ms: Some(1),
             pin_core: Some(1),
+            otlp: OtlpConfig {
+                port: Some(1),
+                ..OtlpConfig::default()
+            },
             ..Config::default()
         };
         let table = toml::Table::try_from(&c).expect("serializes");

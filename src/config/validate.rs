@@ -39,6 +39,15 @@ impl Config {
                 "must not be empty while storage.persist = true".into(),
             );
         }
+        if self.otlp.session_resource_attribute.trim().is_empty() {
+            return fail(
+                "otlp.session_resource_attribute",
+                "must name a resource attribute (default service.instance.id)".into(),
+            );
+        }
+        if self.otlp.max_body_bytes == 0 {
+            return fail("otlp.max_body_bytes", "must be at least 1 (got 0)".into());
+        }
         let at_least_one: [(&str, u64); 19] = [
             ("max_connections", self.max_connections as u64),
             ("http_header_timeout_ms", self.http_header_timeout_ms),

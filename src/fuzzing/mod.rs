@@ -15,3 +15,4 @@ pub mod http_head;
 pub mod ingest_body;
 pub mod jwt;
 pub mod log_record;
+pub mod otlp;

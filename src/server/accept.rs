@@ -8,15 +8,22 @@ use super::conn::{Conn, Phase, WsState};
 use super::*;
 use crate::app::routes;
 use crate::http::{parse_head, ChunkedDecoder, ChunkedStatus, Response, Status};
+use crate::limits::RateLimiter;
 use crate::metrics::Gauges;
 use crate::ws::MessageReader;
 use bytes::Bytes;
 use mio::Interest;
 
 impl Server {
-    pub(super) fn accept(&mut self) {
+    /// Accepts until `WouldBlock` on the main listener, or (`otlp`) the `[otlp] port` one.
+    pub(super) fn accept(&mut self, otlp: bool) {
         loop {
-            let Some(listener) = &self.listener else {
+            let listener = if otlp {
+                &self.otlp_listener
+            } else {
+                &self.listener
+            };
+            let Some(listener) = listener else {
                 return;
             };
             let (mut sock, peer) = match listener.accept() {
@@ -95,6 +102,8 @@ impl Server {
                 http_deadline: None,
                 awaiting_body: false,
                 chunked: None,
+                otlp_only: otlp,
+                otlp_rate: None,
             };
             self.app.metrics.connections_accepted += 1;
             if let Some(r) = refusal {
@@ -130,13 +139,20 @@ impl Server {
         let echo_path = &self.app.config.debug.echo_path;
         let is_echo = !echo_path.is_empty() && req.path == *echo_path;
         let is_ws_path = req.path == "/ws" || req.path == "/" || is_echo;
-        if is_ws_path && req.is_upgrade() {
+        let is_otlp = req.path == crate::otlp::TRACES_PATH;
+        if is_ws_path && req.is_upgrade() && !conn.otlp_only {
             self.upgrade(id, req, is_echo);
             return true;
         }
         // The body: by Content-Length, or chunked (decoded from the start of the body on
         // each pass until complete; bounded by max_message_size).
-        let max = self.app.config.max_message_size;
+        // OTLP bodies have their own limit (20 MiB by default, the OTLP convention), which
+        // the route applies again after decompression.
+        let max = if is_otlp {
+            self.app.config.otlp.max_body_bytes
+        } else {
+            self.app.config.max_message_size
+        };
         let refuse = |conn: &mut Conn, r: Response| {
             conn.out.control(Bytes::from(r.close().to_bytes()));
             conn.out.closing = true;
@@ -202,7 +218,20 @@ impl Server {
             Some(v) => v,
             None => conn.rbuf.get_mut(req.head_len..total).unwrap_or_default(),
         };
-        let routed = routes::route(&req, body, &mut self.app, id);
+        let routed = if is_otlp {
+            let mono = self.app.mono_ms();
+            let limiter = conn
+                .otlp_rate
+                .get_or_insert_with(|| RateLimiter::new(&self.app.config.rate_limit, mono));
+            crate::app::otlp::route(&req, body, &mut self.app, id, limiter)
+        } else if conn.otlp_only {
+            routes::Routed::Respond(Response::error(
+                404,
+                "this port serves only OTLP (POST /v1/traces)",
+            ))
+        } else {
+            routes::route(&req, body, &mut self.app, id)
+        };
         conn.consume(total);
         conn.awaiting_body = false;
         match routed {

@@ -73,6 +73,10 @@ pub(crate) struct Conn {
     /// A chunked request body being decoded, and how many bytes after the head it has
     /// already been fed: each read pass feeds only what is new.
     pub chunked: Option<(crate::http::ChunkedDecoder, usize)>,
+    /// Accepted on the `[otlp] port` listener: serves `POST /v1/traces` only.
+    pub otlp_only: bool,
+    /// The connection's rate limit for OTLP exports, made at its first one.
+    pub otlp_rate: Option<crate::limits::RateLimiter>,
 }
 
 impl Conn {

@@ -50,6 +50,8 @@ use std::time::{Duration, Instant};
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 const SIGNALS: Token = Token(usize::MAX - 3);
+/// The optional `[otlp] port` listener.
+const OTLP_LISTENER: Token = Token(usize::MAX - 4);
 
 /// Largest request head accepted.
 const MAX_HEAD: usize = 16 * 1024;
@@ -110,6 +112,9 @@ pub struct Server {
     poll: Poll,
     listener: Option<TcpListener>,
     local_addr: SocketAddr,
+    /// `[otlp] port`: a listener serving only `POST /v1/traces`.
+    otlp_listener: Option<TcpListener>,
+    otlp_addr: Option<SocketAddr>,
     conns: Slab<Conn>,
     next_gen: u32,
     ws_count: usize,
@@ -158,6 +163,10 @@ pub fn serve(config: Config) -> Result<(), ServerError> {
     let mut server = Server::bind(config)?;
     server.handle_signals()?;
     tracing::info!(addr = %server.local_addr(), "listening");
+    if let Some(addr) = server.otlp_addr() {
+        // Not "listening": that word marks the main port's line.
+        tracing::info!(addr = %addr, "OTLP-only port open");
+    }
     server.run()
 }
 
@@ -193,12 +202,24 @@ impl Server {
         let local_addr = listener.local_addr()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let (otlp_listener, otlp_addr) = match config.otlp.port {
+            None => (None, None),
+            Some(port) => {
+                let mut l = bind_listener(SocketAddr::new(addr.ip(), port), config.reuse_port)?;
+                let a = l.local_addr()?;
+                poll.registry()
+                    .register(&mut l, OTLP_LISTENER, Interest::READABLE)?;
+                (Some(l), Some(a))
+            }
+        };
         let app = App::new(config.clone(), store, auth);
         let app = with_cluster(app, &config, waker.clone())?;
         let server = Server {
             poll,
             listener: Some(listener),
             local_addr,
+            otlp_listener,
+            otlp_addr,
             conns: Slab::new(),
             next_gen: 0,
             ws_count: 0,
@@ -233,6 +254,11 @@ impl Server {
         self.local_addr
     }
 
+    /// Where the `[otlp] port` listener is bound, when configured.
+    pub fn otlp_addr(&self) -> Option<SocketAddr> {
+        self.otlp_addr
+    }
+
     /// A cloneable handle for publishing from other threads (and stopping the server).
     pub fn publisher(&self) -> Publisher {
         self.publisher.clone()
@@ -254,7 +280,8 @@ impl Server {
             self.app.begin_turn(turn, wall_ms());
             for ev in events.iter() {
                 match ev.token() {
-                    LISTENER => self.accept(),
+                    LISTENER => self.accept(false),
+                    OTLP_LISTENER => self.accept(true),
                     WAKER => self.on_wake(),
                     SIGNALS => self.on_signals(),
                     t => self.on_conn_event(
@@ -334,6 +361,9 @@ impl Server {
         }
         self.app.shutting_down = true;
         if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        if let Some(mut l) = self.otlp_listener.take() {
             let _ = self.poll.registry().deregister(&mut l);
         }
         self.app.flush_hub();
