@@ -178,11 +178,12 @@ fn fanout(c: &mut Criterion) {
             hub.subscribe(s, conn(key), Audience::plain());
         }
     });
-    // Every subscriber has its own breakpoint (each compiled separately, as clients
-    // do; equal canonical text), and it never hits.
+    // Every subscriber has a breakpoint that never hits, the same condition (the server
+    // interns equal conditions, so they share one `Arc`, as here).
+    let never = Arc::new(Condition::compile(TYPICAL).expect("compiles"));
     run_case(c, "never_hitting_breakpoint_1000", 50 * 1000, |hub, s| {
         for key in 0..SUBSCRIBERS {
-            let cond = Arc::new(Condition::compile(TYPICAL).expect("compiles"));
+            let cond = never.clone();
             let watch = Watch {
                 conditions: vec![cond],
                 names: vec!["bp".into()],
