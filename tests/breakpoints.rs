@@ -75,18 +75,29 @@ fn a_hit_inside_a_batch_pauses_and_resume_rejoins_live_without_gap_or_duplicate(
     assert_eq!(set_reply["condition"], "data.n === 3");
     let seqs = post(&s, "s", 0..6);
     let (before, hit) = until_hit(&mut c);
-    assert_eq!(before, seqs[..3], "events before the hit in the same batch come first");
+    assert_eq!(
+        before,
+        seqs[..3],
+        "events before the hit in the same batch come first"
+    );
     assert_eq!(hit["traceId"], "third");
     assert_eq!(hit["sessionId"], "s");
     assert_eq!(hit["event"]["seq"], seqs[3]);
     assert_eq!(hit["event"]["data"]["n"], 3);
     // Paused: the rest of the batch and everything after stays in the log.
     let later = post(&s, "s", 6..9);
-    assert!(batch_seqs(&drain(&mut c)).is_empty(), "nothing is delivered while paused");
+    assert!(
+        batch_seqs(&drain(&mut c)).is_empty(),
+        "nothing is delivered while paused"
+    );
     c.send(json!({"type": "resume"}));
     let (got, _) = c.recv_events(5);
     let want: Vec<u64> = seqs[4..].iter().chain(&later).copied().collect();
-    assert_eq!(seqs_of(&got), want, "the hitting event is not delivered again");
+    assert_eq!(
+        seqs_of(&got),
+        want,
+        "the hitting event is not delivered again"
+    );
     // Live again: the next event arrives once.
     let live = post(&s, "s", 9..10);
     let (got, _) = c.recv_events(1);
@@ -107,7 +118,11 @@ fn step_delivers_exactly_the_next_event_and_remove_and_replace_work() {
     for want in &seqs[2..4] {
         c.send(json!({"type": "step"}));
         let (got, frames) = c.recv_events(1);
-        assert_eq!((seqs_of(&got), frames), (vec![*want], 1), "a trace_batch of one");
+        assert_eq!(
+            (seqs_of(&got), frames),
+            (vec![*want], 1),
+            "a trace_batch of one"
+        );
         assert!(batch_seqs(&drain(&mut c)).is_empty(), "and paused again");
     }
     // Replace: same name, new condition, hits start again.
@@ -115,7 +130,10 @@ fn step_delivers_exactly_the_next_event_and_remove_and_replace_work() {
     assert_eq!(r["condition"], "data.n >= 6");
     c.send(json!({"type": "list_breakpoints"}));
     let l = c.recv_type("breakpoints");
-    assert_eq!(l["items"], json!([{"traceId": "bp", "condition": "data.n >= 6", "hits": 0}]));
+    assert_eq!(
+        l["items"],
+        json!([{"traceId": "bp", "condition": "data.n >= 6", "hits": 0}])
+    );
     // A step onto an event that hits reports the hit instead.
     let more = post(&s, "s", 5..8);
     c.send(json!({"type": "resume"}));
@@ -124,7 +142,10 @@ fn step_delivers_exactly_the_next_event_and_remove_and_replace_work() {
     assert_eq!(hit["event"]["seq"], more[1]);
     c.send(json!({"type": "remove_breakpoint", "traceId": "bp", "requestId": 5}));
     let r = c.recv_type("breakpoint_removed");
-    assert_eq!((r["traceId"].clone(), r["requestId"].clone()), (json!("bp"), json!(5)));
+    assert_eq!(
+        (r["traceId"].clone(), r["requestId"].clone()),
+        (json!("bp"), json!(5))
+    );
     // Removing does not resume: the subscription stays paused until asked.
     assert!(batch_seqs(&drain(&mut c)).is_empty());
     c.send(json!({"type": "resume"}));
@@ -146,11 +167,17 @@ fn step_at_the_end_of_the_log_waits_for_the_next_event() {
     assert_eq!(hit["event"]["seq"], first[0]);
     set(&mut c, "any", "false");
     c.send(json!({"type": "step"}));
-    assert!(batch_seqs(&drain(&mut c)).is_empty(), "nothing to step to yet");
+    assert!(
+        batch_seqs(&drain(&mut c)).is_empty(),
+        "nothing to step to yet"
+    );
     let next = post(&s, "s", 1..4);
     let (got, _) = c.recv_events(1);
     assert_eq!(seqs_of(&got), vec![next[0]]);
-    assert!(batch_seqs(&drain(&mut c)).is_empty(), "paused after the one event");
+    assert!(
+        batch_seqs(&drain(&mut c)).is_empty(),
+        "paused after the one event"
+    );
     c.send(json!({"type": "resume"}));
     let (got, _) = c.recv_events(2);
     assert_eq!(seqs_of(&got), next[1..]);
@@ -166,7 +193,10 @@ fn several_breakpoints_each_hit_and_are_counted() {
     let seqs = post(&s, "s", 0..20);
     let (before, hit) = until_hit(&mut c);
     assert_eq!(before, seqs[..7]);
-    assert_eq!((hit["traceId"].clone(), hit["event"]["seq"].clone()), (json!("errors"), json!(seqs[7])));
+    assert_eq!(
+        (hit["traceId"].clone(), hit["event"]["seq"].clone()),
+        (json!("errors"), json!(seqs[7]))
+    );
     c.send(json!({"type": "resume"}));
     let (before, hit) = until_hit(&mut c);
     assert_eq!(before, seqs[8..12]);
@@ -174,7 +204,10 @@ fn several_breakpoints_each_hit_and_are_counted() {
     c.send(json!({"type": "resume"}));
     let (before, hit) = until_hit(&mut c);
     assert_eq!(before, seqs[13..17]);
-    assert_eq!((hit["traceId"].clone(), hit["event"]["data"]["n"].clone()), (json!("errors"), json!(17)));
+    assert_eq!(
+        (hit["traceId"].clone(), hit["event"]["data"]["n"].clone()),
+        (json!("errors"), json!(17))
+    );
     c.send(json!({"type": "list_breakpoints"}));
     let items = c.recv_type("breakpoints")["items"].clone();
     assert_eq!(items[0]["hits"], 2);
@@ -231,7 +264,9 @@ fn a_pause_lasting_20000_events_holds_nothing_and_loses_nothing() {
         assert_eq!(seqs_of(&got), seqs[k * 1000..]);
     }
     let growth = mem.growth_kb();
-    eprintln!("server RSS growth while 20,000 events were published during the pause: {growth} KiB");
+    eprintln!(
+        "server RSS growth while 20,000 events were published during the pause: {growth} KiB"
+    );
     // The paused connection holds nothing: its queue is empty and nothing was sent.
     paused.send(json!({"type": "heartbeat"}));
     let m = paused.recv_type("heartbeat_response")["clientMetrics"].clone();
@@ -254,30 +289,81 @@ fn every_error_path_is_answered_and_the_connection_stays_open() {
     let mut c = s.client();
     let e = error_of(&mut c, json!({"type": "resume", "requestId": 1}));
     assert_eq!(e["code"], "invalid_request");
-    assert!(e["message"].as_str().unwrap().contains("no subscription is paused"), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("no subscription is paused"),
+        "{e}"
+    );
     let e = error_of(&mut c, json!({"type": "step"}));
-    assert!(e["message"].as_str().unwrap().contains("nothing to step"), "{e}");
-    let e = error_of(&mut c, json!({"type": "set_breakpoint", "traceId": "x", "condition": "data.status = 'error'"}));
+    assert!(
+        e["message"].as_str().unwrap().contains("nothing to step"),
+        "{e}"
+    );
+    let e = error_of(
+        &mut c,
+        json!({"type": "set_breakpoint", "traceId": "x", "condition": "data.status = 'error'"}),
+    );
     assert_eq!(e["code"], "invalid_condition");
     assert_eq!(e["position"], 12);
-    assert!(e["message"].as_str().unwrap().contains("position 12"), "{e}");
-    let e = error_of(&mut c, json!({"type": "set_breakpoint", "traceId": "x", "condition": "(a && b"}));
-    assert_eq!((e["code"].clone(), e["position"].clone()), (json!("invalid_condition"), json!(7)));
+    assert!(
+        e["message"].as_str().unwrap().contains("position 12"),
+        "{e}"
+    );
+    let e = error_of(
+        &mut c,
+        json!({"type": "set_breakpoint", "traceId": "x", "condition": "(a && b"}),
+    );
+    assert_eq!(
+        (e["code"].clone(), e["position"].clone()),
+        (json!("invalid_condition"), json!(7))
+    );
     let long = format!("a == \"{}\"", "x".repeat(5000));
-    let e = error_of(&mut c, json!({"type": "set_breakpoint", "traceId": "x", "condition": long}));
+    let e = error_of(
+        &mut c,
+        json!({"type": "set_breakpoint", "traceId": "x", "condition": long}),
+    );
     assert_eq!(e["code"], "invalid_condition");
-    assert!(e["message"].as_str().unwrap().contains("over the limit of 4096"), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("over the limit of 4096"),
+        "{e}"
+    );
     let deep = format!("{}a{}", "(".repeat(100), ")".repeat(100));
-    let e = error_of(&mut c, json!({"type": "set_breakpoint", "traceId": "x", "condition": deep}));
-    assert!(e["message"].as_str().unwrap().contains("deeper than 64"), "{e}");
+    let e = error_of(
+        &mut c,
+        json!({"type": "set_breakpoint", "traceId": "x", "condition": deep}),
+    );
+    assert!(
+        e["message"].as_str().unwrap().contains("deeper than 64"),
+        "{e}"
+    );
     for i in 0..64 {
         set(&mut c, &format!("b{i}"), "false");
     }
     let e = error_of(&mut c, json!({"type": "set_breakpoint", "traceId": "b64"}));
-    assert!(e["message"].as_str().unwrap().contains("64 breakpoints"), "{e}");
-    let e = error_of(&mut c, json!({"type": "remove_breakpoint", "traceId": "nope"}));
-    assert!(e["message"].as_str().unwrap().contains("no breakpoint named"), "{e}");
-    let e = error_of(&mut c, json!({"type": "set_breakpoint", "condition": "true"}));
+    assert!(
+        e["message"].as_str().unwrap().contains("64 breakpoints"),
+        "{e}"
+    );
+    let e = error_of(
+        &mut c,
+        json!({"type": "remove_breakpoint", "traceId": "nope"}),
+    );
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("no breakpoint named"),
+        "{e}"
+    );
+    let e = error_of(
+        &mut c,
+        json!({"type": "set_breakpoint", "condition": "true"}),
+    );
     assert!(e["message"].as_str().unwrap().contains("traceId"), "{e}");
     // Still serving.
     c.subscribe("s");
@@ -294,7 +380,10 @@ fn breakpoints_follow_the_read_permission() {
     let mut c = s.client();
     c.send(json!({"type": "auth", "token": "k-s1"}));
     assert_eq!(c.recv_type("auth_response")["authenticated"], true);
-    let e = error_of(&mut c, json!({"type": "set_breakpoint", "traceId": "b", "sessionId": "s2"}));
+    let e = error_of(
+        &mut c,
+        json!({"type": "set_breakpoint", "traceId": "b", "sessionId": "s2"}),
+    );
     assert_eq!(e["code"], "forbidden");
     c.send(json!({"type": "set_breakpoint", "traceId": "b", "sessionId": "s1"}));
     assert_eq!(c.recv_type("breakpoint_set")["traceId"], "b");

@@ -23,7 +23,9 @@ fn evaluator_agrees_with_javascript_on_every_row() {
             }
         };
         let want = match (c["type"].as_str().expect("type"), c["value"].as_str()) {
-            ("undefined" | "null" | "array" | "object", _) => c["type"].as_str().unwrap().to_string(),
+            ("undefined" | "null" | "array" | "object", _) => {
+                c["type"].as_str().unwrap().to_string()
+            }
             ("boolean", Some(v)) => v.to_string(),
             (t, Some(v)) => format!("{t}:{v}"),
             (t, None) => t.to_string(),
@@ -40,7 +42,12 @@ fn evaluator_agrees_with_javascript_on_every_row() {
         let again = Condition::compile(compiled.canonical()).expect("canonical compiles");
         assert_eq!(again, compiled, "#{i} canonical {}", compiled.canonical());
         assert_eq!(again.canonical(), compiled.canonical());
-        assert_eq!(again.value_text(event.as_bytes()), got, "#{i} canonical {}", compiled.canonical());
+        assert_eq!(
+            again.value_text(event.as_bytes()),
+            got,
+            "#{i} canonical {}",
+            compiled.canonical()
+        );
     }
     assert!(
         failures.is_empty(),

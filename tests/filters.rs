@@ -29,7 +29,10 @@ fn post(s: &TestServer, session: &str, range: std::ops::Range<usize>) -> Vec<Val
 }
 
 fn ns(events: &[Value]) -> Vec<u64> {
-    events.iter().map(|e| e["data"]["n"].as_u64().expect("data.n")).collect()
+    events
+        .iter()
+        .map(|e| e["data"]["n"].as_u64().expect("data.n"))
+        .collect()
 }
 
 fn subscribe(c: &mut Client, session: &str, filter: Option<&str>, since: Option<u64>) -> Value {
@@ -52,7 +55,12 @@ fn two_filters_and_one_unfiltered_client_on_one_session() {
     let mut all = s.client();
     subscribe(&mut fails, "s", Some(r#"type === "TASK_FAIL""#), None);
     fails.recv_type("initial_traces");
-    subscribe(&mut big, "s", Some("data.n >= 6 && data.msg.includes('timeout')"), None);
+    subscribe(
+        &mut big,
+        "s",
+        Some("data.n >= 6 && data.msg.includes('timeout')"),
+        None,
+    );
     big.recv_type("initial_traces");
     all.subscribe("s");
     post(&s, "s", 0..10);
@@ -62,7 +70,14 @@ fn two_filters_and_one_unfiltered_client_on_one_session() {
     // filter_events replaces a subscription's filter; empty clears it.
     fails.send(json!({"type": "filter_events", "condition": "data.n == 11", "sessionId": "s", "requestId": 3}));
     let a = fails.recv_type("filter_applied");
-    assert_eq!((a["condition"].clone(), a["sessionId"].clone(), a["requestId"].clone()), (json!("data.n == 11"), json!("s"), json!(3)));
+    assert_eq!(
+        (
+            a["condition"].clone(),
+            a["sessionId"].clone(),
+            a["requestId"].clone()
+        ),
+        (json!("data.n == 11"), json!("s"), json!(3))
+    );
     post(&s, "s", 10..13);
     assert_eq!(ns(&fails.recv_events(1).0), vec![11]);
     fails.send(json!({"type": "filter_events", "condition": ""}));
@@ -93,12 +108,18 @@ fn initial_traces_and_since_seq_catch_up_are_filtered_too() {
     let mut c = s.client();
     subscribe(&mut c, "s", Some("type == 'TASK_FAIL'"), None);
     let initial = c.recv_type("initial_traces");
-    assert_eq!(ns(initial["traces"].as_array().unwrap()), (0..40).step_by(4).collect::<Vec<_>>());
+    assert_eq!(
+        ns(initial["traces"].as_array().unwrap()),
+        (0..40).step_by(4).collect::<Vec<_>>()
+    );
     let mut r = s.client();
     let since = stored[20]["seq"].as_u64().unwrap();
     r.send(json!({"type": "subscribe_session", "sessionId": "s", "filter": "data.n % 2"}));
     let e = r.recv_type("error")["error"].clone();
-    assert_eq!((e["code"].clone(), e["position"].clone()), (json!("invalid_condition"), json!(7)));
+    assert_eq!(
+        (e["code"].clone(), e["position"].clone()),
+        (json!("invalid_condition"), json!(7))
+    );
     subscribe(&mut r, "s", Some("type == 'TASK_FAIL'"), Some(since));
     // Catch-up: the stored events after `since` that match, then live, no gap.
     assert_eq!(ns(&r.recv_events(4).0), vec![24, 28, 32, 36]);
@@ -111,9 +132,11 @@ fn history_answers_only_matching_events_with_exact_totals() {
     let s = TestServer::start("history_chunk_size = 4\n");
     post(&s, "s", 0..50);
     let mut c = s.client();
-    c.send(json!({"type": "request_history", "sessionId": "s", "requestId": "h",
+    c.send(
+        json!({"type": "request_history", "sessionId": "s", "requestId": "h",
                   "timeRange": {"start": 0, "end": 2_000_000_000_000u64},
-                  "filter": "data.n >= 10 && type === 'TASK_FAIL'", "offset": 1, "limit": 6}));
+                  "filter": "data.n >= 10 && type === 'TASK_FAIL'", "offset": 1, "limit": 6}),
+    );
     let mut got = Vec::new();
     loop {
         let h = c.recv_type("historical_data");
@@ -131,11 +154,25 @@ fn history_answers_only_matching_events_with_exact_totals() {
                       "timeRange": {"start": 0, "end": 1}, "filter": "a ==="}));
         c.recv_type("error")["error"].clone()
     };
-    assert_eq!((e["code"].clone(), e["position"].clone()), (json!("invalid_condition"), json!(5)));
+    assert_eq!(
+        (e["code"].clone(), e["position"].clone()),
+        (json!("invalid_condition"), json!(5))
+    );
     // The same over HTTP.
-    let (events, total) = http_history(&s, &format!("sessionId=s&filter={}&limit=3", pct("data.msg.endsWith('9 timeout')")));
+    let (events, total) = http_history(
+        &s,
+        &format!(
+            "sessionId=s&filter={}&limit=3",
+            pct("data.msg.endsWith('9 timeout')")
+        ),
+    );
     assert_eq!((ns(&events), total), (vec![9, 19, 29], 5));
-    let (status, _, body) = s.http("GET", &format!("/v1/history?sessionId=s&filter={}", pct("(")), &[], b"");
+    let (status, _, body) = s.http(
+        "GET",
+        &format!("/v1/history?sessionId=s&filter={}", pct("(")),
+        &[],
+        b"",
+    );
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("position 1"));
 }

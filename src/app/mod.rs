@@ -32,6 +32,7 @@ pub use client::{Client, Job, Out};
 pub use commit::{CommitFailure, Origin, PublishAck, PublishError, PublishReply};
 
 use crate::auth::Authenticator;
+use crate::condition::Condition;
 use crate::config::Config;
 use crate::hub::encode::BatchEncoder;
 use crate::hub::{ConnId, Hub};
@@ -42,7 +43,6 @@ use crate::store::Store;
 use bytes::Bytes;
 use commit::{Acks, Sequencer};
 use queue::EventSpan;
-use crate::condition::Condition;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -230,7 +230,9 @@ impl App {
         hub.flush_with(
             |audience, session, events| {
                 metrics.borrow_mut().frames_encoded += 1;
-                encoder.borrow_mut().encode(audience, session, events, now_ms)
+                encoder
+                    .borrow_mut()
+                    .encode(audience, session, events, now_ms)
             },
             |conn, frame: &Bytes, info| {
                 outbox.borrow_mut().push(Delivery {

@@ -205,7 +205,10 @@ fn step_delivers_one_event_and_stays_paused_even_at_the_live_edge() {
     let mut p = Pipe::new(|_| {});
     let (a, b) = (p.connect(), p.connect());
     p.send(a, r#"{"type":"subscribe_session","sessionId":"s"}"#);
-    p.send(a, r#"{"type":"set_breakpoint","traceId":"x","condition":"type == 'X'"}"#);
+    p.send(
+        a,
+        r#"{"type":"set_breakpoint","traceId":"x","condition":"type == 'X'"}"#,
+    );
     publish_kinds(&mut p, b, "s", &["X", "A", "B"]);
     assert_eq!(p.of_type(a, "breakpoint_hit").len(), 1);
     p.send(a, r#"{"type":"step"}"#);
@@ -224,7 +227,10 @@ fn step_delivers_one_event_and_stays_paused_even_at_the_live_edge() {
     publish_kinds(&mut p, b, "s", &["E", "X", "F"]);
     let f = p.frames(a);
     assert_eq!(events_of(&f), vec![6]);
-    assert_eq!(f.iter().filter(|v| v["type"] == "breakpoint_hit").count(), 1);
+    assert_eq!(
+        f.iter().filter(|v| v["type"] == "breakpoint_hit").count(),
+        1
+    );
 }
 
 #[test]
@@ -234,21 +240,42 @@ fn breakpoint_errors_name_what_was_wrong() {
     p.send(a, r#"{"type":"resume","requestId":1}"#);
     let e = p.of_type(a, "error");
     assert_eq!(e[0]["error"]["code"], "invalid_request");
-    assert!(e[0]["error"]["message"].as_str().unwrap().contains("not paused") || e[0]["error"]["message"].as_str().unwrap().contains("no subscription is paused"));
+    assert!(
+        e[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not paused")
+            || e[0]["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("no subscription is paused")
+    );
     assert_eq!(e[0]["requestId"], 1);
-    p.send(a, r#"{"type":"set_breakpoint","traceId":"b","condition":"a ==","requestId":2}"#);
+    p.send(
+        a,
+        r#"{"type":"set_breakpoint","traceId":"b","condition":"a ==","requestId":2}"#,
+    );
     let e = p.of_type(a, "error");
     assert_eq!(e[0]["error"]["code"], "invalid_condition");
     assert_eq!(e[0]["error"]["position"], 4);
     for i in 0..64 {
-        p.send(a, &format!(r#"{{"type":"set_breakpoint","traceId":"b{i}"}}"#));
+        p.send(
+            a,
+            &format!(r#"{{"type":"set_breakpoint","traceId":"b{i}"}}"#),
+        );
     }
     assert_eq!(p.of_type(a, "breakpoint_set").len(), 64);
     p.send(a, r#"{"type":"set_breakpoint","traceId":"one-too-many"}"#);
     let e = p.of_type(a, "error");
-    assert!(e[0]["error"]["message"].as_str().unwrap().contains("64"), "{e:?}");
+    assert!(
+        e[0]["error"]["message"].as_str().unwrap().contains("64"),
+        "{e:?}"
+    );
     // Replacing an existing one is still allowed at the limit.
-    p.send(a, r#"{"type":"set_breakpoint","traceId":"b3","condition":"seq > 1"}"#);
+    p.send(
+        a,
+        r#"{"type":"set_breakpoint","traceId":"b3","condition":"seq > 1"}"#,
+    );
     assert_eq!(p.of_type(a, "breakpoint_set").len(), 1);
     p.send(a, r#"{"type":"remove_breakpoint","traceId":"nope"}"#);
     assert_eq!(p.of_type(a, "error").len(), 1);
@@ -266,7 +293,10 @@ fn equal_filters_share_one_encode_and_each_condition_runs_once_per_event() {
             1 => r#""(type==='A')""#,
             _ => r#""type === 'B'""#,
         };
-        p.send(c, &format!(r#"{{"type":"subscribe_session","sessionId":"s","filter":{f}}}"#));
+        p.send(
+            c,
+            &format!(r#"{{"type":"subscribe_session","sessionId":"s","filter":{f}}}"#),
+        );
         subs.push(c);
     }
     let frames_before = p.app.metrics.frames_encoded;

@@ -419,7 +419,9 @@ mod tests {
         let s = sent(&t.start());
         assert_eq!(
             s,
-            vec![json!({"type":"subscribe_session","sessionId":"s","sinceSeq":3,"filter":"seq > 1"})]
+            vec![
+                json!({"type":"subscribe_session","sessionId":"s","sinceSeq":3,"filter":"seq > 1"})
+            ]
         );
         let mut t = Tail::new("s", None, Some(Since::Ago(Duration::from_secs(1))), 10_000)
             .with_filter(Some("a"));

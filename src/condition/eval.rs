@@ -49,12 +49,19 @@ fn of_lit(l: &Lit) -> V<'_> {
     }
 }
 
+/// One evaluation's context: the event, and the top-level field read last (a typical
+/// condition reads `data.…` more than once; the event's top level is walked once).
+struct Cx<'a> {
+    json: &'a [u8],
+    top: Option<(&'a str, V<'a>)>,
+}
+
 pub fn truthy_of(n: &Node, json: &[u8]) -> bool {
-    truthy(eval(n, json))
+    truthy(eval(n, &mut Cx { json, top: None }))
 }
 
 pub fn value_text(n: &Node, json: &[u8]) -> String {
-    match eval(n, json) {
+    match eval(n, &mut Cx { json, top: None }) {
         V::Undef => "undefined".into(),
         V::Null => "null".into(),
         V::Bool(b) => b.to_string(),
@@ -82,25 +89,35 @@ fn truthy(v: V<'_>) -> bool {
     }
 }
 
-fn eval<'a>(n: &'a Node, json: &'a [u8]) -> V<'a> {
+fn eval<'a>(n: &'a Node, cx: &mut Cx<'a>) -> V<'a> {
     match n {
         Node::Lit(l) => of_lit(l),
         Node::Path(segs) => {
-            let mut v = V::Obj(json);
-            for s in segs.iter() {
-                v = step(v, s);
+            let Some((first, rest)) = segs.split_first() else {
+                return V::Obj(cx.json);
+            };
+            let mut v = match cx.top {
+                Some((k, v)) if k == &**first => v,
+                _ => {
+                    let v = step(V::Obj(cx.json), first);
+                    cx.top = Some((first, v));
+                    v
+                }
+            };
+            for s in rest.iter() {
                 if matches!(v, V::Undef) {
                     break;
                 }
+                v = step(v, s);
             }
             v
         }
-        Node::Member(base, name) => step(eval(base, json), name),
-        Node::Not(x) => V::Bool(!truthy(eval(x, json))),
+        Node::Member(base, name) => step(eval(base, cx), name),
+        Node::Not(x) => V::Bool(!truthy(eval(x, cx))),
         Node::And(items) => {
             let mut v = V::Bool(true);
             for x in items {
-                v = eval(x, json);
+                v = eval(x, cx);
                 if !truthy(v) {
                     return v;
                 }
@@ -110,7 +127,7 @@ fn eval<'a>(n: &'a Node, json: &'a [u8]) -> V<'a> {
         Node::Or(items) => {
             let mut v = V::Bool(false);
             for x in items {
-                v = eval(x, json);
+                v = eval(x, cx);
                 if truthy(v) {
                     return v;
                 }
@@ -118,7 +135,7 @@ fn eval<'a>(n: &'a Node, json: &'a [u8]) -> V<'a> {
             v
         }
         Node::Cmp(op, l, r) => {
-            let (a, b) = (eval(l, json), eval(r, json));
+            let (a, b) = (eval(l, cx), eval(r, cx));
             V::Bool(match op {
                 CmpOp::StrictEq => strict_eq(a, b),
                 CmpOp::StrictNe => !strict_eq(a, b),
@@ -131,11 +148,11 @@ fn eval<'a>(n: &'a Node, json: &'a [u8]) -> V<'a> {
             })
         }
         Node::In(x, items) => {
-            let v = eval(x, json);
+            let v = eval(x, cx);
             V::Bool(items.iter().any(|l| strict_eq(v, of_lit(l))))
         }
-        Node::Call(m, recv, arg) => call(*m, eval(recv, json), arg),
-        Node::Exists(p) => V::Bool(!matches!(eval(p, json), V::Undef)),
+        Node::Call(m, recv, arg) => call(*m, eval(recv, cx), arg),
+        Node::Exists(p) => V::Bool(!matches!(eval(p, cx), V::Undef)),
     }
 }
 
@@ -343,8 +360,13 @@ fn is_js_space(c: char) -> bool {
     matches!(
         c,
         '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
-            ..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}'
-            | '\u{feff}'
+            ..='\u{200a}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202f}'
+                | '\u{205f}'
+                | '\u{3000}'
+                | '\u{feff}'
     )
 }
 
@@ -397,7 +419,12 @@ pub(super) fn string_to_number(s: &str) -> f64 {
 /// `digits [. digits?] | . digits`, then an optional exponent.
 fn decimal_literal(b: &str) -> bool {
     let b = b.as_bytes();
-    let digits = |at: usize| b[at.min(b.len())..].iter().take_while(|x| x.is_ascii_digit()).count();
+    let digits = |at: usize| {
+        b[at.min(b.len())..]
+            .iter()
+            .take_while(|x| x.is_ascii_digit())
+            .count()
+    };
     let int = digits(0);
     let mut i = int;
     let mut frac = 0;
@@ -459,7 +486,10 @@ fn is_obj(v: &V<'_>) -> bool {
 fn loose_eq(a: V<'_>, b: V<'_>) -> bool {
     let same_type = matches!(
         (&a, &b),
-        (V::Undef, V::Undef) | (V::Null, V::Null) | (V::Bool(_), V::Bool(_)) | (V::Num(_), V::Num(_))
+        (V::Undef, V::Undef)
+            | (V::Null, V::Null)
+            | (V::Bool(_), V::Bool(_))
+            | (V::Num(_), V::Num(_))
     ) || (is_str(&a) && is_str(&b))
         || (is_obj(&a) && is_obj(&b));
     if same_type {

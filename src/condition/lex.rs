@@ -23,8 +23,8 @@ pub struct Token {
 }
 
 const OPS: &[&str] = &[
-    "===", "!==", "==", "!=", "<=", ">=", "&&", "||", "<", ">", "!", "(", ")", "[", "]", ",",
-    ".", "-",
+    "===", "!==", "==", "!=", "<=", ">=", "&&", "||", "<", ">", "!", "(", ")", "[", "]", ",", ".",
+    "-",
 ];
 
 fn ident_start(c: char) -> bool {
@@ -121,9 +121,9 @@ fn number(b: &[u8], start: usize) -> Result<(f64, usize), ConditionError> {
         ));
     }
     let text = std::str::from_utf8(&b[start..i]).unwrap_or("");
-    let v = text.parse::<f64>().map_err(|_| {
-        ConditionError::syntax(start, "a number")
-    })?;
+    let v = text
+        .parse::<f64>()
+        .map_err(|_| ConditionError::syntax(start, "a number"))?;
     Ok((v, i))
 }
 
@@ -138,7 +138,10 @@ fn string(src: &str, start: usize) -> Result<(String, usize), ConditionError> {
         match c {
             c if c == quote => return Ok((out, at + 1)),
             '\n' | '\r' => {
-                return Err(ConditionError::syntax(at, "the closing quote before the line end"))
+                return Err(ConditionError::syntax(
+                    at,
+                    "the closing quote before the line end",
+                ))
             }
             '\\' => {
                 let Some((_, e)) = chars.next() else { break };
@@ -155,7 +158,10 @@ fn string(src: &str, start: usize) -> Result<(String, usize), ConditionError> {
                         for _ in 0..4 {
                             let d = chars.next().and_then(|(_, h)| h.to_digit(16));
                             let Some(d) = d else {
-                                return Err(ConditionError::syntax(at, "four hex digits after \\u"));
+                                return Err(ConditionError::syntax(
+                                    at,
+                                    "four hex digits after \\u",
+                                ));
                             };
                             v = v * 16 + d;
                         }
@@ -169,7 +175,10 @@ fn string(src: &str, start: usize) -> Result<(String, usize), ConditionError> {
                                 .and_then(|h| u32::from_str_radix(h, 16).ok())
                                 .filter(|lo| (0xdc00..0xe000).contains(lo));
                             let Some(lo) = lo else {
-                                return Err(ConditionError::syntax(at, "a low surrogate after a high one"));
+                                return Err(ConditionError::syntax(
+                                    at,
+                                    "a low surrogate after a high one",
+                                ));
                             };
                             for _ in 0..6 {
                                 chars.next();

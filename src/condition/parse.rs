@@ -39,9 +39,11 @@ fn tree_depth(n: &Node, at: usize) -> usize {
     let d = at + 1;
     match n {
         Node::Lit(_) | Node::Path(_) => d,
-        Node::Member(x, _) | Node::Not(x) | Node::In(x, _) | Node::Call(_, x, _) | Node::Exists(x) => {
-            tree_depth(x, d)
-        }
+        Node::Member(x, _)
+        | Node::Not(x)
+        | Node::In(x, _)
+        | Node::Call(_, x, _)
+        | Node::Exists(x) => tree_depth(x, d),
         Node::And(v) | Node::Or(v) => v.iter().map(|x| tree_depth(x, d)).max().unwrap_or(d),
         Node::Cmp(_, l, r) => tree_depth(l, d).max(tree_depth(r, d)),
     }
@@ -170,9 +172,19 @@ impl Parser<'_> {
             },
             Tok::Ident(s) => match keyword(&s) {
                 Some(l) => l,
-                None => return Err(ConditionError::syntax(t.at, "a literal (string, number, true, false, null)")),
+                None => {
+                    return Err(ConditionError::syntax(
+                        t.at,
+                        "a literal (string, number, true, false, null)",
+                    ))
+                }
             },
-            _ => return Err(ConditionError::syntax(t.at, "a literal (string, number, true, false, null)")),
+            _ => {
+                return Err(ConditionError::syntax(
+                    t.at,
+                    "a literal (string, number, true, false, null)",
+                ))
+            }
         };
         Ok(lit)
     }

@@ -43,12 +43,18 @@ fn limits_are_refused_in_bounded_time() {
         format!("{}a", "!".repeat(100)),
         format!("{}a", "(".repeat(2000)),
         // A long left-leaning chain nests as deep as it is long.
-        (0..100).map(|i| format!("a{i}")).collect::<Vec<_>>().join(" == "),
+        (0..100)
+            .map(|i| format!("a{i}"))
+            .collect::<Vec<_>>()
+            .join(" == "),
     ] {
         assert_eq!(err(&deep).kind, ErrorKind::TooDeep, "{}", &deep[..20]);
     }
     // A flat chain of && and || is not deep, however long.
-    let flat = (0..400).map(|i| format!("a{i}")).collect::<Vec<_>>().join(" && ");
+    let flat = (0..400)
+        .map(|i| format!("a{i}"))
+        .collect::<Vec<_>>()
+        .join(" && ");
     assert!(Condition::compile(&flat).is_ok());
 }
 
@@ -63,14 +69,25 @@ fn equal_conditions_have_one_canonical_form() {
     for s in same {
         let c = Condition::compile(s).unwrap();
         assert_eq!(c, first, "{s}");
-        assert_eq!(c.canonical(), r#"data.status === "error" && data.retries > 2"#);
+        assert_eq!(
+            c.canonical(),
+            r#"data.status === "error" && data.retries > 2"#
+        );
     }
     let c = Condition::compile(r#"msg.contains("x")"#).unwrap();
     assert_eq!(c.canonical(), r#"msg.includes("x")"#);
     let c = Condition::compile("!(a || b) && (c == 1) == true").unwrap();
     assert_eq!(c.canonical(), "!(a || b) && c == 1 == true");
-    assert_ne!(Condition::compile("a || b && c").unwrap(), Condition::compile("(a || b) && c").unwrap());
-    assert_eq!(Condition::compile("x in [1,'a', -2e0]").unwrap().canonical(), r#"x in [1, "a", -2]"#);
+    assert_ne!(
+        Condition::compile("a || b && c").unwrap(),
+        Condition::compile("(a || b) && c").unwrap()
+    );
+    assert_eq!(
+        Condition::compile("x in [1,'a', -2e0]")
+            .unwrap()
+            .canonical(),
+        r#"x in [1, "a", -2]"#
+    );
 }
 
 #[test]
@@ -97,7 +114,14 @@ fn numbers_print_as_javascript_prints_them() {
 #[test]
 fn bad_event_bytes_never_panic_and_match_only_constants() {
     let c = Condition::compile("data.x == 1 || !exists(type)").unwrap();
-    for bytes in [&b""[..], b"{", b"[1]", b"{\"data\":", b"\xff", b"{\"data\":{\"x\":1}"] {
+    for bytes in [
+        &b""[..],
+        b"{",
+        b"[1]",
+        b"{\"data\":",
+        b"\xff",
+        b"{\"data\":{\"x\":1}",
+    ] {
         let _ = c.matches(bytes);
     }
     assert!(Condition::compile("true").unwrap().matches(b"garbage"));

@@ -22,14 +22,29 @@ pub fn run(data: &[u8]) {
             let _ = c.value_text(event);
             let again = match Condition::compile(c.canonical()) {
                 Ok(a) => a,
-                Err(e) => panic!("canonical {:?} of {src:?} does not compile: {e}", c.canonical()),
+                Err(e) => panic!(
+                    "canonical {:?} of {src:?} does not compile: {e}",
+                    c.canonical()
+                ),
             };
-            assert_eq!(again.canonical(), c.canonical(), "canonical of {src:?} is not stable");
-            assert_eq!(again.matches(event), verdict, "canonical of {src:?} means otherwise");
+            assert_eq!(
+                again.canonical(),
+                c.canonical(),
+                "canonical of {src:?} is not stable"
+            );
+            assert_eq!(
+                again.matches(event),
+                verdict,
+                "canonical of {src:?} means otherwise"
+            );
         }
         Err(e) => {
             if e.kind == ErrorKind::Syntax {
-                assert!(e.position <= src.len(), "{src:?}: position {} past the end", e.position);
+                assert!(
+                    e.position <= src.len(),
+                    "{src:?}: position {} past the end",
+                    e.position
+                );
             }
         }
     }

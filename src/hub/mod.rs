@@ -367,9 +367,7 @@ fn first_hit(
             Some(&(_, k)) => k,
             None => {
                 let slot = memo.slot(cond);
-                let k = at
-                    .iter()
-                    .position(|&i| memo.test(slot, i, &chunk[i].json));
+                let k = at.iter().position(|&i| memo.test(slot, i, &chunk[i].json));
                 firsts.push((ptr, k));
                 k
             }

@@ -586,7 +586,10 @@ mod tests {
                 r#"None RemoveBreakpoint { trace_id: "bp" }"#,
             ),
             (r#"{"type":"resume"}"#, "None Resume { session_id: None }"),
-            (r#"{"type":"step","sessionId":"s"}"#, r#"None Step { session_id: Some("s") }"#),
+            (
+                r#"{"type":"step","sessionId":"s"}"#,
+                r#"None Step { session_id: Some("s") }"#,
+            ),
             (r#"{"type":"list_breakpoints"}"#, "None ListBreakpoints"),
             (
                 r#"{"type":"filter_events","condition":"a == 1","sessionId":"s"}"#,

@@ -75,7 +75,13 @@ impl Server {
                 ws.client.messages_out += 1;
                 self.app.metrics.messages_sent += 1;
                 conn.out.queue_catch_up(d.frame, d.span.count);
-                note_io(&mut conn.out, d.conn, self.app.now, &mut self.dirty, &mut self.app.timers);
+                note_io(
+                    &mut conn.out,
+                    d.conn,
+                    self.app.now,
+                    &mut self.dirty,
+                    &mut self.app.timers,
+                );
                 continue;
             }
             if conn.out.queue.would_congest(d.frame.len()) {

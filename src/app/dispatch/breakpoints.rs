@@ -17,6 +17,7 @@
 
 use super::{may_read, Call};
 use crate::app::jobs::{ResumeJob, ResumeMode};
+use crate::app::queue::EventSpan;
 use crate::app::{Client, Delivery, Job};
 use crate::condition::{Condition, ConditionError};
 use crate::hub::encode::BatchEncoder;
@@ -24,7 +25,6 @@ use crate::hub::Hit;
 use crate::metrics::Metrics;
 use crate::protocol::server::{self as enc, BreakpointItem};
 use crate::protocol::ErrorCode;
-use crate::app::queue::EventSpan;
 use std::sync::Arc;
 
 /// Breakpoints one connection may hold.
@@ -105,7 +105,10 @@ pub fn on_set(trace_id: &str, condition: Option<&str>, session: Option<&str>, ca
         }
     }
     if trace_id.is_empty() || trace_id.len() > 256 {
-        call.error(ErrorCode::InvalidRequest, "field \"traceId\": must be 1..256 bytes");
+        call.error(
+            ErrorCode::InvalidRequest,
+            "field \"traceId\": must be 1..256 bytes",
+        );
         return;
     }
     let exists = call.client.breakpoints.iter().any(|b| &*b.name == trace_id);
@@ -137,7 +140,12 @@ pub fn on_set(trace_id: &str, condition: Option<&str>, session: Option<&str>, ca
         hits: 0,
     };
     // Replacing keeps the breakpoint's place (and so its precedence); hits restart.
-    match call.client.breakpoints.iter_mut().find(|b| &*b.name == trace_id) {
+    match call
+        .client
+        .breakpoints
+        .iter_mut()
+        .find(|b| &*b.name == trace_id)
+    {
         Some(old) => *old = bp,
         None => call.client.breakpoints.push(bp),
     }
@@ -207,12 +215,7 @@ fn pick_paused(named: Option<&str>, verb: &str, call: &mut Call<'_>) -> Option<A
         call.error(ErrorCode::InvalidRequest, &msg);
         return None;
     }
-    let mut paused: Vec<Arc<str>> = c
-        .paused
-        .keys()
-        .chain(c.armed.iter())
-        .cloned()
-        .collect();
+    let mut paused: Vec<Arc<str>> = c.paused.keys().chain(c.armed.iter()).cloned().collect();
     paused.sort();
     paused.dedup();
     match paused.len() {
@@ -244,7 +247,11 @@ pub fn on_step(session: Option<&str>, call: &mut Call<'_>) {
 
 fn go(session: Option<&str>, mode: ResumeMode, call: &mut Call<'_>) {
     apply_pending(call);
-    let verb = if mode == ResumeMode::Step { "step" } else { "resume" };
+    let verb = if mode == ResumeMode::Step {
+        "step"
+    } else {
+        "resume"
+    };
     let Some(session) = pick_paused(session, verb, call) else {
         return;
     };

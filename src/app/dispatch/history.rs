@@ -6,9 +6,9 @@
 
 use super::{pick_session, Call, RECENT};
 use crate::app::jobs::{refs, HistoryJob, ResumeJob, ResumeMode, TimeTravelJob, FOLD_BUDGET};
-use crate::event::EventRef;
 use crate::app::Job;
 use crate::event::Event;
+use crate::event::EventRef;
 use crate::protocol::server as enc;
 use crate::protocol::ErrorCode;
 
@@ -143,14 +143,9 @@ fn catch_up(r: &mut ResumeJob, events: &[EventRef], call: &mut Call<'_>) -> bool
         .collect();
     let mut stop: Option<(usize, Option<usize>)> = None;
     for (k, e) in chosen.iter().enumerate() {
-        let hit = call
-            .client
-            .breakpoints
-            .iter()
-            .position(|b| {
-                b.session.as_deref().is_none_or(|s| s == &*r.session)
-                    && b.condition.matches(&e.json)
-            });
+        let hit = call.client.breakpoints.iter().position(|b| {
+            b.session.as_deref().is_none_or(|s| s == &*r.session) && b.condition.matches(&e.json)
+        });
         if hit.is_some() || r.mode == ResumeMode::Step {
             stop = Some((k, hit));
             break;
@@ -158,10 +153,10 @@ fn catch_up(r: &mut ResumeJob, events: &[EventRef], call: &mut Call<'_>) -> bool
     }
     let upto = stop.map_or(chosen.len(), |(k, _)| k);
     if upto > 0 {
-        let frame = call
-            .app
-            .encoder
-            .encode(&audience, &r.session, &chosen[..upto], call.app.now_ms);
+        let frame =
+            call.app
+                .encoder
+                .encode(&audience, &r.session, &chosen[..upto], call.app.now_ms);
         call.out.queue_catch_up(frame, upto as u64);
         call.client.messages_out += 1;
         call.app.metrics.messages_sent += 1;

@@ -243,9 +243,7 @@ fn on_text(buf: &mut [u8], call: &mut Call<'_>) {
         } => breakpoints::on_set(&trace_id, condition.as_deref(), session_id.as_deref(), call),
         ClientMessage::RemoveBreakpoint { trace_id } => breakpoints::on_remove(&trace_id, call),
         ClientMessage::ListBreakpoints => breakpoints::on_list(call),
-        ClientMessage::Resume { session_id } => {
-            breakpoints::on_resume(session_id.as_deref(), call)
-        }
+        ClientMessage::Resume { session_id } => breakpoints::on_resume(session_id.as_deref(), call),
         ClientMessage::Step { session_id } => breakpoints::on_step(session_id.as_deref(), call),
     }
     call.app.buffers = buffers;
