@@ -49,8 +49,7 @@ impl HistoryJob {
         request_id: Option<RequestId>,
         session: Arc<str>,
         (start, end): (i64, i64),
-        offset: usize,
-        limit: usize,
+        (offset, limit): (usize, usize),
         chunk_size: usize,
         filter: Option<Arc<Condition>>,
     ) -> HistoryJob {

@@ -53,9 +53,13 @@ pub fn condition_error(e: &ConditionError, call: &mut Call<'_>) {
     call.send_scratch();
 }
 
+/// A condition was refused and the client already told why (`invalid_condition`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answered;
+
 /// Compiles `src` (interned, so equal conditions share one `Arc`); `Ok(None)` for an
 /// empty or blank source.
-pub fn compile(src: &str, call: &mut Call<'_>) -> Result<Option<Arc<Condition>>, ()> {
+pub fn compile(src: &str, call: &mut Call<'_>) -> Result<Option<Arc<Condition>>, Answered> {
     if src.trim().is_empty() {
         return Ok(None);
     }
@@ -63,7 +67,7 @@ pub fn compile(src: &str, call: &mut Call<'_>) -> Result<Option<Arc<Condition>>,
         Ok(c) => Ok(Some(call.app.intern_condition(c))),
         Err(e) => {
             condition_error(&e, call);
-            Err(())
+            Err(Answered)
         }
     }
 }

@@ -33,8 +33,7 @@ pub fn on_request_history(
         call.rid.clone(),
         session,
         range,
-        offset,
-        limit,
+        (offset, limit),
         call.app.config.history_chunk_size,
         filter,
     );
