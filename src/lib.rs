@@ -25,6 +25,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod cluster;
+pub mod condition;
 pub mod config;
 pub mod event;
 #[doc(hidden)]

@@ -37,5 +37,6 @@ corpus_tests!(
     log_record,
     config,
     cluster_batch,
-    otlp
+    otlp,
+    condition
 );

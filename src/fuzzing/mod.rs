@@ -9,6 +9,7 @@
 
 pub mod client_message;
 pub mod cluster_batch;
+pub mod condition;
 pub mod config;
 pub mod frame;
 pub mod http_head;
