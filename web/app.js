@@ -4,7 +4,7 @@
 // second cost one DOM update per frame, not one per event.
 import { TraceStreamingClient } from './tracecast-client.js';
 
-const MAX_ROWS = 500;
+const MAX_ROWS = 2000;
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 
@@ -19,6 +19,7 @@ const view = {
   selected: null,
   agents: new Set(),
   agentFilter: [],
+  filter: '',
   range: { first: null, last: null },
   hitSeq: null,
   rate: new Array(60).fill(0),
@@ -158,7 +159,7 @@ async function openSession(id, initial = false) {
   if (!initial) history.replaceState(null, '', `?session=${encodeURIComponent(id)}`);
   view.rows = []; view.pending = []; view.heldCount = 0; view.selected = null; view.hitSeq = null;
   view.agents.clear(); view.range = { first: null, last: null };
-  $('rows').replaceChildren();
+  render();
   $('session-title').textContent = id;
   $('empty').hidden = true;
   drawSessions();
@@ -202,29 +203,71 @@ function scheduleDraw() {
   requestAnimationFrame(draw);
 }
 
-function rowFor(e) {
+// The table is virtual: it keeps the last MAX_ROWS events but only the rows in view (plus
+// a margin) exist in the DOM, a fixed pool whose cells are rewritten in place, so a frame
+// costs the same at 10 or 10,000 events per second.
+const ROW_H = 22;
+const pool = [];
+
+function poolRow() {
   const tr = document.createElement('tr');
-  tr.dataset.seq = e.seq;
-  if (e.seq === view.hitSeq) tr.className = 'hit';
-  const type = String(e.type ?? '');
-  tr.innerHTML = `<td>${e.seq}</td><td>${fmtTime(e.timestamp)}</td><td class="t-${esc(type)}">${esc(type)}</td><td>${esc(e.agentId ?? '')}</td><td>${esc(summary(e))}</td>`;
+  tr.className = 'ev';
+  for (let i = 0; i < 5; i++) tr.append(document.createElement('td'));
   return tr;
+}
+
+function render() {
+  const wrap = $('table-wrap');
+  const tbody = $('rows');
+  const total = view.rows.length;
+  const first = Math.max(0, Math.floor(wrap.scrollTop / ROW_H) - 5);
+  const want = Math.min(total - first, Math.ceil(wrap.clientHeight / ROW_H) + 10);
+  while (pool.length < want) pool.push(poolRow());
+  const top = $('spacer-top');
+  const bottom = $('spacer-bottom');
+  top.style.height = `${first * ROW_H}px`;
+  bottom.style.height = `${Math.max(0, total - first - want) * ROW_H}px`;
+  const shown = [];
+  for (let i = 0; i < want; i++) {
+    const e = view.rows[total - 1 - (first + i)];
+    const tr = pool[i];
+    const seq = String(e.seq);
+    if (tr.dataset.seq !== seq || tr.__e !== e) {
+      tr.__e = e;
+      tr.dataset.seq = seq;
+      const type = String(e.type ?? '');
+      const c = tr.children;
+      c[0].textContent = seq;
+      c[1].textContent = fmtTime(e.timestamp);
+      c[2].textContent = type;
+      c[2].className = `t-${type}`;
+      c[3].textContent = e.agentId ?? '';
+      c[4].textContent = summary(e);
+    }
+    tr.className = e.seq === view.hitSeq ? 'ev hit' : e.seq === view.selected ? 'ev selected' : 'ev';
+    shown.push(tr);
+  }
+  const current = tbody.children;
+  let same = current.length === shown.length + 2;
+  for (let i = 0; same && i < shown.length; i++) same = current[i + 1] === shown[i];
+  if (!same) tbody.replaceChildren(top, ...shown, bottom);
+  tbody.dataset.total = String(total);
 }
 
 function draw() {
   drawQueued = false;
   updatePending();
-  if (!view.live || view.pending.length === 0) return;
-  const fresh = view.pending.length > MAX_ROWS ? view.pending.slice(-MAX_ROWS) : view.pending;
-  view.pending = [];
-  const tbody = $('rows');
-  const frag = document.createDocumentFragment();
-  for (let i = fresh.length - 1; i >= 0; i--) frag.append(rowFor(fresh[i]));
-  tbody.prepend(frag);
-  view.rows.push(...fresh);
-  if (view.rows.length > MAX_ROWS) view.rows.splice(0, view.rows.length - MAX_ROWS);
-  while (tbody.childElementCount > MAX_ROWS) tbody.lastElementChild.remove();
-  updateSlider();
+  if (view.live && view.pending.length > 0) {
+    const fresh = view.pending.length > MAX_ROWS ? view.pending.slice(-MAX_ROWS) : view.pending;
+    view.pending = [];
+    view.rows.push(...fresh);
+    if (view.rows.length > MAX_ROWS) view.rows.splice(0, view.rows.length - MAX_ROWS);
+    // Reading further down: keep what is being read in place as rows arrive on top.
+    const wrap = $('table-wrap');
+    if (wrap.scrollTop > 0) wrap.scrollTop += fresh.length * ROW_H;
+    updateSlider();
+  }
+  render();
 }
 
 function updatePending() {
@@ -236,7 +279,7 @@ function updatePending() {
 function setLive(live) {
   view.live = live;
   const b = $('live-toggle');
-  b.textContent = live ? '● Live' : '❚❚ Paused';
+  b.textContent = live ? '● Live' : '|| Paused';
   b.className = live ? 'live' : 'paused-view';
   if (live) view.heldCount = 0;
   updatePending();
@@ -247,8 +290,7 @@ function select(seq) {
   const e = view.rows.find((r) => r.seq === seq);
   if (!e) return;
   view.selected = seq;
-  for (const tr of $('rows').querySelectorAll('tr.selected')) tr.classList.remove('selected');
-  $('rows').querySelector(`tr[data-seq="${seq}"]`)?.classList.add('selected');
+  render();
   $('detail-seq').textContent = `seq ${seq}`;
   $('detail').innerHTML = prettyJson(e);
 }
@@ -260,13 +302,15 @@ async function applyAgentFilter() {
   try {
     await view.client.filterAgents(ids);
     view.agentFilter = ids;
-    // Narrow what is already on screen the same way the server narrows what comes next.
+    // Narrow what is already on screen the same way the server narrows what comes next,
+    // then refill the table from history under the new filter.
     if (ids.length) {
       const keep = new Set(ids);
       view.rows = view.rows.filter((e) => keep.has(e.agentId));
       view.pending = view.pending.filter((e) => keep.has(e.agentId));
       redrawAll();
     }
+    await reload();
     toast(ids.length ? `showing agents ${ids.join(', ')}` : 'showing all agents', 'ok');
   } catch (err) {
     toast(`agent filter: ${err.message}`, 'bad');
@@ -276,19 +320,39 @@ async function applyAgentFilter() {
 async function applyFilter(condition) {
   try {
     await view.client.filterEvents(condition, { sessionId: view.session || undefined });
+    view.filter = condition || '';
     view.rows = []; view.pending = [];
     redrawAll();
+    await reload();
     toast(condition ? `filter applied: ${condition}` : 'filter cleared', 'ok');
   } catch (err) {
     toast(err.code === 'unsupported' ? 'this server does not offer filter expressions yet' : `filter: ${err.message}`, 'bad');
   }
 }
 
+/** The last MAX_ROWS stored events under the current filters, merged with what is live. */
+async function reload() {
+  const client = view.client;
+  if (!view.session || !client?.isConnected) return;
+  const range = { start: 0, end: 8.64e15 };
+  const opts = { sessionId: view.session, filter: view.filter || undefined };
+  try {
+    const head = await client.requestHistory(range, { ...opts, limit: 1 });
+    const r = await client.requestHistory(range, { ...opts, offset: Math.max(0, head.total - MAX_ROWS), limit: MAX_ROWS });
+    const keep = view.agentFilter.length ? new Set(view.agentFilter) : null;
+    const stored = keep ? r.traces.filter((e) => keep.has(e.agentId)) : r.traces;
+    const last = stored.length ? stored[stored.length - 1].seq : -1;
+    const later = view.rows.concat(view.pending).filter((e) => e.seq > last);
+    view.rows = stored.concat(later).slice(-MAX_ROWS);
+    view.pending = [];
+    redrawAll();
+  } catch (err) {
+    toast(`reload: ${err.message}`, 'bad');
+  }
+}
+
 function redrawAll() {
-  const tbody = $('rows');
-  const frag = document.createDocumentFragment();
-  for (let i = view.rows.length - 1; i >= 0; i--) frag.append(rowFor(view.rows[i]));
-  tbody.replaceChildren(frag);
+  render();
 }
 
 // ---- breakpoints ---------------------------------------------------------------------------
@@ -372,10 +436,10 @@ function drawState(r) {
 
 let playTimer = null;
 function togglePlay() {
-  if (playTimer) { clearInterval(playTimer); playTimer = null; $('tt-play').textContent = '▶ Play'; return; }
+  if (playTimer) { clearInterval(playTimer); playTimer = null; $('tt-play').textContent = 'Play'; return; }
   const s = $('tt-slider');
   if (Number(s.value) >= 1000) s.value = 0;
-  $('tt-play').textContent = '❚❚ Pause';
+  $('tt-play').textContent = 'Pause';
   playTimer = setInterval(() => {
     s.value = Math.min(1000, Number(s.value) + 10);
     travelSoon();
@@ -419,9 +483,10 @@ function drawRate() {
 
 $('live-toggle').onclick = () => setLive(!view.live);
 $('rows').onclick = (ev) => {
-  const tr = ev.target.closest('tr');
+  const tr = ev.target.closest('tr.ev');
   if (tr) select(Number(tr.dataset.seq));
 };
+$('table-wrap').addEventListener('scroll', () => scheduleDraw(), { passive: true });
 $('agent-filter').onchange = applyAgentFilter;
 $('filter-form').onsubmit = (ev) => { ev.preventDefault(); applyFilter($('filter-expr').value.trim()); };
 $('filter-clear').onclick = () => { $('filter-expr').value = ''; applyFilter(''); };
@@ -442,7 +507,7 @@ const unpause = () => {
   $('paused').hidden = true;
   const old = view.hitSeq;
   view.hitSeq = null;
-  $('rows').querySelector(`tr[data-seq="${old}"]`)?.classList.remove('hit');
+  if (old !== null) render();
 };
 $('bp-resume').onclick = async () => {
   try { await view.client.resume({ sessionId: view.session || undefined }); unpause(); } catch (err) { toast(`resume: ${err.message}`, 'bad'); }
