@@ -303,3 +303,70 @@ test('filterAgents narrows the live stream', async (t) => {
   await got.until(2);
   assert.deepEqual(got.map((e) => e.data.i), [1, 4]);
 });
+
+test('events_dropped under backpressure is refetched from history: every event exactly once', async (t) => {
+  const server = await TestServer.start('[backpressure]\nhigh_water_mark = 65536\nlow_water_mark = 16384\nmax_queue_size = 64\n[rate_limit]\nenabled = false');
+  t.after(() => server.close());
+  const client = make(server, { compression: 'none', heartbeatInterval: 0 });
+  t.after(() => client.disconnect());
+  const got = collect(client);
+  const dropped = [];
+  client.on('events_dropped', (d) => dropped.push(d));
+  await client.connect();
+  await client.subscribeToSession('s1');
+  // Stop reading: once the kernel's buffers are full (tens of MB on loopback) the server's
+  // queue for this client fills and it drops the oldest frames. Publish until it says so.
+  client.ws.pause();
+  let last;
+  let N = 0;
+  client.on('error', (e) => t.diagnostic(`client error ${e.code}: ${e.message}`));
+  const droppedTotal = async () => {
+    const text = await (await fetch(`${server.httpUrl}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith('tracecast_events_dropped_total'));
+    return line ? Number(line.split(/\s+/).pop()) : 0;
+  };
+  while (N < 6000 && (N === 0 || (await droppedTotal()) === 0)) {
+    const batch = [];
+    for (let i = 0; i < 100; i++, N++) batch.push(ev(N, { data: { i: N, pad: 'p'.repeat(8000) } }));
+    last = await server.publish(batch);
+  }
+  if ((await droppedTotal()) === 0) {
+    // Loopback can buffer tens of MB for a socket that is not read; then nothing drops.
+    client.ws.resume();
+    await got.until(N, 30000);
+    return t.skip(`no backpressure drop after ${N} events of 8 KB: the kernel buffered them all`);
+  }
+  const recovered = waitFor(client, 'events_recovered', () => true, 30000);
+  client.ws.resume();
+  await recovered.catch((err) => {
+    throw new Error(`${err.message}; published ${N}, dropped notices ${JSON.stringify(dropped)}, received ${got.length}`);
+  });
+  await got.until(N, 30000);
+  assert.ok(dropped.length > 0, 'the server dropped something');
+  assert.ok(dropped.every((d) => d.refetching));
+  const seen = got.map((e) => e.seq);
+  assert.equal(new Set(seen).size, N, 'no event twice');
+  assert.equal(Math.max(...seen), last.lastSeq);
+  assert.equal(client.getMetrics().eventsRecovered, dropped.reduce((n, d) => n + d.count, 0));
+});
+
+test('heartbeat watchdog: a silent link is dropped and resumed from the last seq', async (t) => {
+  const server = await TestServer.start('heartbeat_interval_ms = 100\nstale_timeout_ms = 60000');
+  t.after(() => server.close());
+  const client = make(server, { heartbeatTimeout: 600, heartbeatInterval: 0 });
+  t.after(() => client.disconnect());
+  const got = collect(client);
+  const errors = [];
+  client.on('error', (e) => errors.push(e.code));
+  await client.connect();
+  await client.subscribeToSession('s1');
+  await server.publish([ev(0)]);
+  await got.until(1);
+  const back = waitFor(client, 'connected', (c) => c.reconnected);
+  client.ws._socket.pause(); // the link goes silent
+  await server.publish([ev(1)]);
+  await back;
+  await got.until(2);
+  assert.ok(errors.includes('heartbeat_timeout'));
+  assert.deepEqual(got.map((e) => e.data.i), [0, 1]);
+});
