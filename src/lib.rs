@@ -22,6 +22,7 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod condition;
 pub mod config;
 pub mod event;
 #[doc(hidden)]

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub http_requests: u64,
     pub compressed_in_bytes: u64,
     pub compressed_out_bytes: u64,
+    /// Breakpoint hits that paused a subscription (SPEC §7).
+    pub breakpoint_hits: u64,
     /// Wall time of one loop turn (poll excluded), µs.
     pub loop_us: Histogram<u64>,
     /// From the turn that ingested an event to the flush of its frames, µs.
@@ -77,6 +79,7 @@ impl Metrics {
             http_requests: 0,
             compressed_in_bytes: 0,
             compressed_out_bytes: 0,
+            breakpoint_hits: 0,
             loop_us: histogram(),
             deliver_us: histogram(),
         }
@@ -160,6 +163,11 @@ impl Metrics {
             "rate_limit_hits_total",
             "Messages refused by rate limits.",
             self.rate_limit_hits,
+        );
+        counter(
+            "breakpoint_hits_total",
+            "Breakpoint hits that paused a subscription.",
+            self.breakpoint_hits,
         );
         counter(
             "auth_failures_total",

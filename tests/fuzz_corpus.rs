@@ -35,5 +35,6 @@ corpus_tests!(
     ingest_body,
     jwt,
     log_record,
-    config
+    config,
+    condition
 );

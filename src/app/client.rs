@@ -9,11 +9,12 @@
 use super::jobs::{HistoryJob, ResumeJob, TimeTravelJob};
 use super::queue::WriteQueue;
 use crate::auth::Principal;
-use crate::hub::Audience;
+use crate::condition::Condition;
+use crate::hub::{Audience, Watch};
 use crate::limits::RateLimiter;
 use crate::ws::WireFormat;
 use bytes::Bytes;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -122,6 +123,18 @@ impl Job {
     }
 }
 
+/// One breakpoint of a connection (SPEC §7).
+#[derive(Debug, Clone)]
+pub struct Breakpoint {
+    /// The client's name for it (`traceId`).
+    pub name: Arc<str>,
+    pub condition: Arc<Condition>,
+    /// `None`: every session the connection subscribes to.
+    pub session: Option<Arc<str>>,
+    /// Times it paused the stream.
+    pub hits: u64,
+}
+
 /// Per-WebSocket-client state above the frame layer.
 #[derive(Debug)]
 pub struct Client {
@@ -134,6 +147,22 @@ pub struct Client {
     /// Subscribed sessions: a set, so subscribing stays O(1) however many there are.
     pub subs: HashSet<Arc<str>>,
     pub agents: Option<Arc<[Box<str>]>>,
+    /// `filter_events` without `sessionId`: the condition every subscription applies
+    /// unless it has its own.
+    pub filter_all: Option<Arc<Condition>>,
+    /// A subscription's own condition (`subscribe_session.filter`, `filter_events`
+    /// with `sessionId`).
+    pub filters: HashMap<Arc<str>, Arc<Condition>>,
+    /// In the order they were set (the first set wins when one event hits several).
+    pub breakpoints: Vec<Breakpoint>,
+    /// Paused subscriptions: session → seq of the last event handled (the hit).
+    /// O(1) per subscription however long it stays paused: the log keeps the rest.
+    pub paused: HashMap<Arc<str>, u64>,
+    /// Subscriptions paused at the end of the log by a `step`: in the hub, waiting to
+    /// deliver the next event and pause at it.
+    pub armed: HashSet<Arc<str>>,
+    /// The last pause note recorded (see `dispatch::breakpoints::on_hit`).
+    pub last_hit_note: u64,
     pub limiter: RateLimiter,
     /// Payload-time of the outstanding ping, if any.
     pub ping_out: Option<Instant>,
@@ -164,6 +193,12 @@ impl Client {
             principal,
             subs: HashSet::new(),
             agents: None,
+            filter_all: None,
+            filters: HashMap::new(),
+            breakpoints: Vec::new(),
+            paused: HashMap::new(),
+            armed: HashSet::new(),
+            last_hit_note: 0,
             limiter,
             ping_out: None,
             latency_ms: None,
@@ -176,13 +211,50 @@ impl Client {
     }
 
     /// Subscribers who would receive identical bytes share an audience (one encode).
+    /// This is the connection's shape without any condition; see
+    /// [`Client::audience_for`] for a subscription's.
     pub fn audience(&self) -> Audience {
         Audience {
             binary: self.format == WireFormat::Binary,
             deflate: self.deflate,
             delta: self.delta,
             agents: self.agents.clone(),
+            filter: None,
         }
+    }
+
+    /// The condition `session`'s events pass: its own, else the connection's.
+    pub fn filter_for(&self, session: &str) -> Option<&Arc<Condition>> {
+        self.filters.get(session).or(self.filter_all.as_ref())
+    }
+
+    /// The audience of the subscription to `session`: shape, agent filter, condition.
+    pub fn audience_for(&self, session: &str) -> Audience {
+        Audience {
+            filter: self.filter_for(session).cloned(),
+            ..self.audience()
+        }
+    }
+
+    /// The breakpoints that watch `session`, in the order they were set.
+    pub fn breakpoints_for<'a>(&'a self, session: &'a str) -> impl Iterator<Item = &'a Breakpoint> {
+        self.breakpoints
+            .iter()
+            .filter(move |b| b.session.as_deref().is_none_or(|s| s == session))
+    }
+
+    /// What the hub watches for this subscription (`None` with no breakpoints and no
+    /// armed step).
+    pub fn watch_for(&self, session: &str, step: bool) -> Option<Arc<Watch>> {
+        let mut w = Watch {
+            step,
+            ..Watch::default()
+        };
+        for b in self.breakpoints_for(session) {
+            w.conditions.push(b.condition.clone());
+            w.names.push(b.name.clone());
+        }
+        (step || !w.conditions.is_empty()).then(|| Arc::new(w))
     }
 
     /// Whether a `sinceSeq` catch-up for `session` is still running (the client is then

@@ -4,6 +4,7 @@
 //! queue is below its low water mark, so a ten-million-event replay costs one chunk of
 //! memory at a time and never holds the loop for more than one chunk's read.
 
+use crate::condition::Condition;
 use crate::event::{Event, EventRef};
 use crate::protocol::server::{encode_historical_data, HistoryChunk};
 use crate::protocol::RequestId;
@@ -26,7 +27,21 @@ pub struct HistoryJob {
     pub total: u64,
     pub current: u64,
     pub total_chunks: u64,
+    /// `request_history.filter`: only matching events count, are skipped by `offset`
+    /// and are sent. The job then first counts the matches (paced, [`SCAN_STEP`] stored
+    /// events per step), so `total` and `chunkInfo.total` are exact.
+    pub filter: Option<Arc<Condition>>,
+    /// Filtered: still counting.
+    counting: bool,
+    /// Filtered: next stored event of the range to look at, and matches still to skip.
+    scan: usize,
+    skip: usize,
+    /// Filtered: matches found for the chunk being filled.
+    carry: Vec<EventRef>,
 }
+
+/// Stored events a filtered history answer reads per step (counting or filling).
+pub const SCAN_STEP: usize = 4096;
 
 impl HistoryJob {
     pub fn new(
@@ -37,11 +52,31 @@ impl HistoryJob {
         offset: usize,
         limit: usize,
         chunk_size: usize,
+        filter: Option<Arc<Condition>>,
     ) -> HistoryJob {
+        let chunk_size = chunk_size.max(1);
+        if filter.is_some() {
+            return HistoryJob {
+                request_id,
+                session,
+                start,
+                end,
+                offset,
+                remaining: limit,
+                chunk_size,
+                total: 0,
+                current: 0,
+                total_chunks: 1,
+                filter,
+                counting: true,
+                scan: 0,
+                skip: offset,
+                carry: Vec::new(),
+            };
+        }
         let total = store.count_time_range(&session, start, end);
         let available = (total as usize).saturating_sub(offset);
         let remaining = available.min(limit);
-        let chunk_size = chunk_size.max(1);
         let total_chunks = (remaining.div_ceil(chunk_size)).max(1) as u64;
         HistoryJob {
             request_id,
@@ -54,11 +89,24 @@ impl HistoryJob {
             total,
             current: 0,
             total_chunks,
+            filter: None,
+            counting: false,
+            scan: 0,
+            skip: 0,
+            carry: Vec::new(),
         }
     }
 
-    /// Reads and encodes the next chunk into `out`; returns true when it was the last.
-    pub fn step(&mut self, store: &dyn Store, out: &mut Vec<u8>) -> Result<bool, StoreError> {
+    /// Reads and encodes the next chunk into `out`: `Some(true)` when it was the last,
+    /// `None` when this step only counted or looked for matches (nothing to send yet).
+    pub fn step(
+        &mut self,
+        store: &dyn Store,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<bool>, StoreError> {
+        if let Some(filter) = self.filter.clone() {
+            return self.step_filtered(&filter, store, out);
+        }
         let want = self.remaining.min(self.chunk_size);
         let events: Vec<EventRef> = if want == 0 {
             Vec::new()
@@ -67,11 +115,66 @@ impl HistoryJob {
         };
         self.offset += events.len();
         self.remaining = self.remaining.saturating_sub(events.len());
-        self.current += 1;
         // A short read means the range holds fewer events than counted (retention ran
         // meanwhile): end the answer rather than loop.
-        let is_last =
-            self.remaining == 0 || events.len() < want || self.current >= self.total_chunks;
+        let short = events.len() < want;
+        Ok(Some(self.emit(&events, short, out)))
+    }
+
+    fn step_filtered(
+        &mut self,
+        filter: &Condition,
+        store: &dyn Store,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<bool>, StoreError> {
+        let (s, e) = (self.start, self.end);
+        if self.counting {
+            let run = store.time_range(&self.session, s, e, self.scan, SCAN_STEP)?;
+            self.scan += run.len();
+            self.total += run.iter().filter(|ev| filter.matches(&ev.json)).count() as u64;
+            if run.len() == SCAN_STEP {
+                return Ok(None);
+            }
+            self.counting = false;
+            self.scan = 0;
+            self.remaining = (self.total as usize)
+                .saturating_sub(self.offset)
+                .min(self.remaining);
+            self.total_chunks = (self.remaining.div_ceil(self.chunk_size)).max(1) as u64;
+        }
+        let want = self.remaining.min(self.chunk_size);
+        let mut exhausted = want == 0;
+        if self.carry.len() < want {
+            let run = store.time_range(&self.session, s, e, self.scan, SCAN_STEP)?;
+            exhausted = run.len() < SCAN_STEP;
+            for ev in &run {
+                self.scan += 1;
+                if !filter.matches(&ev.json) {
+                    continue;
+                }
+                if self.skip > 0 {
+                    self.skip -= 1;
+                    continue;
+                }
+                self.carry.push(ev.clone());
+                if self.carry.len() == want {
+                    exhausted = false;
+                    break;
+                }
+            }
+            if self.carry.len() < want && !exhausted {
+                return Ok(None);
+            }
+        }
+        let events = std::mem::take(&mut self.carry);
+        self.remaining = self.remaining.saturating_sub(events.len());
+        Ok(Some(self.emit(&events, exhausted, out)))
+    }
+
+    /// Encodes one chunk; true when it is the last.
+    fn emit(&mut self, events: &[EventRef], short: bool, out: &mut Vec<u8>) -> bool {
+        self.current += 1;
+        let is_last = self.remaining == 0 || short || self.current >= self.total_chunks;
         if is_last {
             self.total_chunks = self.current;
         }
@@ -90,17 +193,30 @@ impl HistoryJob {
             events.iter().map(|e| &**e),
             self.request_id.as_ref(),
         );
-        Ok(is_last)
+        is_last
     }
 }
 
-/// A `subscribe_session` with `sinceSeq`, catching up before it joins the live stream.
+/// Why a subscription is catching up from the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumeMode {
+    /// `subscribe_session` with `sinceSeq`.
+    CatchUp,
+    /// `resume` after a breakpoint: until the next hit, else into the live stream.
+    Resume,
+    /// `step`: exactly the next admitted event, then paused again.
+    Step,
+}
+
+/// A subscription catching up from the log before it joins the live stream
+/// (`sinceSeq`, `resume`, `step`); breakpoints are evaluated on the way.
 #[derive(Debug)]
 pub struct ResumeJob {
     pub session: Arc<str>,
     /// Last seq already sent.
     pub after: u64,
     pub chunk_size: usize,
+    pub mode: ResumeMode,
 }
 
 impl ResumeJob {

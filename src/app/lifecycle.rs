@@ -17,7 +17,7 @@ use bytes::Bytes;
 use std::time::{Duration, Instant};
 
 /// What `connection.serverInfo.capabilities` lists: what this server answers.
-pub const CAPABILITIES: [&str; 8] = [
+pub const CAPABILITIES: [&str; 10] = [
     "live",
     "history",
     "time_travel",
@@ -26,6 +26,8 @@ pub const CAPABILITIES: [&str; 8] = [
     "delta",
     "binary",
     "permessage-deflate",
+    "breakpoints",
+    "filters",
 ];
 
 /// An accepted upgrade: the 101 answer and the client it starts.

@@ -43,8 +43,9 @@ use crate::store::Store;
 use bytes::Bytes;
 use commit::{Acks, Sequencer};
 use queue::EventSpan;
-use std::collections::HashSet;
-use std::sync::Arc;
+use crate::condition::Condition;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use timer::{Timer, Timers};
 
@@ -61,6 +62,9 @@ pub struct Delivery {
     pub conn: ConnId,
     pub frame: Bytes,
     pub span: EventSpan,
+    /// A breakpoint hit (or an armed step's event): the frame is never dropped, and
+    /// the shell records the pause on the client ([`dispatch::breakpoints::on_hit`]).
+    pub hit: Option<dispatch::breakpoints::HitNote>,
 }
 
 /// Everything handlers share: configuration, routing, storage, metrics, scratch space.
@@ -93,6 +97,12 @@ pub struct App {
     ingested_at: Option<Instant>,
     batch_deadline: Option<Instant>,
     sessions: HashSet<Arc<str>>,
+    /// Compiled conditions by canonical text, so equal conditions share one `Arc` (the
+    /// hub tells them apart by pointer first).
+    conditions: HashMap<Box<str>, Weak<Condition>>,
+    /// Pauses the hub recorded since the shell last took the outbox (see
+    /// `dispatch::breakpoints`).
+    pending_hits: Vec<(ConnId, dispatch::breakpoints::HitNote)>,
 }
 
 /// One client message (or timer, or job step) being handled: the application, the
@@ -134,6 +144,8 @@ impl App {
             ingested_at: None,
             batch_deadline: None,
             sessions: HashSet::new(),
+            conditions: HashMap::new(),
+            pending_hits: Vec::new(),
             config,
         }
     }
@@ -167,6 +179,31 @@ impl App {
         a
     }
 
+    /// One shared `Arc` per canonical condition (filters and breakpoints alike).
+    pub fn intern_condition(&mut self, c: Condition) -> Arc<Condition> {
+        if let Some(live) = self.conditions.get(c.canonical()).and_then(Weak::upgrade) {
+            return live;
+        }
+        if self.conditions.len() >= 4096 {
+            self.conditions.retain(|_, w| w.strong_count() > 0);
+        }
+        let key: Box<str> = c.canonical().into();
+        let a = Arc::new(c);
+        if self.conditions.len() < 4096 {
+            self.conditions.insert(key, Arc::downgrade(&a));
+        }
+        a
+    }
+
+    /// The pauses the hub recorded this turn for `id`, not yet seen by the shell.
+    pub fn pending_hits_for(&self, id: ConnId) -> Vec<dispatch::breakpoints::HitNote> {
+        self.pending_hits
+            .iter()
+            .filter(|(c, _)| *c == id)
+            .map(|(_, n)| n.clone())
+            .collect()
+    }
+
     /// Whether the hub's batches are due to close this turn.
     pub fn batches_due(&self) -> bool {
         self.config.batch_timeout_ms == 0
@@ -183,15 +220,21 @@ impl App {
             encoder,
             outbox,
             metrics,
+            pending_hits,
             ..
         } = self;
-        hub.flush(
+        // `encode`, `deliver` and `hit` run one at a time; the cells let all three
+        // reach the encoder, the outbox and the metrics.
+        let encoder = std::cell::RefCell::new(encoder);
+        let outbox = std::cell::RefCell::new(outbox);
+        let metrics = std::cell::RefCell::new(metrics);
+        hub.flush_with(
             |audience, session, events| {
-                metrics.frames_encoded += 1;
-                encoder.encode(audience, session, events, now_ms)
+                metrics.borrow_mut().frames_encoded += 1;
+                encoder.borrow_mut().encode(audience, session, events, now_ms)
             },
             |conn, frame: &Bytes, info| {
-                outbox.push(Delivery {
+                outbox.borrow_mut().push(Delivery {
                     conn,
                     frame: frame.clone(),
                     span: EventSpan {
@@ -200,7 +243,23 @@ impl App {
                         last_seq: info.last_seq,
                         count: info.count,
                     },
+                    hit: None,
                 })
+            },
+            |h| {
+                let mut m = metrics.borrow_mut();
+                let (before, hit) = dispatch::breakpoints::hit_frames(
+                    &h,
+                    &mut encoder.borrow_mut(),
+                    &mut m,
+                    now_ms,
+                );
+                if let Some(note) = &hit.hit {
+                    pending_hits.push((h.conn, note.clone()));
+                }
+                let mut outbox = outbox.borrow_mut();
+                outbox.extend(before);
+                outbox.push(hit);
             },
         );
         self.batch_deadline = None;
@@ -209,6 +268,8 @@ impl App {
     /// The hub's deliveries since the last call, for the shell to queue. Hand the vector
     /// back with [`App::return_outbox`] to keep its allocation.
     pub fn take_outbox(&mut self) -> Vec<Delivery> {
+        // The shell records every pause it finds in the deliveries.
+        self.pending_hits.clear();
         std::mem::take(&mut self.outbox)
     }
 

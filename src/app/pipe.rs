@@ -128,6 +128,12 @@ impl Pipe {
     fn apply_outbox(&mut self) {
         for d in self.app.take_outbox() {
             let p = &mut self.peers[d.conn.key as usize];
+            if let Some(note) = &d.hit {
+                super::dispatch::breakpoints::on_hit(&mut p.client, note);
+                p.client.messages_out += 1;
+                p.out.queue_catch_up(d.frame, d.span.count);
+                continue;
+            }
             if p.out.queue.push_events(d.frame, d.span) == Admit::Queued {
                 p.client.messages_out += 1;
             }

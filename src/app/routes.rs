@@ -193,6 +193,9 @@ fn history(req: &Request, p: &Principal, app: &App) -> Response {
         (Ok(s), Ok(e), Ok(l), Ok(o)) => (s, e, l.clamp(0, cap) as usize, o.max(0) as usize),
         (Err(r), ..) | (_, Err(r), ..) | (_, _, Err(r), _) | (.., Err(r)) => return r,
     };
+    if let Some(src) = query_param(q, "filter").filter(|f| !f.trim().is_empty()) {
+        return filtered_history(app, &session, (start, end), offset, limit, &src);
+    }
     match app.store.time_range(&session, start, end, offset, limit) {
         Ok(events) => {
             let mut b = Vec::with_capacity(events.iter().map(|e| e.json.len() + 1).sum());
@@ -207,6 +210,49 @@ fn history(req: &Request, p: &Principal, app: &App) -> Response {
         }
         Err(e) => Response::error(500, &format!("history read failed: {e}")),
     }
+}
+
+/// `GET /v1/history?…&filter=CONDITION`: only matching events, `offset` and `limit`
+/// counting matches, `X-Total-Count` the matches in the whole range (the range is read
+/// in runs of [`crate::app::jobs::SCAN_STEP`] events, never all at once).
+fn filtered_history(
+    app: &App,
+    session: &str,
+    (start, end): (i64, i64),
+    offset: usize,
+    limit: usize,
+    src: &str,
+) -> Response {
+    let cond = match crate::condition::Condition::compile(src) {
+        Ok(c) => c,
+        Err(e) => {
+            return Response::error(400, &format!("query parameter \"filter\": {e}"));
+        }
+    };
+    let step = crate::app::jobs::SCAN_STEP;
+    let (mut b, mut total, mut at, mut skip) = (Vec::new(), 0u64, 0, offset);
+    loop {
+        let run = match app.store.time_range(session, start, end, at, step) {
+            Ok(r) => r,
+            Err(e) => return Response::error(500, &format!("history read failed: {e}")),
+        };
+        at += run.len();
+        for e in run.iter().filter(|e| cond.matches(&e.json)) {
+            total += 1;
+            if skip > 0 {
+                skip -= 1;
+            } else if total as usize <= offset + limit {
+                b.extend_from_slice(&e.json);
+                b.push(b'\n');
+            }
+        }
+        if run.len() < step {
+            break;
+        }
+    }
+    Response::new(200)
+        .header("X-Total-Count", &total.to_string())
+        .body("application/x-ndjson", b)
 }
 
 fn ingest(body: &mut [u8], app: &mut App, conn: ConnId, keep_alive: bool) -> Routed {

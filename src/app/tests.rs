@@ -155,20 +155,130 @@ fn time_travel_rebuilds_state() {
     assert_eq!(t[0]["requestId"], 9);
 }
 
+fn publish_kinds(p: &mut Pipe, from: usize, session: &str, kinds: &[&str]) {
+    let events: Vec<String> = kinds
+        .iter()
+        .map(|k| format!(r#"{{"type":"{k}","sessionId":"{session}","data":{{"n":1}}}}"#))
+        .collect();
+    p.send(
+        from,
+        &format!(r#"{{"type":"publish","events":[{}]}}"#, events.join(",")),
+    );
+}
+
 #[test]
-fn breakpoints_are_refused_with_a_stable_code() {
+fn a_hit_inside_a_batch_pauses_and_resume_catches_up_without_gap() {
+    let mut p = Pipe::new(|_| {});
+    let (a, b) = (p.connect(), p.connect());
+    p.send(a, r#"{"type":"subscribe_session","sessionId":"s"}"#);
+    p.send(
+        a,
+        r#"{"type":"set_breakpoint","traceId":"stop","condition":"type === 'HIT'","requestId":1}"#,
+    );
+    let set = p.of_type(a, "breakpoint_set");
+    assert_eq!(set[0]["condition"], r#"type === "HIT""#);
+    assert_eq!(set[0]["requestId"], 1);
+    publish_kinds(&mut p, b, "s", &["A", "B", "HIT", "C", "D"]);
+    let f = p.frames(a);
+    assert_eq!(events_of(&f), vec![1, 2], "{f:?}");
+    let hit: Vec<&Value> = f.iter().filter(|v| v["type"] == "breakpoint_hit").collect();
+    assert_eq!(hit.len(), 1);
+    assert_eq!(hit[0]["traceId"], "stop");
+    assert_eq!(hit[0]["sessionId"], "s");
+    assert_eq!(hit[0]["event"]["seq"], 3);
+    // Paused: nothing more, however much is published.
+    publish_kinds(&mut p, b, "s", &["E"]);
+    assert!(p.frames(a).is_empty());
+    p.send(a, r#"{"type":"resume"}"#);
+    let seen = p.settle();
+    assert_eq!(events_of(&seen[a]), vec![4, 5, 6]);
+    publish_kinds(&mut p, b, "s", &["F"]);
+    assert_eq!(events_of(&p.frames(a)), vec![7]);
+    p.send(a, r#"{"type":"list_breakpoints"}"#);
+    let l = p.of_type(a, "breakpoints");
+    assert_eq!(l[0]["items"][0]["hits"], 1);
+    assert_eq!(p.app.metrics.breakpoint_hits, 1);
+}
+
+#[test]
+fn step_delivers_one_event_and_stays_paused_even_at_the_live_edge() {
+    let mut p = Pipe::new(|_| {});
+    let (a, b) = (p.connect(), p.connect());
+    p.send(a, r#"{"type":"subscribe_session","sessionId":"s"}"#);
+    p.send(a, r#"{"type":"set_breakpoint","traceId":"x","condition":"type == 'X'"}"#);
+    publish_kinds(&mut p, b, "s", &["X", "A", "B"]);
+    assert_eq!(p.of_type(a, "breakpoint_hit").len(), 1);
+    p.send(a, r#"{"type":"step"}"#);
+    assert_eq!(events_of(&p.settle()[a]), vec![2]);
+    p.send(a, r#"{"type":"step"}"#);
+    assert_eq!(events_of(&p.settle()[a]), vec![3]);
+    // Nothing stored after seq 3: the step waits for the next event.
+    p.send(a, r#"{"type":"step"}"#);
+    assert!(events_of(&p.settle()[a]).is_empty());
+    publish_kinds(&mut p, b, "s", &["C", "D"]);
+    assert_eq!(events_of(&p.frames(a)), vec![4]);
+    p.send(a, r#"{"type":"step"}"#);
+    assert_eq!(events_of(&p.settle()[a]), vec![5]);
+    p.send(a, r#"{"type":"resume"}"#);
+    p.settle();
+    publish_kinds(&mut p, b, "s", &["E", "X", "F"]);
+    let f = p.frames(a);
+    assert_eq!(events_of(&f), vec![6]);
+    assert_eq!(f.iter().filter(|v| v["type"] == "breakpoint_hit").count(), 1);
+}
+
+#[test]
+fn breakpoint_errors_name_what_was_wrong() {
     let mut p = Pipe::new(|_| {});
     let a = p.connect();
-    for m in [
-        r#"{"type":"set_breakpoint","traceId":"b","condition":"true","requestId":1}"#,
-        r#"{"type":"remove_breakpoint","traceId":"b","requestId":1}"#,
-        r#"{"type":"resume","requestId":1}"#,
-        r#"{"type":"step","requestId":1}"#,
-    ] {
-        p.send(a, m);
-        let e = p.of_type(a, "error");
-        assert_eq!(e[0]["error"]["code"], "unsupported", "{m}");
-        assert_eq!(e[0]["requestId"], 1);
+    p.send(a, r#"{"type":"resume","requestId":1}"#);
+    let e = p.of_type(a, "error");
+    assert_eq!(e[0]["error"]["code"], "invalid_request");
+    assert!(e[0]["error"]["message"].as_str().unwrap().contains("not paused") || e[0]["error"]["message"].as_str().unwrap().contains("no subscription is paused"));
+    assert_eq!(e[0]["requestId"], 1);
+    p.send(a, r#"{"type":"set_breakpoint","traceId":"b","condition":"a ==","requestId":2}"#);
+    let e = p.of_type(a, "error");
+    assert_eq!(e[0]["error"]["code"], "invalid_condition");
+    assert_eq!(e[0]["error"]["position"], 4);
+    for i in 0..64 {
+        p.send(a, &format!(r#"{{"type":"set_breakpoint","traceId":"b{i}"}}"#));
+    }
+    assert_eq!(p.of_type(a, "breakpoint_set").len(), 64);
+    p.send(a, r#"{"type":"set_breakpoint","traceId":"one-too-many"}"#);
+    let e = p.of_type(a, "error");
+    assert!(e[0]["error"]["message"].as_str().unwrap().contains("64"), "{e:?}");
+    // Replacing an existing one is still allowed at the limit.
+    p.send(a, r#"{"type":"set_breakpoint","traceId":"b3","condition":"seq > 1"}"#);
+    assert_eq!(p.of_type(a, "breakpoint_set").len(), 1);
+    p.send(a, r#"{"type":"remove_breakpoint","traceId":"nope"}"#);
+    assert_eq!(p.of_type(a, "error").len(), 1);
+}
+
+#[test]
+fn equal_filters_share_one_encode_and_each_condition_runs_once_per_event() {
+    let mut p = Pipe::new(|_| {});
+    let pub_ = p.connect();
+    let mut subs = Vec::new();
+    for i in 0..9 {
+        let c = p.connect();
+        let f = match i % 3 {
+            0 => r#""type === 'A'""#,
+            1 => r#""(type==='A')""#,
+            _ => r#""type === 'B'""#,
+        };
+        p.send(c, &format!(r#"{{"type":"subscribe_session","sessionId":"s","filter":{f}}}"#));
+        subs.push(c);
+    }
+    let frames_before = p.app.metrics.frames_encoded;
+    let evals_before = p.app.hub.evaluations();
+    publish_kinds(&mut p, pub_, "s", &["A", "B", "A", "C"]);
+    // Two distinct conditions, two audiences, one frame each.
+    assert_eq!(p.app.metrics.frames_encoded - frames_before, 2);
+    // Each distinct condition evaluated once per event.
+    assert_eq!(p.app.hub.evaluations() - evals_before, 2 * 4);
+    for (i, &c) in subs.iter().enumerate() {
+        let want = if i % 3 == 2 { vec![2] } else { vec![1, 3] };
+        assert_eq!(events_of(&p.frames(c)), want, "subscriber {i}");
     }
 }
 

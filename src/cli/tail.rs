@@ -30,6 +30,10 @@ pub struct TailArgs {
     /// Start after this seq (a number) or this long ago (5m, 1h).
     #[arg(long, value_parser = parse_since)]
     pub since: Option<Since>,
+    /// Only events matching this condition (SPEC §7), e.g. 'data.status === "error"';
+    /// the server filters live events, catch-up and history alike.
+    #[arg(long)]
+    pub filter: Option<String>,
     #[command(flatten)]
     pub bearer: BearerArgs,
 }
@@ -66,6 +70,8 @@ pub struct Tail {
     last_seq: Option<u64>,
     /// Events older than this are skipped (the `--since DURATION` window's start).
     min_timestamp: Option<u64>,
+    /// `--filter`: sent with the subscription and the history request.
+    filter: Option<String>,
 }
 
 impl Tail {
@@ -78,7 +84,14 @@ impl Tail {
             phase: Phase::Live,
             last_seq: None,
             min_timestamp: None,
+            filter: None,
         }
+    }
+
+    /// Follows only events matching `condition` (`--filter`).
+    pub fn with_filter(mut self, condition: Option<&str>) -> Tail {
+        self.filter = condition.map(str::to_string);
+        self
     }
 
     /// The messages to send once connected.
@@ -96,15 +109,16 @@ impl Tail {
                     .saturating_sub(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
                 self.min_timestamp = Some(start);
                 self.phase = Phase::History;
-                out.push(Out::Send(
-                    json!({
-                        "type": "request_history",
-                        "sessionId": self.session,
-                        "timeRange": {"start": start, "end": self.now_ms},
-                        "requestId": HISTORY_REQUEST_ID,
-                    })
-                    .to_string(),
-                ));
+                let mut msg = json!({
+                    "type": "request_history",
+                    "sessionId": self.session,
+                    "timeRange": {"start": start, "end": self.now_ms},
+                    "requestId": HISTORY_REQUEST_ID,
+                });
+                if let (Some(f), Some(map)) = (&self.filter, msg.as_object_mut()) {
+                    map.insert("filter".into(), f.as_str().into());
+                }
+                out.push(Out::Send(msg.to_string()));
             }
             Some(Since::Seq(seq)) => {
                 self.last_seq = Some(seq);
@@ -119,6 +133,9 @@ impl Tail {
         let mut msg = json!({"type": "subscribe_session", "sessionId": self.session});
         if let (Some(seq), Some(map)) = (since_seq, msg.as_object_mut()) {
             map.insert("sinceSeq".into(), seq.into());
+        }
+        if let (Some(f), Some(map)) = (&self.filter, msg.as_object_mut()) {
+            map.insert("filter".into(), f.as_str().into());
         }
         Out::Send(msg.to_string())
     }
@@ -328,7 +345,8 @@ pub fn run(args: &TailArgs) -> Result<(), CliError> {
         )),
         other => CliError::Runtime(format!("tail: cannot connect to {}: {other}", args.url)),
     })?;
-    let mut tail = Tail::new(&args.session, args.agent.as_deref(), args.since, now_ms());
+    let mut tail = Tail::new(&args.session, args.agent.as_deref(), args.since, now_ms())
+        .with_filter(args.filter.as_deref());
     let mut pending = tail.start();
     let stdout = std::io::stdout();
     loop {
@@ -393,6 +411,19 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn filter_rides_with_the_subscription_and_the_history_request() {
+        let mut t = Tail::new("s", None, Some(Since::Seq(3)), 0).with_filter(Some("seq > 1"));
+        let s = sent(&t.start());
+        assert_eq!(
+            s,
+            vec![json!({"type":"subscribe_session","sessionId":"s","sinceSeq":3,"filter":"seq > 1"})]
+        );
+        let mut t = Tail::new("s", None, Some(Since::Ago(Duration::from_secs(1))), 10_000)
+            .with_filter(Some("a"));
+        assert_eq!(sent(&t.start())[0]["filter"], json!("a"));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! forged token refused). Each body's module documentation lists its properties.
 
 pub mod client_message;
+pub mod condition;
 pub mod config;
 pub mod frame;
 pub mod http_head;

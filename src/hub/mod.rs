@@ -10,10 +10,22 @@
 //! The hub knows nothing of sockets or encoders: the loop passes an `encode` closure and a
 //! `deliver` closure. That keeps routing a pure, testable core and lets the benchmark
 //! drive it without a network.
+//!
+//! Conditions (SPEC §7): an audience's `filter` is part of its identity (equal canonical
+//! conditions share frames; the agent filter is one more test in the same audience), and
+//! a member may carry a [`Watch`] — its breakpoints for this session. While a batch is
+//! routed, each distinct condition (by canonical text) is evaluated at most once per
+//! event, whatever number of audiences and watchers use it ([`memo`]). A watcher whose
+//! breakpoint hits gets the events before the hit through `hit` instead of the shared
+//! frame, and leaves the route: it is paused, and catches up from the store later.
+
+pub mod memo;
 
 pub mod encode;
 
+use crate::condition::Condition;
 use crate::event::{Event, EventRef};
+use memo::Memo;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -36,6 +48,9 @@ pub struct Audience {
     pub delta: bool,
     /// `None`: every agent. `Some`: only events whose `agentId` is in the (sorted) list.
     pub agents: Option<Arc<[Box<str>]>>,
+    /// `None`: every event. `Some`: only events the condition matches (compared by its
+    /// canonical text).
+    pub filter: Option<Arc<Condition>>,
 }
 
 impl Audience {
@@ -45,17 +60,47 @@ impl Audience {
             deflate: false,
             delta: false,
             agents: None,
+            filter: None,
         }
     }
 
     /// Whether an event passes this audience's agent filter.
-    pub fn admits(&self, event: &Event) -> bool {
+    pub fn admits_agent(&self, event: &Event) -> bool {
         match (&self.agents, &event.agent) {
             (None, _) => true,
             (Some(list), Some(agent)) => list.binary_search_by(|a| (**a).cmp(&**agent)).is_ok(),
             (Some(_), None) => false,
         }
     }
+
+    /// Whether an event passes both filters (agent, then condition).
+    pub fn admits(&self, event: &Event) -> bool {
+        self.admits_agent(event) && self.filter.as_ref().is_none_or(|f| f.matches(&event.json))
+    }
+}
+
+/// A member's breakpoints for one session, in the order they were set; `step` asks
+/// to pause after the next admitted event even when nothing hits (an armed `step`).
+#[derive(Debug, Clone, Default)]
+pub struct Watch {
+    pub conditions: Vec<Arc<Condition>>,
+    /// The breakpoints' names, beside their conditions (the hub only hands them back).
+    pub names: Vec<Arc<str>>,
+    pub step: bool,
+}
+
+/// Why a watcher left the route: the breakpoint (index into its [`Watch`]) the event
+/// hit, or `None` for an armed step that reached its event.
+#[derive(Debug, Clone, Copy)]
+pub struct Hit<'a> {
+    pub conn: ConnId,
+    pub session: &'a Arc<str>,
+    pub audience: &'a Audience,
+    /// The member's events of this batch before the hitting one (to deliver first).
+    pub before: &'a [&'a Event],
+    pub event: &'a Event,
+    pub breakpoint: Option<usize>,
+    pub watch: &'a Watch,
 }
 
 /// Builds an agent filter from a client's list (empty = no filter).
@@ -73,6 +118,8 @@ pub fn agent_filter<S: AsRef<str>>(ids: &[S]) -> Option<Arc<[Box<str>]>> {
 struct Group {
     audience: Audience,
     members: Vec<ConnId>,
+    /// Each member's breakpoints for this session, beside it (`members[i]`).
+    watches: Vec<Option<Arc<Watch>>>,
 }
 
 #[derive(Debug, Default)]
@@ -90,6 +137,7 @@ impl SessionRoute {
         for gi in 0..self.groups.len() {
             if let Some(pos) = self.groups[gi].members.iter().position(|c| *c == conn) {
                 self.groups[gi].members.swap_remove(pos);
+                self.groups[gi].watches.swap_remove(pos);
                 if self.groups[gi].members.is_empty() {
                     self.groups.swap_remove(gi);
                 }
@@ -117,6 +165,7 @@ pub struct Hub {
     dirty: Vec<Arc<str>>,
     batch_size: usize,
     pending_events: usize,
+    memo: Memo,
 }
 
 impl Hub {
@@ -129,15 +178,34 @@ impl Hub {
 
     /// Adds (or moves) `conn` to `session` with the given audience.
     pub fn subscribe(&mut self, session: &Arc<str>, conn: ConnId, audience: Audience) {
+        self.subscribe_watching(session, conn, audience, None);
+    }
+
+    /// Adds (or moves) `conn` to `session` with the given audience and breakpoints.
+    pub fn subscribe_watching(
+        &mut self,
+        session: &Arc<str>,
+        conn: ConnId,
+        audience: Audience,
+        watch: Option<Arc<Watch>>,
+    ) {
         let route = self.routes.entry(session.clone()).or_default();
         route.remove(conn);
-        match route.groups.iter_mut().find(|g| g.audience == audience) {
-            Some(g) => g.members.push(conn),
-            None => route.groups.push(Group {
-                audience,
-                members: vec![conn],
-            }),
-        }
+        let watch = watch.filter(|w| w.step || !w.conditions.is_empty());
+        let group = match route.groups.iter().position(|g| g.audience == audience) {
+            Some(i) => &mut route.groups[i],
+            None => {
+                route.groups.push(Group {
+                    audience,
+                    members: Vec::new(),
+                    watches: Vec::new(),
+                });
+                let last = route.groups.len() - 1;
+                &mut route.groups[last]
+            }
+        };
+        group.members.push(conn);
+        group.watches.push(watch);
     }
 
     /// Removes `conn` from `session`; true when it was subscribed.
@@ -177,6 +245,12 @@ impl Hub {
         }
     }
 
+    /// Conditions evaluated while routing so far (each distinct condition once per
+    /// event of a batch).
+    pub fn evaluations(&self) -> u64 {
+        self.memo.evaluations
+    }
+
     /// Events waiting for the next flush.
     pub fn pending(&self) -> usize {
         self.pending_events
@@ -184,27 +258,48 @@ impl Hub {
 
     /// Cuts pending events into batches, encodes each batch once per audience with
     /// `encode`, and calls `deliver` for every member with the shared frame.
-    pub fn flush<F, E, D>(&mut self, mut encode: E, mut deliver: D)
+    pub fn flush<F, E, D>(&mut self, encode: E, deliver: D)
     where
         F: Clone,
         E: FnMut(&Audience, &Arc<str>, &[&Event]) -> F,
         D: FnMut(ConnId, &F, &BatchInfo<'_>),
     {
+        self.flush_with(encode, deliver, |_| {});
+    }
+
+    /// [`Hub::flush`], plus breakpoints: a watcher whose breakpoint (or armed step) an
+    /// event of the batch reaches gets `hit` instead of the shared frame, and leaves
+    /// the session's route (paused).
+    pub fn flush_with<F, E, D, H>(&mut self, mut encode: E, mut deliver: D, mut hit: H)
+    where
+        F: Clone,
+        E: FnMut(&Audience, &Arc<str>, &[&Event]) -> F,
+        D: FnMut(ConnId, &F, &BatchInfo<'_>),
+        H: FnMut(Hit<'_>),
+    {
+        let memo = &mut self.memo;
+        let mut paused: Vec<ConnId> = Vec::new();
         for session in self.dirty.drain(..) {
             let Some(route) = self.routes.get_mut(&session) else {
                 continue;
             };
             let mut pending = std::mem::take(&mut route.pending);
             let mut selected: Vec<&Event> = Vec::with_capacity(self.batch_size);
+            let mut at: Vec<usize> = Vec::with_capacity(self.batch_size);
             for chunk in pending.chunks(self.batch_size) {
+                memo.start(chunk.len());
                 for group in &route.groups {
                     selected.clear();
-                    selected.extend(
-                        chunk
-                            .iter()
-                            .map(|e| &**e)
-                            .filter(|e| group.audience.admits(e)),
-                    );
+                    at.clear();
+                    let slot = group.audience.filter.as_ref().map(|f| memo.slot(f));
+                    for (i, e) in chunk.iter().enumerate() {
+                        if group.audience.admits_agent(e)
+                            && slot.is_none_or(|s| memo.test(s, i, &e.json))
+                        {
+                            selected.push(&**e);
+                            at.push(i);
+                        }
+                    }
                     let (Some(first), Some(last)) = (selected.first(), selected.last()) else {
                         continue;
                     };
@@ -215,9 +310,30 @@ impl Hub {
                         count: selected.len() as u64,
                     };
                     let frame = encode(&group.audience, &session, &selected);
-                    for &conn in &group.members {
-                        deliver(conn, &frame, &info);
+                    for (&conn, watch) in group.members.iter().zip(&group.watches) {
+                        let Some(watch) = watch else {
+                            deliver(conn, &frame, &info);
+                            continue;
+                        };
+                        match first_hit(memo, watch, chunk, &at) {
+                            None => deliver(conn, &frame, &info),
+                            Some((k, breakpoint)) => {
+                                hit(Hit {
+                                    conn,
+                                    session: &session,
+                                    audience: &group.audience,
+                                    before: &selected[..k],
+                                    event: selected[k],
+                                    breakpoint,
+                                    watch,
+                                });
+                                paused.push(conn);
+                            }
+                        }
                     }
+                }
+                for conn in paused.drain(..) {
+                    route.remove(conn);
                 }
             }
             drop(selected);
@@ -227,6 +343,32 @@ impl Hub {
         }
         self.pending_events = 0;
     }
+}
+
+/// The first of the member's selected events (`at`: their indexes in `chunk`) that one
+/// of its breakpoints matches, with the breakpoint's index; an armed step stops at the
+/// first event whatever matches.
+fn first_hit(
+    memo: &mut Memo,
+    watch: &Watch,
+    chunk: &[EventRef],
+    at: &[usize],
+) -> Option<(usize, Option<usize>)> {
+    let mut best: Option<(usize, Option<usize>)> = watch.step.then_some((0, None)).filter(|_| !at.is_empty());
+    for (b, cond) in watch.conditions.iter().enumerate() {
+        let limit = best.map_or(at.len(), |(k, _)| k + 1);
+        let slot = memo.slot(cond);
+        for (k, &i) in at.iter().enumerate().take(limit) {
+            if memo.test(slot, i, &chunk[i].json) {
+                // Earlier breakpoints win ties (the one set first is named).
+                if best.is_none_or(|(bk, bb)| k < bk || (k == bk && bb.is_none())) {
+                    best = Some((k, Some(b)));
+                }
+                break;
+            }
+        }
+    }
+    best
 }
 
 #[cfg(test)]

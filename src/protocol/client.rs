@@ -30,10 +30,12 @@ pub enum ClientMessage<'a> {
     Auth {
         token: Cow<'a, str>,
     },
-    /// `subscribe_session {sessionId, sinceSeq?}`.
+    /// `subscribe_session {sessionId, sinceSeq?, filter?}`.
     SubscribeSession {
         session_id: Cow<'a, str>,
         since_seq: Option<u64>,
+        /// A SPEC §7 condition; `None` (or empty) keeps every event.
+        filter: Option<Cow<'a, str>>,
     },
     /// `unsubscribe_session {sessionId}`.
     UnsubscribeSession {
@@ -43,7 +45,12 @@ pub enum ClientMessage<'a> {
     FilterAgents {
         agent_ids: Vec<Cow<'a, str>>,
     },
-    /// `request_history {timeRange:{start,end}, sessionId?, limit?, offset?}`.
+    /// `filter_events {condition, sessionId?}`; an empty condition clears the filter.
+    FilterEvents {
+        condition: Cow<'a, str>,
+        session_id: Option<Cow<'a, str>>,
+    },
+    /// `request_history {timeRange:{start,end}, sessionId?, limit?, offset?, filter?}`.
     /// `offset` skips that many matching events (paging past one answer's `limit`).
     RequestHistory {
         start: i64,
@@ -51,23 +58,33 @@ pub enum ClientMessage<'a> {
         session_id: Option<Cow<'a, str>>,
         limit: Option<usize>,
         offset: usize,
+        filter: Option<Cow<'a, str>>,
     },
     /// `time_travel {timestamp, sessionId?}`.
     TimeTravel {
         timestamp: i64,
         session_id: Option<Cow<'a, str>>,
     },
-    /// `set_breakpoint {traceId, condition?}`; a missing condition means `true`.
+    /// `set_breakpoint {traceId, condition?, sessionId?}`; a missing condition means
+    /// `true`.
     SetBreakpoint {
         trace_id: Cow<'a, str>,
         condition: Option<Cow<'a, str>>,
+        session_id: Option<Cow<'a, str>>,
     },
     /// `remove_breakpoint {traceId}`.
     RemoveBreakpoint {
         trace_id: Cow<'a, str>,
     },
-    Resume,
-    Step,
+    ListBreakpoints,
+    /// `resume {sessionId?}`.
+    Resume {
+        session_id: Option<Cow<'a, str>>,
+    },
+    /// `step {sessionId?}`.
+    Step {
+        session_id: Option<Cow<'a, str>>,
+    },
     Heartbeat,
     /// `publish {event}` or `publish {events:[…]}`; the values go to ingest's
     /// validation unchanged, still as simd-json tape.
@@ -88,8 +105,10 @@ impl ClientMessage<'_> {
             ClientMessage::TimeTravel { .. } => "time_travel",
             ClientMessage::SetBreakpoint { .. } => "set_breakpoint",
             ClientMessage::RemoveBreakpoint { .. } => "remove_breakpoint",
-            ClientMessage::Resume => "resume",
-            ClientMessage::Step => "step",
+            ClientMessage::FilterEvents { .. } => "filter_events",
+            ClientMessage::ListBreakpoints => "list_breakpoints",
+            ClientMessage::Resume { .. } => "resume",
+            ClientMessage::Step { .. } => "step",
             ClientMessage::Heartbeat => "heartbeat",
             ClientMessage::Publish { .. } => "publish",
         }
@@ -109,6 +128,7 @@ struct Fields<'a> {
     timestamp: Option<BorrowedValue<'a>>,
     trace_id: Option<BorrowedValue<'a>>,
     condition: Option<BorrowedValue<'a>>,
+    filter: Option<BorrowedValue<'a>>,
 }
 
 /// Parses one client text frame in place. `buf` is clobbered (simd-json unescapes
@@ -188,6 +208,7 @@ pub fn parse_client_message<'a>(
         timestamp: get("timestamp"),
         trace_id: get("traceId"),
         condition: get("condition"),
+        filter: get("filter"),
     };
     bufs.recycle_nodes(nodes);
     let msg = message(f).map_err(with_id)?;
@@ -195,7 +216,7 @@ pub fn parse_client_message<'a>(
 }
 
 /// The top-level fields any message may carry.
-const FIELDS: [&str; 14] = [
+const FIELDS: [&str; 15] = [
     "type",
     "requestId",
     "token",
@@ -210,6 +231,7 @@ const FIELDS: [&str; 14] = [
     "condition",
     "event",
     "events",
+    "filter",
 ];
 
 /// The value at `nodes[at]` as a [`BorrowedValue`] (for the small, non-publish
@@ -290,6 +312,7 @@ fn message<'a>(mut f: Fields<'a>) -> Result<ClientMessage<'a>, ProtocolError> {
         "subscribe_session" => ClientMessage::SubscribeSession {
             session_id: session_id(f.session_id)?,
             since_seq: opt_u64(f.since_seq, "sinceSeq")?,
+            filter: opt_str(f.filter, "filter")?,
         },
         "unsubscribe_session" => ClientMessage::UnsubscribeSession {
             session_id: session_id(f.session_id)?,
@@ -305,6 +328,7 @@ fn message<'a>(mut f: Fields<'a>) -> Result<ClientMessage<'a>, ProtocolError> {
                 session_id: opt_session_id(f.session_id)?,
                 limit: opt_usize(f.limit, "limit")?,
                 offset: opt_usize(f.offset, "offset")?.unwrap_or(0),
+                filter: opt_str(f.filter, "filter")?,
             }
         }
         "time_travel" => ClientMessage::TimeTravel {
@@ -314,12 +338,22 @@ fn message<'a>(mut f: Fields<'a>) -> Result<ClientMessage<'a>, ProtocolError> {
         "set_breakpoint" => ClientMessage::SetBreakpoint {
             trace_id: req_str(f.trace_id, "traceId")?,
             condition: opt_str(f.condition, "condition")?,
+            session_id: opt_session_id(f.session_id)?,
         },
         "remove_breakpoint" => ClientMessage::RemoveBreakpoint {
             trace_id: req_str(f.trace_id, "traceId")?,
         },
-        "resume" => ClientMessage::Resume,
-        "step" => ClientMessage::Step,
+        "filter_events" => ClientMessage::FilterEvents {
+            condition: req_str(f.condition, "condition")?,
+            session_id: opt_session_id(f.session_id)?,
+        },
+        "list_breakpoints" => ClientMessage::ListBreakpoints,
+        "resume" => ClientMessage::Resume {
+            session_id: opt_session_id(f.session_id)?,
+        },
+        "step" => ClientMessage::Step {
+            session_id: opt_session_id(f.session_id)?,
+        },
         "heartbeat" => ClientMessage::Heartbeat,
         other => {
             let mut shown = String::new();
@@ -509,11 +543,11 @@ mod tests {
             ),
             (
                 r#"{"type":"subscribe_session","sessionId":"s1","requestId":"r1"}"#,
-                r#"Some(Str("r1")) SubscribeSession { session_id: "s1", since_seq: None }"#,
+                r#"Some(Str("r1")) SubscribeSession { session_id: "s1", since_seq: None, filter: None }"#,
             ),
             (
                 r#"{"sinceSeq":42,"sessionId":"s1","type":"subscribe_session","requestId":7}"#,
-                r#"Some(Int(7)) SubscribeSession { session_id: "s1", since_seq: Some(42) }"#,
+                r#"Some(Int(7)) SubscribeSession { session_id: "s1", since_seq: Some(42), filter: None }"#,
             ),
             (
                 r#"{"type":"unsubscribe_session","sessionId":"s"}"#,
@@ -529,11 +563,11 @@ mod tests {
             ),
             (
                 r#"{"type":"request_history","timeRange":{"start":1,"end":2.5},"limit":10,"offset":20,"sessionId":"s","requestId":1.5}"#,
-                r#"Some(Float(1.5)) RequestHistory { start: 1, end: 2, session_id: Some("s"), limit: Some(10), offset: 20 }"#,
+                r#"Some(Float(1.5)) RequestHistory { start: 1, end: 2, session_id: Some("s"), limit: Some(10), offset: 20, filter: None }"#,
             ),
             (
                 r#"{"type":"request_history","timeRange":{"start":1,"end":2}}"#,
-                r#"None RequestHistory { start: 1, end: 2, session_id: None, limit: None, offset: 0 }"#,
+                r#"None RequestHistory { start: 1, end: 2, session_id: None, limit: None, offset: 0, filter: None }"#,
             ),
             (
                 r#"{"type":"time_travel","timestamp":123}"#,
@@ -541,18 +575,27 @@ mod tests {
             ),
             (
                 r#"{"type":"set_breakpoint","traceId":"bp","condition":"type == \"X\""}"#,
-                r#"None SetBreakpoint { trace_id: "bp", condition: Some("type == \"X\"") }"#,
+                r#"None SetBreakpoint { trace_id: "bp", condition: Some("type == \"X\""), session_id: None }"#,
             ),
             (
                 r#"{"type":"set_breakpoint","traceId":"bp"}"#,
-                r#"None SetBreakpoint { trace_id: "bp", condition: None }"#,
+                r#"None SetBreakpoint { trace_id: "bp", condition: None, session_id: None }"#,
             ),
             (
                 r#"{"type":"remove_breakpoint","traceId":"bp"}"#,
                 r#"None RemoveBreakpoint { trace_id: "bp" }"#,
             ),
-            (r#"{"type":"resume"}"#, "None Resume"),
-            (r#"{"type":"step"}"#, "None Step"),
+            (r#"{"type":"resume"}"#, "None Resume { session_id: None }"),
+            (r#"{"type":"step","sessionId":"s"}"#, r#"None Step { session_id: Some("s") }"#),
+            (r#"{"type":"list_breakpoints"}"#, "None ListBreakpoints"),
+            (
+                r#"{"type":"filter_events","condition":"a == 1","sessionId":"s"}"#,
+                r#"None FilterEvents { condition: "a == 1", session_id: Some("s") }"#,
+            ),
+            (
+                r#"{"type":"subscribe_session","sessionId":"s1","filter":"seq > 2"}"#,
+                r#"None SubscribeSession { session_id: "s1", since_seq: None, filter: Some("seq > 2") }"#,
+            ),
             (r#"{"type":"heartbeat","requestId":null}"#, "None Heartbeat"),
         ];
         for (input, want) in cases {

@@ -404,11 +404,12 @@ pub fn encode_time_travel_state<'e>(
     close(out, request_id);
 }
 
-/// `breakpoint_set {traceId, condition}`.
+/// `breakpoint_set {traceId, condition, sessionId?}` (the condition's canonical text).
 pub fn encode_breakpoint_set(
     out: &mut Vec<u8>,
     trace_id: &str,
     condition: &str,
+    session: Option<&str>,
     request_id: Option<&RequestId>,
 ) {
     open(out, "breakpoint_set");
@@ -416,6 +417,91 @@ pub fn encode_breakpoint_set(
     write_str(out, trace_id);
     next_key(out, "condition");
     write_str(out, condition);
+    if let Some(s) = session {
+        next_key(out, "sessionId");
+        write_str(out, s);
+    }
+    close(out, request_id);
+}
+
+/// One row of `breakpoints.items`.
+#[derive(Debug, Clone, Copy)]
+pub struct BreakpointItem<'a> {
+    pub trace_id: &'a str,
+    pub condition: &'a str,
+    pub session: Option<&'a str>,
+    pub hits: u64,
+}
+
+/// `breakpoints {items:[{traceId, condition, sessionId?, hits}]}`.
+pub fn encode_breakpoints<'a>(
+    out: &mut Vec<u8>,
+    items: impl Iterator<Item = BreakpointItem<'a>>,
+    request_id: Option<&RequestId>,
+) {
+    open(out, "breakpoints");
+    next_key(out, "items");
+    out.push(b'[');
+    for (i, it) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'{');
+        key(out, "traceId");
+        write_str(out, it.trace_id);
+        next_key(out, "condition");
+        write_str(out, it.condition);
+        if let Some(s) = it.session {
+            next_key(out, "sessionId");
+            write_str(out, s);
+        }
+        next_key(out, "hits");
+        write_u64(out, it.hits);
+        out.push(b'}');
+    }
+    out.push(b']');
+    close(out, request_id);
+}
+
+/// `filter_applied {condition, sessionId?}`: the answer to `filter_events` (the
+/// condition's canonical text, `""` when the filter was cleared).
+pub fn encode_condition_applied(
+    out: &mut Vec<u8>,
+    condition: &str,
+    session: Option<&str>,
+    request_id: Option<&RequestId>,
+) {
+    open(out, "filter_applied");
+    next_key(out, "condition");
+    write_str(out, condition);
+    if let Some(s) = session {
+        next_key(out, "sessionId");
+        write_str(out, s);
+    }
+    close(out, request_id);
+}
+
+/// `error {code:"invalid_condition", message, position}`: a condition that does not
+/// compile, with the byte offset of the fault.
+pub fn encode_condition_error(
+    out: &mut Vec<u8>,
+    message: &str,
+    position: usize,
+    timestamp: i64,
+    request_id: Option<&RequestId>,
+) {
+    open(out, "error");
+    next_key(out, "error");
+    out.push(b'{');
+    key(out, "code");
+    write_str(out, ErrorCode::InvalidCondition.as_str());
+    next_key(out, "message");
+    write_str(out, message);
+    next_key(out, "position");
+    write_u64(out, position as u64);
+    out.push(b'}');
+    next_key(out, "timestamp");
+    write_i64(out, timestamp);
     close(out, request_id);
 }
 
@@ -607,7 +693,7 @@ mod tests {
                 json!({"type":"time_travel_state","timestamp":8,"sessionId":"s","state":{"eventCount":1},"traces":[{"seq":1,"type":"A"}]}),
             ),
             (
-                Box::new(|o| encode_breakpoint_set(o, "bp", "a == 1", None)),
+                Box::new(|o| encode_breakpoint_set(o, "bp", "a == 1", None, None)),
                 json!({"type":"breakpoint_set","traceId":"bp","condition":"a == 1"}),
             ),
             (

@@ -69,6 +69,15 @@ impl Server {
             if conn.id.gen != d.conn.gen || conn.dead || conn.out.closing {
                 continue;
             }
+            if let (Some(note), Phase::Ws(ws)) = (&d.hit, &mut conn.phase) {
+                // A breakpoint hit pauses the subscription; its frame is never dropped.
+                crate::app::dispatch::breakpoints::on_hit(&mut ws.client, note);
+                ws.client.messages_out += 1;
+                self.app.metrics.messages_sent += 1;
+                conn.out.queue_catch_up(d.frame, d.span.count);
+                note_io(&mut conn.out, d.conn, self.app.now, &mut self.dirty, &mut self.app.timers);
+                continue;
+            }
             if conn.out.queue.would_congest(d.frame.len()) {
                 // Write what is queued before judging: only a client whose socket is
                 // also full is slow.

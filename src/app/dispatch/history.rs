@@ -5,7 +5,8 @@
 //! of memory at a time; `sinceSeq` catch-up is stepped here too.
 
 use super::{pick_session, Call, RECENT};
-use crate::app::jobs::{refs, HistoryJob, TimeTravelJob, FOLD_BUDGET};
+use crate::app::jobs::{refs, HistoryJob, ResumeJob, ResumeMode, TimeTravelJob, FOLD_BUDGET};
+use crate::event::EventRef;
 use crate::app::Job;
 use crate::event::Event;
 use crate::protocol::server as enc;
@@ -16,9 +17,13 @@ pub fn on_request_history(
     session_id: Option<&str>,
     limit: Option<usize>,
     offset: usize,
+    filter: Option<&str>,
     call: &mut Call<'_>,
 ) {
     let Some(session) = pick_session(session_id, call) else {
+        return;
+    };
+    let Ok(filter) = super::breakpoints::compile(filter.unwrap_or(""), call) else {
         return;
     };
     let cap = call.app.config.historical_data_limit;
@@ -31,6 +36,7 @@ pub fn on_request_history(
         offset,
         limit,
         call.app.config.history_chunk_size,
+        filter,
     );
     call.client.jobs.push_back(Job::History(job));
     call.app.jobs_pending(call.id);
@@ -57,10 +63,11 @@ pub fn step_job(job: &mut Job, call: &mut Call<'_>) -> bool {
             call.rid = h.request_id.clone();
             call.app.scratch.clear();
             match h.step(&*call.app.store, &mut call.app.scratch) {
-                Ok(last) => {
+                Ok(Some(last)) => {
                     call.send_scratch();
                     last
                 }
+                Ok(None) => false,
                 Err(e) => {
                     call.error(ErrorCode::HistoryError, &e.to_string());
                     true
@@ -95,24 +102,7 @@ pub fn step_job(job: &mut Job, call: &mut Call<'_>) -> bool {
             true
         }
         Job::Resume(r) => match r.step(&*call.app.store) {
-            Ok(Some(events)) => {
-                let audience = call.client.audience();
-                let chosen: Vec<&Event> = events
-                    .iter()
-                    .map(|e| &**e)
-                    .filter(|e| audience.admits(e))
-                    .collect();
-                if !chosen.is_empty() {
-                    let frame =
-                        call.app
-                            .encoder
-                            .encode(&audience, &r.session, &chosen, call.app.now_ms);
-                    call.out.queue_catch_up(frame, chosen.len() as u64);
-                    call.client.messages_out += 1;
-                    call.app.metrics.messages_sent += 1;
-                }
-                false
-            }
+            Ok(Some(events)) => catch_up(r, &events, call),
             Ok(None) => {
                 // Caught up. Events still pending in the hub (a batch window is open:
                 // `batch_timeout_ms > 0`) are already in the store and were just sent, so
@@ -121,8 +111,15 @@ pub fn step_job(job: &mut Job, call: &mut Call<'_>) -> bool {
                 if call.app.hub.pending() > 0 {
                     call.app.flush_hub();
                 }
-                let audience = call.client.audience();
-                call.app.hub.subscribe(&r.session, call.id, audience);
+                let audience = call.client.audience_for(&r.session);
+                let step = r.mode == ResumeMode::Step;
+                if step {
+                    call.client.armed.insert(r.session.clone());
+                }
+                let watch = call.client.watch_for(&r.session, step);
+                call.app
+                    .hub
+                    .subscribe_watching(&r.session, call.id, audience, watch);
                 true
             }
             Err(e) => {
@@ -132,4 +129,68 @@ pub fn step_job(job: &mut Job, call: &mut Call<'_>) -> bool {
             }
         },
     }
+}
+
+/// One run of stored events for a catching-up subscription: the ones its filters admit
+/// go out as one batch, up to the first that hits a breakpoint (or, for a `step`, the
+/// first one), where the subscription pauses. True when the job is done (paused).
+fn catch_up(r: &mut ResumeJob, events: &[EventRef], call: &mut Call<'_>) -> bool {
+    let audience = call.client.audience_for(&r.session);
+    let chosen: Vec<&Event> = events
+        .iter()
+        .map(|e| &**e)
+        .filter(|e| audience.admits(e))
+        .collect();
+    let mut stop: Option<(usize, Option<usize>)> = None;
+    for (k, e) in chosen.iter().enumerate() {
+        let hit = call
+            .client
+            .breakpoints
+            .iter()
+            .position(|b| {
+                b.session.as_deref().is_none_or(|s| s == &*r.session)
+                    && b.condition.matches(&e.json)
+            });
+        if hit.is_some() || r.mode == ResumeMode::Step {
+            stop = Some((k, hit));
+            break;
+        }
+    }
+    let upto = stop.map_or(chosen.len(), |(k, _)| k);
+    if upto > 0 {
+        let frame = call
+            .app
+            .encoder
+            .encode(&audience, &r.session, &chosen[..upto], call.app.now_ms);
+        call.out.queue_catch_up(frame, upto as u64);
+        call.client.messages_out += 1;
+        call.app.metrics.messages_sent += 1;
+    }
+    let Some((k, hit)) = stop else {
+        return false;
+    };
+    let event = chosen[k];
+    call.rid = None;
+    match hit {
+        Some(b) => {
+            let bp = &mut call.client.breakpoints[b];
+            bp.hits += 1;
+            call.app.metrics.breakpoint_hits += 1;
+            let name = bp.name.clone();
+            call.app.scratch.clear();
+            enc::encode_breakpoint_hit(&mut call.app.scratch, &name, event);
+            call.send_scratch();
+        }
+        None => {
+            let frame = call
+                .app
+                .encoder
+                .encode(&audience, &r.session, &[event], call.app.now_ms);
+            call.out.queue_catch_up(frame, 1);
+            call.client.messages_out += 1;
+            call.app.metrics.messages_sent += 1;
+        }
+    }
+    call.client.paused.insert(r.session.clone(), event.seq);
+    true
 }

@@ -9,7 +9,8 @@
 //! - [`publish`]: the `publish` message;
 //! - [`history`]: `request_history`, `time_travel` and the paced jobs that answer them;
 //! - [`auth`]: `auth`, the auth deadline, credential expiry;
-//! - [`breakpoints`]: `set_breakpoint`, `remove_breakpoint`, `resume`, `step`.
+//! - [`breakpoints`]: `set_breakpoint`, `remove_breakpoint`, `list_breakpoints`,
+//!   `resume`, `step`, and the pause a hit leaves behind.
 //!
 //! None of them touch a socket.
 
@@ -191,7 +192,12 @@ fn on_text(buf: &mut [u8], call: &mut Call<'_>) {
         ClientMessage::SubscribeSession {
             session_id,
             since_seq,
-        } => subscribe::on_subscribe(&session_id, since_seq, call),
+            filter,
+        } => subscribe::on_subscribe(&session_id, since_seq, filter.as_deref(), call),
+        ClientMessage::FilterEvents {
+            condition,
+            session_id,
+        } => subscribe::on_filter_events(&condition, session_id.as_deref(), call),
         ClientMessage::UnsubscribeSession { session_id } => {
             subscribe::on_unsubscribe(&session_id, call)
         }
@@ -217,15 +223,30 @@ fn on_text(buf: &mut [u8], call: &mut Call<'_>) {
             session_id,
             limit,
             offset,
-        } => history::on_request_history((start, end), session_id.as_deref(), limit, offset, call),
+            filter,
+        } => history::on_request_history(
+            (start, end),
+            session_id.as_deref(),
+            limit,
+            offset,
+            filter.as_deref(),
+            call,
+        ),
         ClientMessage::TimeTravel {
             timestamp,
             session_id,
         } => history::on_time_travel(timestamp, session_id.as_deref(), call),
-        ClientMessage::SetBreakpoint { .. }
-        | ClientMessage::RemoveBreakpoint { .. }
-        | ClientMessage::Resume
-        | ClientMessage::Step => breakpoints::refuse(call),
+        ClientMessage::SetBreakpoint {
+            trace_id,
+            condition,
+            session_id,
+        } => breakpoints::on_set(&trace_id, condition.as_deref(), session_id.as_deref(), call),
+        ClientMessage::RemoveBreakpoint { trace_id } => breakpoints::on_remove(&trace_id, call),
+        ClientMessage::ListBreakpoints => breakpoints::on_list(call),
+        ClientMessage::Resume { session_id } => {
+            breakpoints::on_resume(session_id.as_deref(), call)
+        }
+        ClientMessage::Step { session_id } => breakpoints::on_step(session_id.as_deref(), call),
     }
     call.app.buffers = buffers;
 }

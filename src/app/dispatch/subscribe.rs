@@ -1,11 +1,15 @@
-//! `subscribe_session`, `unsubscribe_session` and `filter_agents`: who receives what live.
+//! `subscribe_session`, `unsubscribe_session`, `filter_agents` and `filter_events`: who
+//! receives what live.
 //!
 //! A plain subscribe answers `session_info` and `initial_traces` and joins the hub at
 //! once; a `sinceSeq` subscribe stays out of the hub while a catch-up job streams what
 //! is stored, and joins the live stream in the turn the job reaches the end of the log.
+//! A subscription's condition (its own `filter`, else the connection's `filter_events`)
+//! is part of its hub audience, and applies to `initial_traces` and catch-up alike.
 
+use super::breakpoints::{compile, rejoin};
 use super::{may_read, Call, RECENT};
-use crate::app::jobs::ResumeJob;
+use crate::app::jobs::{ResumeJob, ResumeMode};
 use crate::app::Job;
 use crate::hub::agent_filter;
 use crate::protocol::server as enc;
@@ -14,10 +18,23 @@ use crate::store::SessionSummary;
 use std::borrow::Cow;
 use std::sync::Arc;
 
-pub fn on_subscribe(session_id: &str, since_seq: Option<u64>, call: &mut Call<'_>) {
+/// With a filter, `initial_traces` holds the matching events among this many of the
+/// session's most recent ones (so the answer stays one bounded read).
+pub const RECENT_SCAN: usize = 1000;
+
+pub fn on_subscribe(
+    session_id: &str,
+    since_seq: Option<u64>,
+    filter: Option<&str>,
+    call: &mut Call<'_>,
+) {
+    super::breakpoints::apply_pending(call);
     if !may_read(session_id, call) {
         return;
     }
+    let Ok(filter) = compile(filter.unwrap_or(""), call) else {
+        return;
+    };
     if session_id.is_empty() || session_id.len() > 256 {
         call.error(
             ErrorCode::InvalidRequest,
@@ -42,6 +59,17 @@ pub fn on_subscribe(session_id: &str, since_seq: Option<u64>, call: &mut Call<'_
     call.app.flush_hub();
     let session: Arc<str> = call.app.intern_session(session_id);
     call.client.subs.insert(session.clone());
+    // A subscribe starts the subscription afresh: not paused, its own filter (or none).
+    call.client.paused.remove(session_id);
+    call.client.armed.remove(session_id);
+    match filter {
+        Some(f) => {
+            call.client.filters.insert(session.clone(), f);
+        }
+        None => {
+            call.client.filters.remove(session_id);
+        }
+    }
     let summary = call
         .app
         .store
@@ -55,13 +83,20 @@ pub fn on_subscribe(session_id: &str, since_seq: Option<u64>, call: &mut Call<'_
     call.send_scratch();
     match since_seq {
         None => {
-            let recent = call.app.store.recent(session_id, RECENT);
-            let audience = call.client.audience();
-            let filtered: Vec<_> = recent
+            let audience = call.client.audience_for(session_id);
+            let scan = if audience.filter.is_some() {
+                RECENT_SCAN
+            } else {
+                RECENT
+            };
+            let recent = call.app.store.recent(session_id, scan);
+            let mut filtered: Vec<_> = recent
                 .iter()
                 .map(|e| &**e)
                 .filter(|e| audience.admits(e))
                 .collect();
+            let extra = filtered.len().saturating_sub(RECENT);
+            filtered.drain(..extra);
             call.app.scratch.clear();
             enc::encode_initial_traces(
                 &mut call.app.scratch,
@@ -70,7 +105,10 @@ pub fn on_subscribe(session_id: &str, since_seq: Option<u64>, call: &mut Call<'_
                 call.rid.as_ref(),
             );
             call.send_scratch();
-            call.app.hub.subscribe(&session, call.id, audience);
+            let watch = call.client.watch_for(&session, false);
+            call.app
+                .hub
+                .subscribe_watching(&session, call.id, audience, watch);
         }
         Some(since) => {
             // Not in the hub until caught up: the catch-up job joins the live stream in
@@ -97,6 +135,7 @@ pub fn on_subscribe(session_id: &str, since_seq: Option<u64>, call: &mut Call<'_
                 session,
                 after: since,
                 chunk_size: call.app.config.history_chunk_size.max(1),
+                mode: ResumeMode::CatchUp,
             }));
             call.app.jobs_pending(call.id);
         }
@@ -107,6 +146,9 @@ pub fn on_unsubscribe(session_id: &str, call: &mut Call<'_>) {
     // Unsubscribing from a session never subscribed is harmless and still answered.
     call.app.hub.unsubscribe(session_id, call.id);
     call.client.subs.remove(session_id);
+    call.client.paused.remove(session_id);
+    call.client.armed.remove(session_id);
+    call.client.filters.remove(session_id);
     call.client
         .jobs
         .retain(|j| !matches!(j, Job::Resume(r) if *r.session == *session_id));
@@ -116,14 +158,62 @@ pub fn on_unsubscribe(session_id: &str, call: &mut Call<'_>) {
 }
 
 pub fn on_filter_agents(agent_ids: &[Cow<'_, str>], call: &mut Call<'_>) {
+    super::breakpoints::apply_pending(call);
     call.client.agents = agent_filter(agent_ids);
-    let audience = call.client.audience();
-    for s in &call.client.subs {
-        if !call.client.resuming(s) {
-            call.app.hub.subscribe(s, call.id, audience.clone());
-        }
+    let subs: Vec<Arc<str>> = call.client.subs.iter().cloned().collect();
+    for s in &subs {
+        rejoin(s, call);
     }
     call.app.scratch.clear();
     enc::encode_filter_applied(&mut call.app.scratch, agent_ids, call.rid.as_ref());
+    call.send_scratch();
+}
+
+/// `filter_events {condition, sessionId?}`: a condition on one subscription, or (no
+/// `sessionId`) on every subscription of the connection, present and future, replacing
+/// their own; an empty condition clears it.
+pub fn on_filter_events(condition: &str, session_id: Option<&str>, call: &mut Call<'_>) {
+    super::breakpoints::apply_pending(call);
+    if let Some(s) = session_id {
+        if !call.client.subs.contains(s) {
+            call.error(
+                ErrorCode::NoSession,
+                &format!("not subscribed to {s:?}: subscribe_session first"),
+            );
+            return;
+        }
+    }
+    let Ok(filter) = compile(condition, call) else {
+        return;
+    };
+    // What the hub holds was routed under the old filter: close it first.
+    call.app.flush_hub();
+    let canonical: String = filter
+        .as_ref()
+        .map_or(String::new(), |f| f.canonical().to_string());
+    match session_id.and_then(|s| call.client.subs.get(s).cloned()) {
+        Some(s) => {
+            match filter {
+                Some(f) => call.client.filters.insert(s.clone(), f),
+                None => call.client.filters.remove(&s),
+            };
+            rejoin(&s, call);
+        }
+        None => {
+            call.client.filters.clear();
+            call.client.filter_all = filter;
+            let subs: Vec<Arc<str>> = call.client.subs.iter().cloned().collect();
+            for s in &subs {
+                rejoin(s, call);
+            }
+        }
+    }
+    call.app.scratch.clear();
+    enc::encode_condition_applied(
+        &mut call.app.scratch,
+        &canonical,
+        session_id,
+        call.rid.as_ref(),
+    );
     call.send_scratch();
 }
