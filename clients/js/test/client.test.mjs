@@ -370,3 +370,29 @@ test('heartbeat watchdog: a silent link is dropped and resumed from the last seq
   assert.ok(errors.includes('heartbeat_timeout'));
   assert.deepEqual(got.map((e) => e.data.i), [0, 1]);
 });
+
+test('breakpoints and filters are set again after a reconnect across a server restart', async (t) => {
+  const server = await TestServer.start();
+  t.after(() => server.close());
+  const client = make(server);
+  t.after(() => client.disconnect());
+  await client.connect();
+  await client.subscribeToSession('s1');
+  if (!(await breakpointsOrSkip(t, client))) return;
+  const got = collect(client);
+  await client.filterAgents(['a0', 'a1']);
+  await client.setBreakpoint('big', 'data.i >= 4');
+  await server.publish([ev(0)]);
+  await got.until(1);
+  const back = waitFor(client, 'connected', (c) => c.reconnected);
+  await server.restart();
+  await back;
+  const hit = waitFor(client, 'breakpoint_hit');
+  await server.publish([ev(1), ev(2), ev(3), ev(4), ev(5)]);
+  const h = await hit;
+  assert.equal(h.event.data.i, 4);
+  await got.until(3);
+  assert.deepEqual(got.map((e) => e.data.i), [0, 1, 3, 4], 'a2 filtered out, paused at 4');
+  const bps = await client.listBreakpoints();
+  assert.deepEqual(bps.items.map((b) => b.traceId), ['big']);
+});
