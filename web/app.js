@@ -426,7 +426,8 @@ function badge(status) {
 
 function drawState(r) {
   const agents = Object.entries(r.state?.agents ?? {});
-  const tasks = Object.entries(r.state?.tasks ?? {});
+  // Most recent tasks first: at an instant, what is running now matters most.
+  const tasks = Object.entries(r.state?.tasks ?? {}).sort((a, b) => (b[1].startedAt ?? 0) - (a[1].startedAt ?? 0));
   $('tt-agents').innerHTML = agents.map(([id, a]) => `<tr data-agent="${esc(id)}"><td>${esc(id)}</td><td data-status="${esc(a.status)}">${badge(a.status)}</td><td>${esc(a.lastEventType ?? '')}</td><td>${a.eventCount ?? ''}</td></tr>`).join('');
   $('tt-tasks').innerHTML = tasks.map(([id, t]) => `<tr data-task="${esc(id)}"><td>${esc(id)}</td><td data-status="${esc(t.status)}">${badge(t.status)}</td><td>${esc(t.agentId ?? '')}</td><td>${fmtTime(t.startedAt)}</td></tr>`).join('');
   $('tt-agent-count').textContent = `(${agents.length})`;
