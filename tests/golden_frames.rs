@@ -173,7 +173,10 @@ fn rust_decoders_agree_with_expected_events() {
     // the event that equals the one before it.
     let delta: Value = serde_json::from_slice(&read("delta.json")).expect("delta");
     assert!(read("delta.json").len() < read("plain.json").len());
-    assert_eq!(delta["events"][2], serde_json::json!({"seq": 43, "id": "e-3"}));
+    assert_eq!(
+        delta["events"][2],
+        serde_json::json!({"seq": 43, "id": "e-3"})
+    );
     assert!(delta["events"][4]["$removed"]
         .as_array()
         .is_some_and(|r| r.iter().any(|n| n == "agentId")));

@@ -35,7 +35,8 @@ mod tests {
             assert!(page.contains(path), "index.html loads {path}");
             assert!(find(path).is_some(), "{path} is embedded");
         }
-        let app = std::str::from_utf8(find("/ui/app.js").map(|a| a.body).unwrap_or_default()).unwrap();
+        let app =
+            std::str::from_utf8(find("/ui/app.js").map(|a| a.body).unwrap_or_default()).unwrap();
         assert!(app.contains("./tracecast-client.js"));
         assert!(find("/ui/tracecast-client.js").is_some());
         assert!(find("/ui/missing.js").is_none());
