@@ -294,12 +294,16 @@ export class TraceStreamingClient {
   connect() {
     if (this.state === 'open') return Promise.resolve(this.serverInfo);
     if (this.firstConnect) return this.firstConnect.promise;
-    this.wantOpen = true;
     let resolve, reject;
     const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
     promise.catch(() => {});
     this.firstConnect = { promise, resolve, reject };
-    this.open();
+    // Already (re)connecting: wait for that attempt instead of opening a second socket.
+    if (!this.wantOpen || this.state === 'idle' || this.state === 'closed') {
+      this.wantOpen = true;
+      this.attempt = 0;
+      this.open();
+    }
     return promise;
   }
 
@@ -693,6 +697,7 @@ export class TraceStreamingClient {
    * stored event after that seq, then live.
    */
   async subscribeToSession(sessionId, opts = {}) {
+    if (this.state !== 'open') await this.connect();
     const sub = this.sub(sessionId);
     sub.implicit = false;
     sub.filter = opts.filter || undefined;
