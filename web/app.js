@@ -179,7 +179,7 @@ function onEvent(e, meta) {
   if (meta.sessionId !== view.session) return;
   view.rateNow++;
   const s = view.sessions.get(meta.sessionId);
-  if (s && meta.source !== 'initial') s.eventCount++;
+  if (s && meta.source !== 'initial') { s.eventCount++; view.sessionsDirty = true; }
   if (typeof e.agentId === 'string' && !view.agents.has(e.agentId)) {
     view.agents.add(e.agentId);
     const opt = document.createElement('option');
@@ -457,6 +457,7 @@ function stepSlider(d) {
 // ---- events/s chart ------------------------------------------------------------------------
 
 function drawRate() {
+  if (view.sessionsDirty) { view.sessionsDirty = false; drawSessions(); }
   view.rate.push(view.rateNow);
   view.rate.shift();
   $('rate-now').textContent = view.rateNow.toLocaleString();

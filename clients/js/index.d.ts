@@ -83,7 +83,10 @@ export interface ClientOptions {
   heartbeatTimeout?: number;
   /** Client `heartbeat` requests (latency); 0 turns them off. Default 30000. */
   heartbeatInterval?: number;
+  /** Reject a request with no answer after this long (ms). Default 30000. */
   requestTimeout?: number;
+  /** `resume()`/`step()` resolve after this long (ms) when no frame or reply came first. Default 1500. */
+  ackGrace?: number;
   /** Turn `events_dropped` into a history refetch. Default true. */
   refetchDropped?: boolean;
   /** A WebSocket constructor (Node 20: `import WebSocket from 'ws'`). Defaults to `globalThis.WebSocket`. */

@@ -417,7 +417,6 @@ export class TraceStreamingClient {
       if (this.state === 'open') this.emit('disconnected', { code: 4000, reason: 'heartbeat timeout', willReconnect: this.willReconnect(4000) });
       this.scheduleReconnect(4000, 'heartbeat timeout');
     }, this.options.heartbeatTimeout);
-    if (this.timers.watchdog.unref && this.options.unrefTimers) this.timers.watchdog.unref();
   }
 
   send(msg) {
