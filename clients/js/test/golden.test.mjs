@@ -51,3 +51,25 @@ test('every bad binary frame is refused with a binary_decode error', () => {
     assert.throws(() => decodeBinaryBatch(read(join('bad', name))), (e) => e.code === 'binary_decode', name);
   }
 });
+
+test('random corruptions of the binary frame decode or fail cleanly, never otherwise', () => {
+  const good = read('binary.bin');
+  let seed = 12345;
+  const rand = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+  let refused = 0;
+  for (let i = 0; i < 3000; i++) {
+    let buf = Buffer.from(good);
+    const kind = rand(3);
+    if (kind === 0) buf = buf.subarray(0, rand(buf.length));
+    else if (kind === 1) for (let k = 0; k <= rand(4); k++) buf[rand(buf.length)] = rand(256);
+    else buf = Buffer.concat([buf, Buffer.from([rand(256)])]);
+    try {
+      const b = decodeBinaryBatch(buf);
+      assert.ok(Array.isArray(b.events));
+    } catch (e) {
+      assert.equal(e.code, 'binary_decode', `corruption ${i}: ${e.stack}`);
+      refused++;
+    }
+  }
+  assert.ok(refused > 1000);
+});
