@@ -540,6 +540,12 @@ document.addEventListener('keydown', (ev) => {
 });
 
 if (view.token) $('token-box').hidden = false;
+if (params.has('token')) {
+  // Keep the token out of the address bar and the browser's history once read.
+  sessionStorage.setItem('tracecast.token', view.token);
+  params.delete('token');
+  history.replaceState(null, '', `${location.pathname}${params.size ? `?${params}` : ''}`);
+}
 if (view.session) { $('session-title').textContent = view.session; $('empty').hidden = true; }
 connect();
 refreshSessions();
