@@ -105,6 +105,7 @@ function connect() {
     }
     if (err.code !== 'connection_lost') toast(`${err.code}: ${err.message}`, 'bad');
   });
+  client.on('system_event', (m) => { if (m.event === 'shutdown') toast('the server is shutting down; reconnecting when it is back'); });
   client.on('trace_event', onEvent);
   client.on('breakpoint_hit', onHit);
   client.on('events_dropped', (d) => toast(`${d.count} events dropped by the server (${d.reason ?? 'backpressure'}); ${d.refetching ? 'refetching from history' : 'not refetched'}`));
