@@ -213,11 +213,27 @@ impl S<'_> {
     }
 }
 
-fn units<'s>(s: &'s S<'_>) -> Box<dyn Iterator<Item = u16> + 's> {
+/// A string's UTF-16 code units, without allocating.
+enum Units<'s> {
+    Str(std::str::EncodeUtf16<'s>),
+    Json(Utf16<'s>),
+}
+
+impl Iterator for Units<'_> {
+    type Item = u16;
+    fn next(&mut self) -> Option<u16> {
+        match self {
+            Units::Str(u) => u.next(),
+            Units::Json(u) => u.next(),
+        }
+    }
+}
+
+fn units<'s>(s: &'s S<'_>) -> Units<'s> {
     match s {
-        S::Lit(x) => Box::new(x.encode_utf16()),
-        S::Own(x) => Box::new(x.encode_utf16()),
-        S::Json(j) => Box::new(Utf16 {
+        S::Lit(x) => Units::Str(x.encode_utf16()),
+        S::Own(x) => Units::Str(x.encode_utf16()),
+        S::Json(j) => Units::Json(Utf16 {
             chars: j.chars(),
             low: None,
         }),

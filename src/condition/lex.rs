@@ -81,11 +81,11 @@ pub fn lex(src: &str) -> Result<Vec<Token>, ConditionError> {
         } else {
             let ch = src[i..].chars().next().unwrap_or('?');
             let what = match ch {
-                '=' => "a single `=` (compare with `==` or `===`)".to_string(),
-                '&' | '|' => format!("a single `{ch}` (use `{ch}{ch}`)"),
-                _ => format!("unexpected character {ch:?}"),
+                '=' => "`=` (compare with `==` or `===`)".to_string(),
+                '&' | '|' => format!("`{ch}` (use `{ch}{ch}`)"),
+                _ => format!("character {ch:?}"),
             };
-            return Err(ConditionError::syntax(at, what));
+            return Err(ConditionError::unexpected(at, what));
         }
     }
     out.push(Token {

@@ -64,6 +64,14 @@ impl ConditionError {
         }
     }
 
+    pub(crate) fn unexpected(position: usize, what: impl fmt::Display) -> Self {
+        ConditionError {
+            kind: ErrorKind::Syntax,
+            position,
+            message: format!("syntax error at position {position}: unexpected {what}"),
+        }
+    }
+
     fn too_deep(position: usize) -> Self {
         ConditionError {
             kind: ErrorKind::TooDeep,

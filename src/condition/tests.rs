@@ -9,8 +9,8 @@ fn syntax_errors_name_the_position_and_what_was_expected() {
     let cases: &[(&str, usize, &str)] = &[
         ("", 0, "an expression"),
         ("type ==", 7, "an expression"),
-        ("type = \"x\"", 5, "a single `=`"),
-        ("a & b", 2, "a single `&`"),
+        ("type = \"x\"", 5, "unexpected `=`"),
+        ("a & b", 2, "unexpected `&`"),
         ("(a == 1", 7, "`)`"),
         ("a == 1)", 6, "an operator or the end"),
         ("\"abc", 4, "closing \""),
@@ -21,6 +21,7 @@ fn syntax_errors_name_the_position_and_what_was_expected() {
         ("a.", 2, "a field name"),
         ("1x", 1, "an operator after the number"),
         ("a # b", 2, "unexpected character '#'"),
+        ("a = 1", 2, "unexpected `=` (compare with"),
         ("in", 0, "an expression before `in`"),
     ];
     for &(src, pos, want) in cases {

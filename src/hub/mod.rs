@@ -279,6 +279,9 @@ impl Hub {
     {
         let memo = &mut self.memo;
         let mut paused: Vec<ConnId> = Vec::new();
+        // Per group: each condition's first hit among the group's selected events,
+        // found once however many members watch with it.
+        let mut firsts: Vec<(*const Condition, Option<usize>)> = Vec::new();
         for session in self.dirty.drain(..) {
             let Some(route) = self.routes.get_mut(&session) else {
                 continue;
@@ -310,12 +313,13 @@ impl Hub {
                         count: selected.len() as u64,
                     };
                     let frame = encode(&group.audience, &session, &selected);
+                    firsts.clear();
                     for (&conn, watch) in group.members.iter().zip(&group.watches) {
                         let Some(watch) = watch else {
                             deliver(conn, &frame, &info);
                             continue;
                         };
-                        match first_hit(memo, watch, chunk, &at) {
+                        match first_hit(memo, &mut firsts, watch, chunk, &at) {
                             None => deliver(conn, &frame, &info),
                             Some((k, breakpoint)) => {
                                 hit(Hit {
@@ -350,21 +354,30 @@ impl Hub {
 /// first event whatever matches.
 fn first_hit(
     memo: &mut Memo,
+    firsts: &mut Vec<(*const Condition, Option<usize>)>,
     watch: &Watch,
     chunk: &[EventRef],
     at: &[usize],
 ) -> Option<(usize, Option<usize>)> {
-    let mut best: Option<(usize, Option<usize>)> = watch.step.then_some((0, None)).filter(|_| !at.is_empty());
+    let mut best: Option<(usize, Option<usize>)> =
+        watch.step.then_some((0, None)).filter(|_| !at.is_empty());
     for (b, cond) in watch.conditions.iter().enumerate() {
-        let limit = best.map_or(at.len(), |(k, _)| k + 1);
-        let slot = memo.slot(cond);
-        for (k, &i) in at.iter().enumerate().take(limit) {
-            if memo.test(slot, i, &chunk[i].json) {
-                // Earlier breakpoints win ties (the one set first is named).
-                if best.is_none_or(|(bk, bb)| k < bk || (k == bk && bb.is_none())) {
-                    best = Some((k, Some(b)));
-                }
-                break;
+        let ptr = Arc::as_ptr(cond);
+        let first = match firsts.iter().find(|(p, _)| *p == ptr) {
+            Some(&(_, k)) => k,
+            None => {
+                let slot = memo.slot(cond);
+                let k = at
+                    .iter()
+                    .position(|&i| memo.test(slot, i, &chunk[i].json));
+                firsts.push((ptr, k));
+                k
+            }
+        };
+        if let Some(k) = first {
+            // Earlier breakpoints win ties (the one set first is named).
+            if best.is_none_or(|(bk, bb)| k < bk || (k == bk && bb.is_none())) {
+                best = Some((k, Some(b)));
             }
         }
     }

@@ -68,6 +68,14 @@ pub fn compile(src: &str, call: &mut Call<'_>) -> Result<Option<Arc<Condition>>,
     }
 }
 
+/// Closes the hub's open batches (routed under the settings they were published with)
+/// and records any pause that caused for this client at once, so what follows in the
+/// same message sees it.
+pub fn flush(call: &mut Call<'_>) {
+    call.app.flush_hub();
+    apply_pending(call);
+}
+
 /// Puts the subscription to `session` back in the hub with its current audience and
 /// breakpoints — unless it is catching up or paused (it rejoins by itself then).
 pub fn rejoin(session: &Arc<str>, call: &mut Call<'_>) {
@@ -135,7 +143,7 @@ pub fn on_set(trace_id: &str, condition: Option<&str>, session: Option<&str>, ca
     }
     // Events already routed this turn were judged by the old set: close the batch
     // first, then route with the new one.
-    call.app.flush_hub();
+    flush(call);
     rejoin_all(call);
     let b = call
         .client
@@ -167,7 +175,7 @@ pub fn on_remove(trace_id: &str, call: &mut Call<'_>) {
         );
         return;
     }
-    call.app.flush_hub();
+    flush(call);
     rejoin_all(call);
     call.app.scratch.clear();
     enc::encode_breakpoint_removed(&mut call.app.scratch, trace_id, call.rid.as_ref());
@@ -245,7 +253,7 @@ fn go(session: Option<&str>, mode: ResumeMode, call: &mut Call<'_>) {
         // the step; another `step` changes nothing.
         if mode == ResumeMode::Resume {
             call.client.armed.remove(&session);
-            call.app.flush_hub();
+            flush(call);
             rejoin(&session, call);
         }
         return;

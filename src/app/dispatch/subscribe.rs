@@ -56,7 +56,7 @@ pub fn on_subscribe(
     // Everything stored so far goes out to existing subscribers first, so the store and
     // the hub agree: what the store returns below will not also arrive live. A catch-up
     // relies on the same: events still pending in the hub are already in the store.
-    call.app.flush_hub();
+    super::breakpoints::flush(call);
     let session: Arc<str> = call.app.intern_session(session_id);
     call.client.subs.insert(session.clone());
     // A subscribe starts the subscription afresh: not paused, its own filter (or none).
@@ -187,7 +187,7 @@ pub fn on_filter_events(condition: &str, session_id: Option<&str>, call: &mut Ca
         return;
     };
     // What the hub holds was routed under the old filter: close it first.
-    call.app.flush_hub();
+    super::breakpoints::flush(call);
     let canonical: String = filter
         .as_ref()
         .map_or(String::new(), |f| f.canonical().to_string());
