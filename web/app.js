@@ -98,7 +98,11 @@ function connect() {
     const n = client.getMetrics().reconnects;
     setConn('open', n ? `live · ${n} reconnect${n > 1 ? 's' : ''}` : 'live');
     if (serverInfo?.auth?.required) $('token-box').hidden = false;
-    if (reconnected) toast('reconnected; resumed from the last seen event', 'ok');
+    if (reconnected) {
+      // A new connection starts unpaused: the server forgot the old connection's pause.
+      if (!$('paused').hidden) unpause();
+      toast('reconnected; resumed from the last seen event', 'ok');
+    }
   });
   client.on('disconnected', () => setConn('reconnecting', 'disconnected'));
   client.on('reconnecting', ({ attempt, delayMs }) => setConn('reconnecting', `reconnecting #${attempt} in ${(delayMs / 1000).toFixed(1)} s`));
