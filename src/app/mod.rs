@@ -15,6 +15,7 @@
 //!
 //! The in-memory [`pipe`] (tests only) drives dispatch with bytes in and frames out.
 
+pub mod assets;
 pub mod client;
 pub mod commit;
 pub mod dispatch;

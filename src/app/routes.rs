@@ -14,7 +14,6 @@ use crate::protocol::server::write_session_summary;
 use crate::store::MAX_SESSIONS_PAGE;
 
 const JSON: &str = "application/json";
-const VIEWER: &str = include_str!("../../web/index.html");
 
 /// What the connection does with a routed request.
 pub enum Routed {
@@ -51,9 +50,13 @@ pub fn route(req: &Request, body: &mut [u8], app: &mut App, conn: ConnId) -> Rou
             Ok(_) => Response::error(403, "this credential may not publish"),
             Err(r) => r,
         },
-        ("/" | "/index.html", Method::Get) => {
-            Response::new(200).body("text/html; charset=utf-8", VIEWER)
-        }
+        // The viewer and its files (`super::assets`), embedded in the binary.
+        (p, Method::Get) if super::assets::find(p).is_some() => match super::assets::find(p) {
+            Some(a) => Response::new(200)
+                .header("Cache-Control", "no-cache")
+                .body(a.content_type, a.body),
+            None => Response::error(404, "no such endpoint"),
+        },
         ("/healthz" | "/metrics" | "/v1/sessions" | "/v1/history" | "/", _) => {
             Response::error(405, "method not allowed").header("Allow", "GET")
         }
