@@ -19,6 +19,7 @@
 //! - [`config`], [`metrics`], [`cli`]: operating the daemon.
 #![forbid(unsafe_code)]
 
+pub mod affinity;
 pub mod app;
 pub mod auth;
 pub mod cli;
