@@ -6,7 +6,6 @@
 
 use super::{corrupt, LogStore, Session, StoreError};
 use crate::event::EventRef;
-use crate::store::index::Entry;
 use crate::store::record::{self, EntryRef};
 use crate::store::TimeTravel;
 use crate::timetravel::{Checkpoints, EventFacts, FoldScratch, SessionState};
@@ -47,20 +46,22 @@ impl LogStore {
             return Ok(true);
         }
         let end = upper.min(done.saturating_add(budget));
-        self.fold_positions(s, done..end, |pos, e| tt.push(pos, &facts(e)))?;
+        self.fold_range(s, done, end, |pos, e| tt.push(pos, &facts(e)))?;
         Ok(end >= upper)
     }
 
-    /// Calls `f(position, entry)` for the entries at `positions`, in order, reading them in
-    /// large runs through one reused buffer; nothing is allocated per event.
-    pub(super) fn fold_positions(
+    /// Calls `f(position, entry)` for the entries at positions `[from, to)`, in order,
+    /// reading them in large runs through one reused buffer; nothing is allocated per
+    /// event.
+    pub(super) fn fold_range(
         &self,
         s: &Session,
-        positions: impl IntoIterator<Item = u64>,
+        from: u64,
+        to: u64,
         mut f: impl FnMut(u64, &EntryRef<'_>),
     ) -> Result<(), StoreError> {
         let mut buf = Vec::new();
-        self.for_each_run(s, positions, FOLD_RUN, |seg, run| {
+        self.for_each_run(s.idx.locs(from, to), FOLD_RUN, |seg, run| {
             let (Some((_, a)), Some((_, b))) = (run.first(), run.last()) else {
                 return Ok(());
             };
@@ -113,16 +114,25 @@ impl TimeTravel for LogStore {
             self.fold_up_to(s, &mut tt, upper, u64::MAX)?;
             tt.start_for(at, s.idx.base())
         };
-        let wanted = (from..upper).filter(|&p| s.idx.at(p).is_some_and(|l| l.ts() <= at));
         let mut scratch = FoldScratch::default();
-        self.fold_positions(s, wanted, |_, e| state.fold(&facts(e), &mut scratch))?;
-        let last = s.idx.last_le(at, upper, traces);
-        let recent = match (last.first(), last.last()) {
-            (Some(&a), Some(&b)) if b + 1 - a == last.len() as u64 => {
-                self.range(id, s, a, b + 1)?
+        self.fold_range(s, from, upper, |_, e| {
+            if e.ts <= at {
+                state.fold(&facts(e), &mut scratch)
             }
-            _ => self.read_positions(id, s, last)?,
-        };
+        })?;
+        // The last `traces` events at or before `at`, walking blocks back from `upper`.
+        let mut recent: Vec<EventRef> = Vec::new();
+        for (lo, hi) in s.idx.blocks_le_rev(at, upper) {
+            if recent.len() >= traces {
+                break;
+            }
+            let mut v = self.range(id, s, lo, hi)?;
+            v.retain(|e| e.timestamp <= at);
+            let keep = v.len().min(traces - recent.len());
+            let mut part: Vec<EventRef> = v.split_off(v.len() - keep);
+            part.append(&mut recent);
+            recent = part;
+        }
         Ok((state, recent))
     }
 
