@@ -72,18 +72,14 @@ impl Block {
         }
     }
     fn widen(&mut self, ts: i64) {
+        // `i32::MIN` / `i32::MAX` stand for "unbounded", so a difference that reaches
+        // them saturates there (an unbounded side stays unbounded).
         let d = ts.saturating_sub(self.first_ts);
         if d < i64::from(self.min_d) {
-            self.min_d = i32::try_from(d).unwrap_or(i32::MIN).max(i32::MIN);
-            if d <= i64::from(i32::MIN) {
-                self.min_d = i32::MIN;
-            }
+            self.min_d = i32::try_from(d).unwrap_or(i32::MIN);
         }
         if d > i64::from(self.max_d) {
             self.max_d = i32::try_from(d).unwrap_or(i32::MAX);
-            if d >= i64::from(i32::MAX) {
-                self.max_d = i32::MAX;
-            }
         }
         self.pmax = self.pmax.max(ts);
         self.smin = self.smin.min(ts);
@@ -363,8 +359,16 @@ impl SparseIndex {
     /// event's seq and timestamp, read from the log.
     pub(crate) fn set_front(&mut self, seq: u64, ts: i64) {
         if let Some(b) = self.blocks.first_mut() {
+            // min and max are kept relative to the first timestamp: carry them over.
+            let (min, max) = (b.min(), b.max());
             b.first_seq = seq;
             b.first_ts = ts;
+            b.min_d = 0;
+            b.max_d = 0;
+            let (pmax, smin) = (b.pmax, b.smin);
+            b.widen(min);
+            b.widen(max);
+            (b.pmax, b.smin) = (pmax, smin);
         }
     }
 
