@@ -20,6 +20,7 @@ mod reads;
 mod recent;
 mod recovery;
 mod retention;
+mod saved;
 mod segments;
 mod sparse;
 mod time_travel;
@@ -139,6 +140,10 @@ pub struct LogStore {
     /// returned, its position + 1)`, so the next page of a history stream starts there
     /// without decoding a block of the sparse index to find it.
     cursor: Cell<Option<(u64, u64, u64)>>,
+    /// Checkpoints saved by an earlier run (`saved.rs`), per session, checked on use.
+    saved: HashMap<Arc<str>, saved::Saved>,
+    /// A lazy fold advanced since the checkpoints were last saved.
+    tt_dirty: Cell<bool>,
 }
 
 fn corrupt(file: &Path, offset: u64, reason: impl std::fmt::Display) -> StoreError {
@@ -264,6 +269,7 @@ impl EventLog for LogStore {
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {
+        self.save_checkpoints();
         let res = self.sync.barrier();
         // The barrier's own round reported on the done channel too (and perhaps an
         // earlier failure not yet polled): collect them so health and durability agree.
@@ -412,6 +418,7 @@ impl LogStore {
 
 impl Drop for LogStore {
     fn drop(&mut self) {
+        self.save_checkpoints();
         if let Some(active) = self.segments.back_mut() {
             active.release_spare();
         }

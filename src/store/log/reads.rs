@@ -158,7 +158,7 @@ impl LogStore {
     /// The position of the first event with `seq > after`: exact from the index or the
     /// last history read's cursor when it can tell, else found by reading the one block
     /// that holds it (its seqs are not kept in memory).
-    fn pos_after_seq(&self, s: &Session, after: u64) -> Result<u64, StoreError> {
+    pub(super) fn pos_after_seq(&self, s: &Session, after: u64) -> Result<u64, StoreError> {
         let (lo, hi) = s.idx.seq_bounds(after);
         if lo == hi {
             return Ok(lo);

@@ -116,6 +116,8 @@ impl LogStore {
             health: HealthTracker::default(),
             faults,
             cursor: Default::default(),
+            saved: HashMap::new(),
+            tt_dirty: Default::default(),
         };
         let mut report = RecoveryReport::default();
         let mut last_seq = 0u64;
@@ -192,6 +194,10 @@ impl LogStore {
             })
             .map_err(|_| std::io::Error::other("fsync thread gone"))?;
         st.sync.note_written(last_seq);
+        // Saved checkpoints: only their heads are read here; states are read and
+        // checked when a time travel uses them.
+        st.saved = super::saved::load(dir);
+        st.saved.retain(|id, _| st.sessions.contains_key(id));
         report.sessions = st.sessions.len();
         report.next_seq = st.next_seq;
         report.elapsed_ms = started.elapsed().as_millis() as u64;

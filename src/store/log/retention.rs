@@ -70,6 +70,7 @@ impl LogStore {
         self.total_bytes -= size;
         let mut removed: Vec<u64> = Vec::new();
         let (cache, forgotten, segments) = (&mut self.cache, &mut self.forgotten, &self.segments);
+        let saved = &mut self.saved;
         self.sessions.retain(|id, s| {
             let last_held = s.idx.last_seq().unwrap_or(0);
             let Some(p) = s.idx.pop_segment(no) else {
@@ -106,6 +107,7 @@ impl LogStore {
             if s.idx.is_empty() {
                 cache.release(&s.recent);
                 forgotten.remember(id.clone(), &s.deleted);
+                saved.remove(id);
                 removed.push(s.created);
                 return false;
             }

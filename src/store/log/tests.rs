@@ -1275,3 +1275,86 @@ fn sparse_index_reads_match_brute_force_across_retention_and_reopen() {
     let (st, _) = open(dir.path(), &c);
     check(&st, &all);
 }
+
+/// The position the lazy fold of a session has reached.
+fn fold_pos(st: &LogStore, id: &str) -> u64 {
+    st.sessions
+        .get(id)
+        .map_or(0, |s| s.tt.borrow().as_ref().map_or(0, |t| t.live_pos()))
+}
+
+#[test]
+fn saved_checkpoints_answer_the_first_time_travel_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = StorageConfig {
+        segment_bytes: 16 << 10,
+        retention_bytes: 0,
+        retention_ms: 0,
+        ..cfg()
+    };
+    let (mut st, _) = open(dir.path(), &c);
+    for b in 0..60 {
+        append(&mut st, (0..10).map(|i| task_event(b * 10 + i)).collect());
+    }
+    let ats = [999, 1000, 1123, 1300, 1455, 1599, 1600, 5000];
+    let want: Vec<String> = ats
+        .iter()
+        .map(|&at| reference_state(&st, "s", at))
+        .collect();
+    assert_eq!(state_json(&st, "s", 1599), want[5]);
+    drop(st); // saves the checkpoints
+    assert!(dir.path().join(saved::FILE).exists());
+    let (st, _) = open(dir.path(), &c);
+    assert!(st.saved.get("s").is_some_and(|sv| sv.snaps.len() > 2));
+    // The first answer starts from a saved snapshot: the fold does not walk the session
+    // from its first event.
+    assert_eq!(state_json(&st, "s", 1455), want[4]);
+    assert!(fold_pos(&st, "s") > 400, "{}", fold_pos(&st, "s"));
+    for (at, w) in ats.iter().zip(&want) {
+        assert_eq!(&state_json(&st, "s", *at), w, "at {at}");
+    }
+    assert!(st.prepare_state("s", 1300, 200).unwrap_or(false));
+    drop(st);
+
+    // A damaged file is never trusted and never fatal: every state is flipped.
+    let path = dir.path().join(saved::FILE);
+    let mut bytes = std::fs::read(&path).unwrap_or_default();
+    for x in bytes.iter_mut().skip(300).step_by(97) {
+        *x ^= 0x21;
+    }
+    std::fs::write(&path, &bytes).unwrap_or_else(|e| panic!("{e}"));
+    let (st, _) = open(dir.path(), &c);
+    for (at, w) in ats.iter().zip(&want) {
+        assert_eq!(&state_json(&st, "s", *at), w, "damaged file, at {at}");
+    }
+    drop(st); // the lazy fold ran: a good file is written again
+    let (st, _) = open(dir.path(), &c);
+    assert!(st.saved.get("s").is_some_and(|sv| sv.state(0).is_some()));
+    drop(st);
+
+    // A snapshot past the end of the log (its events lost with a torn tail) is skipped.
+    let seg = segment_files(dir.path()).pop().unwrap_or_default();
+    let len = std::fs::metadata(&seg).map_or(0, |m| m.len());
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap_or_else(|e| panic!("{e}"));
+    f.set_len(len - 40).unwrap_or_else(|e| panic!("{e}"));
+    drop(f);
+    let (mut st, rep) = open(dir.path(), &c);
+    assert!(rep.truncated.is_some());
+    for at in ats {
+        assert_eq!(
+            state_json(&st, "s", at),
+            reference_state(&st, "s", at),
+            "torn, at {at}"
+        );
+    }
+    // And garbage in place of the file is ignored.
+    drop(st);
+    std::fs::write(&path, b"garbage").unwrap_or_else(|e| panic!("{e}"));
+    let (st2, _) = open(dir.path(), &c);
+    st = st2;
+    assert!(st.saved.is_empty());
+    assert_eq!(state_json(&st, "s", 1300), reference_state(&st, "s", 1300));
+}
