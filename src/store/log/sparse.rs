@@ -30,7 +30,7 @@ pub(crate) struct Loc {
     pub len: u32,
 }
 
-/// 64 bytes per [`BLOCK`] events.
+/// 72 bytes per [`BLOCK`] events.
 #[derive(Debug, Clone, Copy)]
 struct Block {
     first_seq: u64,
@@ -50,6 +50,12 @@ struct Block {
     count: u32,
     /// Length of the block's last event, which the next code's length is relative to.
     last_len: u32,
+    /// The gap before the block's last event, which the next gap is relative to
+    /// (offsets stay below 2^31, so gaps fit).
+    last_gap: u32,
+    /// The gap the code after the block's first event is relative to: 0 for a block
+    /// that began there, the gap before its new first event once retention moved it.
+    first_gap: u32,
 }
 
 impl Block {
@@ -227,6 +233,8 @@ impl SparseIndex {
                 len,
                 count: 1,
                 last_len: len,
+                last_gap: 0,
+                first_gap: 0,
             });
         } else {
             let codes = &mut self.codes;
@@ -234,13 +242,18 @@ impl SparseIndex {
             if codes.capacity() - codes.len() < 15 {
                 codes.reserve_exact((codes.len() / 4).max(16));
             }
-            if seg == self.last_seg && off >= self.last_end {
-                put_varint(codes, u64::from(off - self.last_end) << 1);
-            } else {
-                put_varint(codes, (u64::from(seg.wrapping_sub(self.last_seg)) << 1) | 1);
-                put_varint(codes, u64::from(off));
-            }
             if let Some(b) = self.blocks.last_mut() {
+                if seg == self.last_seg && off >= self.last_end {
+                    // The gap relative to the previous one: 0 both when a batch is one
+                    // session and when sessions take turns with events of similar size.
+                    let gap = off - self.last_end;
+                    put_varint(codes, zigzag(i64::from(gap) - i64::from(b.last_gap)) << 1);
+                    b.last_gap = gap;
+                } else {
+                    put_varint(codes, (u64::from(seg.wrapping_sub(self.last_seg)) << 1) | 1);
+                    put_varint(codes, u64::from(off));
+                    b.last_gap = 0;
+                }
                 put_varint(codes, zigzag(i64::from(len) - i64::from(b.last_len)));
                 b.widen(ts);
                 b.count += 1;
@@ -273,6 +286,7 @@ impl SparseIndex {
             seg: 0,
             next: 0,
             len: 0,
+            gap: 0,
         };
         if from < to {
             it.pos = self.block_start(self.block_of(from));
@@ -290,7 +304,7 @@ impl SparseIndex {
         let first_seq = self.first_seq()?;
         let end = self.end();
         let (mut count, mut last, mut new_front) = (0u64, None, None);
-        let mut front_at = 0usize;
+        let (mut front_at, mut front_gap) = (0usize, 0u32);
         {
             let mut it = self.locs(self.base, end);
             while let Some((p, l)) = it.next() {
@@ -298,6 +312,7 @@ impl SparseIndex {
                     if p != self.block_start(self.block_of(p)) {
                         new_front = Some(l);
                         front_at = it.cursor;
+                        front_gap = it.gap.clamp(0, i64::from(u32::MAX)) as u32;
                     }
                     break;
                 }
@@ -331,6 +346,7 @@ impl SparseIndex {
             b.count = (kept_end - new_base) as u32;
             if let Some(l) = new_front {
                 b.at = front_at as u32;
+                b.first_gap = front_gap;
                 b.seg = l.seg;
                 b.off = l.off;
                 b.len = l.len;
@@ -502,6 +518,8 @@ pub(crate) struct Locs<'a> {
     next: u32,
     /// The previous event's length.
     len: u32,
+    /// The previous gap in this block.
+    gap: i64,
 }
 
 impl Locs<'_> {
@@ -512,6 +530,7 @@ impl Locs<'_> {
         let loc = match idx.blocks.get(i) {
             Some(b) if self.pos == idx.block_start(i) => {
                 self.cursor = b.at as usize;
+                self.gap = i64::from(b.first_gap);
                 Loc {
                     seg: b.seg,
                     off: b.off,
@@ -522,8 +541,11 @@ impl Locs<'_> {
                 let codes = &idx.codes;
                 let g = get_varint(codes, &mut self.cursor);
                 let (seg, off) = if g & 1 == 0 {
-                    (self.seg, self.next.saturating_add((g >> 1) as u32))
+                    self.gap = self.gap.saturating_add(unzigzag(g >> 1));
+                    let off = i64::from(self.next).saturating_add(self.gap);
+                    (self.seg, off.clamp(0, i64::from(u32::MAX)) as u32)
                 } else {
+                    self.gap = 0;
                     let seg = self.seg.wrapping_add((g >> 1) as u32);
                     (seg, get_varint(codes, &mut self.cursor) as u32)
                 };

@@ -615,7 +615,35 @@ fn index_holds_under_4_bytes_per_event() {
     }
     let bytes = st.sessions.get("s").map_or(0, |s| s.idx.heap_bytes());
     let per_event = bytes as f64 / 20_000.0;
+    eprintln!("index: {per_event:.2} bytes per event, one session");
     assert!(per_event <= 4.0, "{per_event:.2} bytes per event");
+    // Four sessions taking turns in every batch, as perf/loadgen's workload sends them.
+    for b in 0..400 {
+        let batch = (0..48)
+            .map(|i| {
+                let pad = ".".repeat(150 + (i % 7));
+                let id = format!("rr{}", i % 4);
+                pending(
+                    &id,
+                    (b * 48 + i) as i64,
+                    Some("a"),
+                    "TASK_START",
+                    &format!(",\"pad\":\"{pad}\""),
+                )
+            })
+            .collect();
+        append(&mut st, batch);
+    }
+    let bytes: usize = (0..4)
+        .filter_map(|i| st.sessions.get(format!("rr{i}").as_str()))
+        .map(|s| s.idx.heap_bytes())
+        .sum();
+    let per_event = bytes as f64 / (400.0 * 48.0);
+    eprintln!("index: {per_event:.2} bytes per event, four sessions taking turns");
+    assert!(
+        per_event <= 4.0,
+        "interleaved: {per_event:.2} bytes per event"
+    );
 }
 
 /// The fold over the retained events with `timestamp <= at`, straight from the events.
