@@ -140,6 +140,10 @@ pub struct LogStore {
     /// returned, its position + 1)`, so the next page of a history stream starts there
     /// without decoding a block of the sparse index to find it.
     cursor: Cell<Option<(u64, u64, u64)>>,
+    /// Where the last `time_range` page ended: `(session's creation seq, start, end,
+    /// matches returned so far, position after the last)`, so the next page of the
+    /// same range neither reads nor counts its way past the earlier ones again.
+    time_cursor: Cell<Option<(u64, i64, i64, u64, u64)>>,
     /// Checkpoints saved by an earlier run (`saved.rs`), per session, checked on use.
     saved: HashMap<Arc<str>, saved::Saved>,
     /// A lazy fold advanced since the checkpoints were last saved.

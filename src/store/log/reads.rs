@@ -264,39 +264,68 @@ impl SessionReads for LogStore {
         if limit == 0 {
             return Ok(out);
         }
-        let mut skip = offset as u64;
+        // Paging on through the same range: the previous page said where its matches
+        // ended, so nothing before that is read (or counted) again.
+        let (mut skip, from) = match self.time_cursor.get() {
+            Some((c, a, b, off, pos))
+                if (c, a, b, off) == (s.created, start, end, offset as u64) =>
+            {
+                (0u64, pos)
+            }
+            _ => (offset as u64, 0),
+        };
+        let mut next = from;
         let mut failed = None;
         s.idx.scan(start, end, |lo, hi, exact| {
-            let got = if exact {
+            let lo = lo.max(from);
+            if lo >= hi {
+                return true;
+            }
+            let want = (limit - out.len()) as u64;
+            if exact {
                 let jump = skip.min(hi - lo);
                 skip -= jump;
-                let want = (limit - out.len()) as u64;
-                let from = lo + jump;
-                self.range(id, s, from, hi.min(from + want))
-            } else {
-                self.filter_range(id, s, lo, hi, start, end).map(|mut v| {
-                    let jump = (skip as usize).min(v.len());
-                    skip -= jump as u64;
-                    v.drain(..jump);
-                    v
-                })
-            };
-            match got {
-                Ok(v) => {
-                    out.extend(v);
-                    out.truncate(limit);
-                    out.len() < limit
+                let a = lo + jump;
+                let b = hi.min(a + want);
+                match self.range(id, s, a, b) {
+                    Ok(v) => {
+                        next = next.max(b);
+                        out.extend(v);
+                    }
+                    Err(e) => failed = Some(e),
                 }
-                Err(e) => {
-                    failed = Some(e);
-                    false
+            } else {
+                match self.range(id, s, lo, hi) {
+                    Ok(v) => {
+                        for (i, e) in v.into_iter().enumerate() {
+                            if e.timestamp < start || e.timestamp > end {
+                                continue;
+                            }
+                            if skip > 0 {
+                                skip -= 1;
+                                continue;
+                            }
+                            next = next.max(lo + i as u64 + 1);
+                            out.push(e);
+                            if out.len() >= limit {
+                                break;
+                            }
+                        }
+                    }
+                    Err(e) => failed = Some(e),
                 }
             }
+            failed.is_none() && out.len() < limit
         });
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(out),
+        if let Some(e) = failed {
+            return Err(e);
         }
+        if !out.is_empty() {
+            let reached = (offset + out.len()) as u64;
+            self.time_cursor
+                .set(Some((s.created, start, end, reached, next)));
+        }
+        Ok(out)
     }
 
     fn count_time_range(&self, session: &str, start: i64, end: i64) -> u64 {

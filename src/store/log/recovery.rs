@@ -116,6 +116,7 @@ impl LogStore {
             health: HealthTracker::default(),
             faults,
             cursor: Default::default(),
+            time_cursor: Default::default(),
             saved: HashMap::new(),
             tt_dirty: Default::default(),
         };

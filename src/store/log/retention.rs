@@ -68,6 +68,9 @@ impl LogStore {
         let dead = seg.file.clone();
         self.segments.pop_front();
         self.total_bytes -= size;
+        // Offsets count from the first event held: a page cursor across a deletion
+        // would no longer mean the same offset.
+        self.time_cursor.set(None);
         let mut removed: Vec<u64> = Vec::new();
         let (cache, forgotten, segments) = (&mut self.cache, &mut self.forgotten, &self.segments);
         let saved = &mut self.saved;
