@@ -185,21 +185,6 @@ impl LogStore {
         })?;
         Ok(found)
     }
-
-    /// The events of positions `[lo, hi)` with `start <= ts <= end`, in order.
-    fn filter_range(
-        &self,
-        id: &Arc<str>,
-        s: &Session,
-        lo: u64,
-        hi: u64,
-        start: i64,
-        end: i64,
-    ) -> Result<Vec<EventRef>, StoreError> {
-        let mut v = self.range(id, s, lo, hi)?;
-        v.retain(|e| e.timestamp >= start && e.timestamp <= end);
-        Ok(v)
-    }
 }
 
 impl SessionReads for LogStore {
