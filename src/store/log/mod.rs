@@ -101,6 +101,10 @@ impl Session {
     }
 }
 
+/// Where the last `time_range` page ended: the session's creation seq, the range's
+/// start and end, the matches returned so far, and the position after the last of them.
+type TimeCursor = (u64, i64, i64, u64, u64);
+
 /// The durable segmented log.
 pub struct LogStore {
     dir: PathBuf,
@@ -143,7 +147,7 @@ pub struct LogStore {
     /// Where the last `time_range` page ended: `(session's creation seq, start, end,
     /// matches returned so far, position after the last)`, so the next page of the
     /// same range neither reads nor counts its way past the earlier ones again.
-    time_cursor: Cell<Option<(u64, i64, i64, u64, u64)>>,
+    time_cursor: Cell<Option<TimeCursor>>,
     /// Checkpoints saved by an earlier run (`saved.rs`), per session, checked on use.
     saved: HashMap<Arc<str>, saved::Saved>,
     /// A lazy fold advanced since the checkpoints were last saved.
