@@ -249,6 +249,32 @@ fn long_log(c: &mut Criterion) {
         })
     });
     g.finish();
+    // A restart: closing saves the checkpoints (where the store saves them), so the first
+    // time travel after the reopen need not fold the session from its start.
+    let t = Instant::now();
+    drop(st);
+    eprintln!(
+        "close (saves checkpoints where supported): {:?}",
+        t.elapsed()
+    );
+    let t = Instant::now();
+    let st = open(dir.path(), &config);
+    eprintln!("reopen: {:?}", t.elapsed());
+    for (what, at) in [
+        ("mid-session", BASE_TS + long as i64 / 2),
+        ("a quarter in", BASE_TS + long as i64 / 4),
+        ("the end", BASE_TS + long as i64 - 1),
+    ] {
+        let t = Instant::now();
+        let n = st
+            .state_at("bench", at, 100)
+            .map(|(s, _)| s.event_count)
+            .unwrap_or(0);
+        eprintln!(
+            "first state_at after restart, {what}: {:?} ({n} events in state)",
+            t.elapsed()
+        );
+    }
 }
 
 /// Sessions in the `sessions` group's store (`TRACECAST_BENCH_SESSIONS`, default 200k).

@@ -21,6 +21,7 @@
 //!   thread behind the `cluster` feature).
 #![forbid(unsafe_code)]
 
+pub mod affinity;
 pub mod app;
 pub mod auth;
 pub mod cli;

@@ -423,6 +423,28 @@ impl Checkpoints {
         }
     }
 
+    /// The snapshots held, oldest first, as `(position, largest timestamp, state)`: the
+    /// fold over the events before `position`. For a store that saves them.
+    pub fn snapshots(&self) -> impl Iterator<Item = (u64, i64, &SessionState)> {
+        self.list.iter().map(|c| (c.pos, c.max_ts, &c.state))
+    }
+
+    /// The live fold, as [`Checkpoints::snapshots`] gives each snapshot.
+    pub fn live(&self) -> (u64, i64, &SessionState) {
+        (self.live_pos, self.live_max_ts, &self.live)
+    }
+
+    /// Continues the fold from a snapshot saved earlier (the fold over the events before
+    /// `pos`, `max_ts` the largest timestamp among them), which becomes the only one held.
+    pub fn resume_from(&mut self, pos: u64, max_ts: i64, state: SessionState) {
+        self.live = state.clone();
+        self.live_pos = pos;
+        self.live_max_ts = max_ts;
+        self.origin = pos;
+        self.list.clear();
+        self.list.push_back(Checkpoint { pos, max_ts, state });
+    }
+
     /// Snapshots held (for tests and metrics).
     pub fn len(&self) -> usize {
         self.list.len()

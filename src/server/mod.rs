@@ -151,13 +151,18 @@ fn id_of(t: Token) -> ConnId {
 
 /// Runs the daemon until SIGTERM/SIGINT: the `tracecast serve` entry point.
 pub fn serve(config: Config) -> Result<(), ServerError> {
+    // Pinned before the store starts its fsync thread; helper threads then move to the
+    // other allowed cores (`crate::affinity`), so the loop's core holds only the loop.
     if let Some(core) = config.pin_core {
-        let ids = core_affinity::get_core_ids().unwrap_or_default();
-        match ids.into_iter().find(|c| c.id == core) {
-            Some(id) if core_affinity::set_for_current(id) => {
-                tracing::info!(core, "pinned to core")
+        match crate::affinity::pin_loop(core) {
+            Ok(0) => tracing::info!(
+                core,
+                "pinned to core; no other core allowed, so helper threads share it"
+            ),
+            Ok(helper_cores) => tracing::info!(core, helper_cores, "pinned to core"),
+            Err(e) => {
+                tracing::warn!(core, error = %e, "could not pin to that core; running unpinned")
             }
-            _ => tracing::warn!(core, "could not pin to that core; running unpinned"),
         }
     }
     let mut server = Server::bind(config)?;

@@ -237,69 +237,69 @@ impl SyncThread {
             faults,
         };
         let interval = Duration::from_millis(interval_ms.max(1));
-        let handle = std::thread::Builder::new()
-            .name("tracecast-fsync".into())
-            .spawn(move || {
-                let mut deadline = Instant::now() + interval;
+        // Off the loop's core when the loop is pinned: an fsync blocks in the kernel, and
+        // sharing the core would put its wake-ups in the loop's turns.
+        let handle = crate::affinity::spawn_helper("tracecast-fsync", move || {
+            let mut deadline = Instant::now() + interval;
+            loop {
+                let msg = if policy == FsyncPolicy::Interval {
+                    match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                        Ok(m) => Some(m),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => Some(SyncMsg::Shutdown),
+                    }
+                } else {
+                    Some(rx.recv().unwrap_or(SyncMsg::Shutdown))
+                };
+                // Before draining: see the module doc.
+                let seen = shared.load(Ordering::Acquire);
+                let mut want_sync = msg.is_none();
+                let mut barriers = Vec::new();
+                let mut stop = false;
+                // Coalesce everything already queued into one round of fsyncs.
+                let mut next = msg;
                 loop {
-                    let msg = if policy == FsyncPolicy::Interval {
-                        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                            Ok(m) => Some(m),
-                            Err(RecvTimeoutError::Timeout) => None,
-                            Err(RecvTimeoutError::Disconnected) => Some(SyncMsg::Shutdown),
-                        }
-                    } else {
-                        Some(rx.recv().unwrap_or(SyncMsg::Shutdown))
-                    };
-                    // Before draining: see the module doc.
-                    let seen = shared.load(Ordering::Acquire);
-                    let mut want_sync = msg.is_none();
-                    let mut barriers = Vec::new();
-                    let mut stop = false;
-                    // Coalesce everything already queued into one round of fsyncs.
-                    let mut next = msg;
-                    loop {
-                        match next {
-                            Some(SyncMsg::Written {
-                                file,
-                                path,
-                                seq,
-                                new_file,
-                            }) => w.note(file, path, seq, new_file),
-                            Some(SyncMsg::SyncNow) => want_sync = true,
-                            Some(SyncMsg::Barrier(reply)) => barriers.push(reply),
-                            Some(SyncMsg::Shutdown) => stop = true,
-                            None => {}
-                        }
-                        match rx.try_recv() {
-                            Ok(m) => next = Some(m),
-                            Err(_) => break,
-                        }
+                    match next {
+                        Some(SyncMsg::Written {
+                            file,
+                            path,
+                            seq,
+                            new_file,
+                        }) => w.note(file, path, seq, new_file),
+                        Some(SyncMsg::SyncNow) => want_sync = true,
+                        Some(SyncMsg::Barrier(reply)) => barriers.push(reply),
+                        Some(SyncMsg::Shutdown) => stop = true,
+                        None => {}
                     }
-                    w.written = w.written.max(seen);
-                    if want_sync || stop || !barriers.is_empty() {
-                        let res = w.sync();
-                        for b in barriers {
-                            let _ = b.send(match &res {
-                                Ok(s) => Ok(*s),
-                                Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
-                            });
-                        }
-                    }
-                    if Instant::now() >= deadline {
-                        if policy == FsyncPolicy::Interval && !want_sync {
-                            let _ = w.sync();
-                        }
-                        deadline = Instant::now() + interval;
-                    }
-                    if policy == FsyncPolicy::Never && !stop {
-                        w.release_sealed();
-                    }
-                    if stop {
-                        return;
+                    match rx.try_recv() {
+                        Ok(m) => next = Some(m),
+                        Err(_) => break,
                     }
                 }
-            })?;
+                w.written = w.written.max(seen);
+                if want_sync || stop || !barriers.is_empty() {
+                    let res = w.sync();
+                    for b in barriers {
+                        let _ = b.send(match &res {
+                            Ok(s) => Ok(*s),
+                            Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+                        });
+                    }
+                }
+                if Instant::now() >= deadline {
+                    if policy == FsyncPolicy::Interval && !want_sync {
+                        let _ = w.sync();
+                    }
+                    deadline = Instant::now() + interval;
+                }
+                if policy == FsyncPolicy::Never && !stop {
+                    w.release_sealed();
+                }
+                if stop {
+                    return;
+                }
+            }
+        })?;
         Ok(SyncThread {
             tx,
             done,

@@ -20,7 +20,9 @@ mod reads;
 mod recent;
 mod recovery;
 mod retention;
+mod saved;
 mod segments;
+mod sparse;
 mod time_travel;
 
 pub use recovery::{Quarantined, RecoveryReport, TornTail};
@@ -28,7 +30,6 @@ pub use segments::SEQ_RESERVATION;
 
 use super::fail_points::FailPoints;
 use super::health::{wall_ms, HealthTracker};
-use super::index::{Entry, SeqTimeIndex};
 use super::record;
 use super::sessions::{admit, Agents, Forgotten, SessionOrder};
 use super::sync::{SyncDone, SyncMsg, SyncThread};
@@ -40,7 +41,9 @@ use crate::config::FsyncPolicy;
 use crate::event::{Event, EventRef};
 use crate::timetravel::Checkpoints;
 use segments::{write_hwm, Segment};
-use std::cell::RefCell;
+pub(crate) use sparse::Loc;
+use sparse::SparseIndex;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,27 +55,6 @@ pub const RECENT_CACHE: usize = 128;
 /// `recent.rs`): what a million sessions cost must not be a million tails.
 pub const RECENT_BUDGET: usize = 32 << 20;
 
-/// Where an event lives: 28 bytes per indexed event. Packed to 4-byte alignment (the
-/// `u64`s would otherwise pad it to 32): read `seq`/`ts` through [`Entry`], by value.
-#[derive(Debug, Clone, Copy)]
-#[repr(C, packed(4))]
-struct Loc {
-    seq: u64,
-    ts: i64,
-    seg: u32,
-    off: u32,
-    len: u32,
-}
-
-impl Entry for Loc {
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-    fn ts(&self) -> i64 {
-        self.ts
-    }
-}
-
 /// One session's in-memory state, sized for the common session with one event: ~70
 /// bytes of index, the agent set inline, and nothing else allocated until a second event
 /// (the recent cache), a deletion (its runs) or a time travel (checkpoints) needs it. The
@@ -82,7 +64,7 @@ struct Session {
     /// The seq of the first event this session held when the store created it: its
     /// place in creation order and its `/v1/sessions` cursor.
     created: u64,
-    idx: SeqTimeIndex<Loc>,
+    idx: SparseIndex,
     agents: Agents,
     /// The newest events decoded, covering positions `idx.end() - len ..`; only for
     /// sessions with more than one event, within [`RECENT_BUDGET`] for all sessions.
@@ -99,7 +81,7 @@ impl Session {
     fn new(created: u64) -> Self {
         Session {
             created,
-            idx: SeqTimeIndex::default(),
+            idx: SparseIndex::default(),
             agents: Agents::default(),
             recent: None,
             deleted: DeletedRuns::default(),
@@ -112,12 +94,16 @@ impl Session {
             id: id.clone(),
             event_count: self.idx.len() as u64,
             agent_count: self.agents.len() as u64,
-            first_timestamp: self.idx.front().map(|e| e.ts()),
+            first_timestamp: self.idx.first_ts(),
             last_timestamp: self.idx.max_ts(),
-            last_seq: self.idx.back().map(|e| e.seq),
+            last_seq: self.idx.last_seq(),
         }
     }
 }
+
+/// Where the last `time_range` page ended: the session's creation seq, the range's
+/// start and end, the matches returned so far, and the position after the last of them.
+type TimeCursor = (u64, i64, i64, u64, u64);
 
 /// The durable segmented log.
 pub struct LogStore {
@@ -154,6 +140,18 @@ pub struct LogStore {
     health: HealthTracker,
     /// Injected disk failures (tests only; empty otherwise).
     faults: FailPoints,
+    /// Where the last `after_seq` page ended: `(session's creation seq, last seq
+    /// returned, its position + 1)`, so the next page of a history stream starts there
+    /// without decoding a block of the sparse index to find it.
+    cursor: Cell<Option<(u64, u64, u64)>>,
+    /// Where the last `time_range` page ended: `(session's creation seq, start, end,
+    /// matches returned so far, position after the last)`, so the next page of the
+    /// same range neither reads nor counts its way past the earlier ones again.
+    time_cursor: Cell<Option<TimeCursor>>,
+    /// Checkpoints saved by an earlier run (`saved.rs`), per session, checked on use.
+    saved: HashMap<Arc<str>, saved::Saved>,
+    /// A lazy fold advanced since the checkpoints were last saved.
+    tt_dirty: Cell<bool>,
 }
 
 fn corrupt(file: &Path, offset: u64, reason: impl std::fmt::Display) -> StoreError {
@@ -300,6 +298,7 @@ impl EventLog for LogStore {
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {
+        self.save_checkpoints();
         let res = self.sync.barrier();
         // The barrier's own round reported on the done channel too (and perhaps an
         // earlier failure not yet polled): collect them so health and durability agree.
@@ -412,13 +411,13 @@ impl LogStore {
                         last_agent = Some(a);
                     }
                 }
-                s.idx.push(Loc {
-                    seq: ev.seq,
-                    ts: ev.timestamp,
-                    seg: seg_no,
-                    off: (base + *at as u64) as u32,
-                    len: *elen as u32,
-                });
+                s.idx.push(
+                    ev.seq,
+                    ev.timestamp,
+                    seg_no,
+                    (base + *at as u64) as u32,
+                    *elen as u32,
+                );
                 max_ts = max_ts.max(ev.timestamp);
             }
             if s.idx.len() > 1 {
@@ -448,6 +447,7 @@ impl LogStore {
 
 impl Drop for LogStore {
     fn drop(&mut self) {
+        self.save_checkpoints();
         if let Some(active) = self.segments.back_mut() {
             active.release_spare();
         }

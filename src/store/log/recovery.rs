@@ -6,7 +6,7 @@
 //! the body, no JSON), because recovery time is start-up time.
 
 use super::segments::{parse_seg_name, read_hwm, Segment, MAX_SEGMENT_BYTES};
-use super::{Loc, LogStore, Session, StoreError};
+use super::{LogStore, Session, StoreError};
 use crate::config::StorageConfig;
 use crate::store::fail_points::FailPoints;
 use crate::store::health::HealthTracker;
@@ -115,6 +115,10 @@ impl LogStore {
             poisoned: false,
             health: HealthTracker::default(),
             faults,
+            cursor: Default::default(),
+            time_cursor: Default::default(),
+            saved: HashMap::new(),
+            tt_dirty: Default::default(),
         };
         let mut report = RecoveryReport::default();
         let mut last_seq = 0u64;
@@ -191,6 +195,10 @@ impl LogStore {
             })
             .map_err(|_| std::io::Error::other("fsync thread gone"))?;
         st.sync.note_written(last_seq);
+        // Saved checkpoints: only their heads are read here; states are read and
+        // checked when a time travel uses them.
+        st.saved = super::saved::load(dir);
+        st.saved.retain(|id, _| st.sessions.contains_key(id));
         report.sessions = st.sessions.len();
         report.next_seq = st.next_seq;
         report.elapsed_ms = started.elapsed().as_millis() as u64;
@@ -326,13 +334,8 @@ impl LogStore {
                     }
                     last_agent = e.agent;
                 }
-                s.idx.push(Loc {
-                    seq: e.seq,
-                    ts: e.ts,
-                    seg,
-                    off: (base + *at as u64) as u32,
-                    len: *elen as u32,
-                });
+                s.idx
+                    .push(e.seq, e.ts, seg, (base + *at as u64) as u32, *elen as u32);
                 max_ts = max_ts.max(e.ts);
                 i += 1;
             }

@@ -5,8 +5,20 @@
 //! plus index pops, and what it deleted is remembered per session for `sinceSeq` resumes.
 //! A session whose every event is gone is forgotten, so the session count can go down.
 
-use super::{LogStore, RetentionReport, StoreError};
-use crate::store::index::Entry;
+use super::{Loc, LogStore, RetentionReport, StoreError};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+/// The seq and timestamp of the entry at `l`: its first 16 bytes.
+fn read_head(file: &File, l: Loc) -> Option<(u64, i64)> {
+    let mut b = [0u8; 16];
+    file.read_exact_at(&mut b, u64::from(l.off)).ok()?;
+    let (seq, ts) = b.split_at(8);
+    Some((
+        u64::from_le_bytes(seq.try_into().ok()?),
+        i64::from_le_bytes(ts.try_into().ok()?),
+    ))
+}
 
 impl LogStore {
     /// Deletes old segments over the byte limit, or (with a `cutoff`) whose newest event
@@ -51,19 +63,44 @@ impl LogStore {
         };
         std::fs::remove_file(&seg.path)?;
         let (no, size, events) = (seg.no, seg.size, seg.events);
+        // Still readable after the unlink: the seqs of the last events removed are read
+        // from it (the sparse index does not hold them).
+        let dead = seg.file.clone();
         self.segments.pop_front();
         self.total_bytes -= size;
+        // Offsets count from the first event held: a page cursor across a deletion
+        // would no longer mean the same offset.
+        self.time_cursor.set(None);
         let mut removed: Vec<u64> = Vec::new();
-        let (cache, forgotten) = (&mut self.cache, &mut self.forgotten);
+        let (cache, forgotten, segments) = (&mut self.cache, &mut self.forgotten, &self.segments);
+        let saved = &mut self.saved;
         self.sessions.retain(|id, s| {
-            let (mut first, mut last, mut count) = (0, 0, 0);
-            while s.idx.front().is_some_and(|l| l.seg == no) {
-                if let Some(l) = s.idx.pop_front() {
-                    if count == 0 {
-                        first = l.seq();
+            let last_held = s.idx.last_seq().unwrap_or(0);
+            let Some(p) = s.idx.pop_segment(no) else {
+                return true;
+            };
+            let (first, count) = (p.first_seq, p.count);
+            let last = match p.last {
+                None => last_held,
+                Some(l) => read_head(&dead, l).map_or(first + count - 1, |(q, _)| q),
+            };
+            if let Some(l) = p.new_front {
+                let cached = s.recent.as_deref().and_then(|r| {
+                    let cached_from = s.idx.end() - r.len() as u64;
+                    let i = s.idx.base().checked_sub(cached_from)? as usize;
+                    r.range(i, i + 1).next().map(|e| (e.seq, e.timestamp))
+                });
+                let head = cached.or_else(|| {
+                    let first_no = segments.front()?.no;
+                    let seg = segments.get(l.seg.checked_sub(first_no)? as usize)?;
+                    read_head(&seg.file, l)
+                });
+                match head {
+                    Some((seq, ts)) => s.idx.set_front(seq, ts),
+                    None => {
+                        tracing::warn!(session = %id, "log: cannot read the first retained event; its seq and time are estimated");
+                        s.idx.set_front(last + 1, s.idx.first_ts().unwrap_or(0));
                     }
-                    last = l.seq();
-                    count += 1;
                 }
             }
             if count == 0 {
@@ -73,6 +110,7 @@ impl LogStore {
             if s.idx.is_empty() {
                 cache.release(&s.recent);
                 forgotten.remember(id.clone(), &s.deleted);
+                saved.remove(id);
                 removed.push(s.created);
                 return false;
             }

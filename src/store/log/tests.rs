@@ -593,9 +593,57 @@ fn byte_retention_runs_at_roll_and_remembers_what_it_deleted() {
 }
 
 #[test]
-fn index_entry_is_28_bytes() {
-    // docs/STORAGE.md quotes the index's memory per event from this.
-    assert_eq!(std::mem::size_of::<Loc>(), 28);
+fn index_holds_under_4_bytes_per_event() {
+    // docs/STORAGE.md quotes the index's memory per event from this: 20,000 events of
+    // ~250 bytes in batches of 50, one session.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (mut st, _) = open(dir.path(), &cfg());
+    for b in 0..400 {
+        let batch = (0..50)
+            .map(|i| {
+                let pad = ".".repeat(150 + (i % 7));
+                pending(
+                    "s",
+                    (b * 50 + i) as i64,
+                    Some("a"),
+                    "MESSAGE_SEND",
+                    &format!(",\"pad\":\"{pad}\""),
+                )
+            })
+            .collect();
+        append(&mut st, batch);
+    }
+    let bytes = st.sessions.get("s").map_or(0, |s| s.idx.heap_bytes());
+    let per_event = bytes as f64 / 20_000.0;
+    eprintln!("index: {per_event:.2} bytes per event, one session");
+    assert!(per_event <= 4.0, "{per_event:.2} bytes per event");
+    // Four sessions taking turns in every batch, as perf/loadgen's workload sends them.
+    for b in 0..400 {
+        let batch = (0..48)
+            .map(|i| {
+                let pad = ".".repeat(150 + (i % 7));
+                let id = format!("rr{}", i % 4);
+                pending(
+                    &id,
+                    (b * 48 + i) as i64,
+                    Some("a"),
+                    "TASK_START",
+                    &format!(",\"pad\":\"{pad}\""),
+                )
+            })
+            .collect();
+        append(&mut st, batch);
+    }
+    let bytes: usize = (0..4)
+        .filter_map(|i| st.sessions.get(format!("rr{i}").as_str()))
+        .map(|s| s.idx.heap_bytes())
+        .sum();
+    let per_event = bytes as f64 / (400.0 * 48.0);
+    eprintln!("index: {per_event:.2} bytes per event, four sessions taking turns");
+    assert!(
+        per_event <= 4.0,
+        "interleaved: {per_event:.2} bytes per event"
+    );
 }
 
 /// The fold over the retained events with `timestamp <= at`, straight from the events.
@@ -1182,4 +1230,210 @@ fn append_at_places_batches_at_given_seqs_and_they_survive_a_restart() {
         .map(|e| e.seq)
         .collect();
     assert_eq!(seqs, vec![100_000, 100_001, 300_000]);
+}
+
+/// Brute-force reference for the sparse index: every read of an interleaved, out-of-order
+/// log is compared with a plain filter over the events still held, across retention that
+/// cuts into index blocks, and after a reopen.
+#[test]
+fn sparse_index_reads_match_brute_force_across_retention_and_reopen() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = StorageConfig {
+        segment_bytes: 24 << 10,
+        retention_bytes: 0,
+        retention_ms: 0,
+        ..cfg()
+    };
+    let (mut st, _) = open(dir.path(), &c);
+    let mut all: Vec<EventRef> = Vec::new();
+    for b in 0..150i64 {
+        // Batches of one session (contiguous entries) alternate with mixed ones, and a
+        // few timestamps arrive far out of order.
+        let batch: Vec<Pending> = (0..9)
+            .map(|i| {
+                let n = b * 9 + i;
+                let s = if b % 3 == 0 {
+                    "p"
+                } else if n % 2 == 0 {
+                    "q"
+                } else {
+                    "r"
+                };
+                let ts = if n % 53 == 0 {
+                    n / 4
+                } else {
+                    n * 10 + (n * 7 % 11)
+                };
+                let pad = ".".repeat((n as usize * 31) % 90);
+                pending(s, ts, Some("a"), "X", &format!(",\"pad\":\"{pad}\""))
+            })
+            .collect();
+        all.extend(append(&mut st, batch).events);
+    }
+    let check = |st: &LogStore, all: &[EventRef]| {
+        let first_held = segment_files(st.dir())
+            .first()
+            .and_then(|p| p.file_stem()?.to_str()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        for s in ["p", "q", "r"] {
+            let held: Vec<&EventRef> = all
+                .iter()
+                .filter(|e| &*e.session == s && e.seq >= first_held)
+                .collect();
+            let want = |f: &dyn Fn(&EventRef) -> bool| -> Vec<u64> {
+                held.iter().filter(|e| f(e)).map(|e| e.seq).collect()
+            };
+            let sum = st.session(s).unwrap_or_else(|| panic!("session {s}"));
+            assert_eq!(sum.event_count, held.len() as u64, "{s}");
+            assert_eq!(
+                sum.first_timestamp,
+                held.first().map(|e| e.timestamp),
+                "{s}"
+            );
+            assert_eq!(sum.last_seq, held.last().map(|e| e.seq), "{s}");
+            assert_eq!(st.first_seq(s), held.first().map(|e| e.seq), "{s}");
+            // `after` anywhere, not only where the last page ended.
+            for after in (0..all.len() as u64 + 5).step_by(37).chain([first_held, 0]) {
+                let got = st.after_seq(s, after, 20).unwrap_or_default();
+                let exp: Vec<u64> = want(&|e| e.seq > after).into_iter().take(20).collect();
+                assert_eq!(seqs(&got), exp, "{s} after {after}");
+                for (g, e) in got.iter().zip(held.iter().filter(|e| e.seq > after)) {
+                    assert_eq!(g.json, e.json);
+                }
+            }
+            for (a, b) in [
+                (0, 20_000),
+                (1000, 4000),
+                (3333, 3390),
+                (-5, 200),
+                (9000, 1),
+            ] {
+                let exp = want(&|e| e.timestamp >= a && e.timestamp <= b);
+                assert_eq!(
+                    st.count_time_range(s, a, b),
+                    exp.len() as u64,
+                    "{s} {a}..{b}"
+                );
+                for (off, lim) in [(0, 10_000), (0, 7), (5, 70), (63, 64), (200, 3)] {
+                    let got = st.time_range(s, a, b, off, lim).unwrap_or_default();
+                    let e: Vec<u64> = exp.iter().copied().skip(off).take(lim).collect();
+                    assert_eq!(seqs(&got), e, "{s} {a}..{b} off {off} lim {lim}");
+                }
+                // Paging through in order (the store resumes where the last page ended).
+                let mut paged = Vec::new();
+                loop {
+                    let page = st.time_range(s, a, b, paged.len(), 9).unwrap_or_default();
+                    if page.is_empty() {
+                        break;
+                    }
+                    paged.extend(seqs(&page));
+                }
+                assert_eq!(paged, exp, "{s} {a}..{b} paged");
+            }
+            for at in [-1, 100, 2500, 7777, 20_000] {
+                let (_, traces) = st.state_at(s, at, 30).unwrap_or_else(|e| panic!("{e}"));
+                let exp = want(&|e| e.timestamp <= at);
+                let tail: Vec<u64> = exp
+                    .iter()
+                    .copied()
+                    .skip(exp.len().saturating_sub(30))
+                    .collect();
+                assert_eq!(seqs(&traces), tail, "{s} traces at {at}");
+            }
+        }
+    };
+    check(&st, &all);
+    // Retention, one segment at a time: the first block of a session is cut into.
+    for keep in [8usize, 6, 4] {
+        st.retention_bytes = (keep as u64) * (24 << 10);
+        let rep = st.enforce_retention(0);
+        assert!(rep.segments > 0, "keep {keep}");
+        check(&st, &all);
+    }
+    drop(st);
+    let (st, _) = open(dir.path(), &c);
+    check(&st, &all);
+}
+
+/// The position the lazy fold of a session has reached.
+fn fold_pos(st: &LogStore, id: &str) -> u64 {
+    st.sessions
+        .get(id)
+        .map_or(0, |s| s.tt.borrow().as_ref().map_or(0, |t| t.live_pos()))
+}
+
+#[test]
+fn saved_checkpoints_answer_the_first_time_travel_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = StorageConfig {
+        segment_bytes: 16 << 10,
+        retention_bytes: 0,
+        retention_ms: 0,
+        ..cfg()
+    };
+    let (mut st, _) = open(dir.path(), &c);
+    for b in 0..60 {
+        append(&mut st, (0..10).map(|i| task_event(b * 10 + i)).collect());
+    }
+    let ats = [999, 1000, 1123, 1300, 1455, 1599, 1600, 5000];
+    let want: Vec<String> = ats
+        .iter()
+        .map(|&at| reference_state(&st, "s", at))
+        .collect();
+    assert_eq!(state_json(&st, "s", 1599), want[5]);
+    drop(st); // saves the checkpoints
+    assert!(dir.path().join(saved::FILE).exists());
+    let (st, _) = open(dir.path(), &c);
+    assert!(st.saved.get("s").is_some_and(|sv| sv.snaps.len() > 2));
+    // The first answer starts from a saved snapshot: the fold does not walk the session
+    // from its first event.
+    assert_eq!(state_json(&st, "s", 1455), want[4]);
+    assert!(fold_pos(&st, "s") > 400, "{}", fold_pos(&st, "s"));
+    for (at, w) in ats.iter().zip(&want) {
+        assert_eq!(&state_json(&st, "s", *at), w, "at {at}");
+    }
+    assert!(st.prepare_state("s", 1300, 200).unwrap_or(false));
+    drop(st);
+
+    // A damaged file is never trusted and never fatal: every state is flipped.
+    let path = dir.path().join(saved::FILE);
+    let mut bytes = std::fs::read(&path).unwrap_or_default();
+    for x in bytes.iter_mut().skip(300).step_by(97) {
+        *x ^= 0x21;
+    }
+    std::fs::write(&path, &bytes).unwrap_or_else(|e| panic!("{e}"));
+    let (st, _) = open(dir.path(), &c);
+    for (at, w) in ats.iter().zip(&want) {
+        assert_eq!(&state_json(&st, "s", *at), w, "damaged file, at {at}");
+    }
+    drop(st); // the lazy fold ran: a good file is written again
+    let (st, _) = open(dir.path(), &c);
+    assert!(st.saved.get("s").is_some_and(|sv| sv.state(0).is_some()));
+    drop(st);
+
+    // A snapshot past the end of the log (its events lost with a torn tail) is skipped.
+    let seg = segment_files(dir.path()).pop().unwrap_or_default();
+    let len = std::fs::metadata(&seg).map_or(0, |m| m.len());
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap_or_else(|e| panic!("{e}"));
+    f.set_len(len - 40).unwrap_or_else(|e| panic!("{e}"));
+    drop(f);
+    let (mut st, rep) = open(dir.path(), &c);
+    assert!(rep.truncated.is_some());
+    for at in ats {
+        assert_eq!(
+            state_json(&st, "s", at),
+            reference_state(&st, "s", at),
+            "torn, at {at}"
+        );
+    }
+    // And garbage in place of the file is ignored.
+    drop(st);
+    std::fs::write(&path, b"garbage").unwrap_or_else(|e| panic!("{e}"));
+    let (st2, _) = open(dir.path(), &c);
+    st = st2;
+    assert!(st.saved.is_empty());
+    assert_eq!(state_json(&st, "s", 1300), reference_state(&st, "s", 1300));
 }
