@@ -113,9 +113,11 @@ pub(super) fn spawn(
         ids: Arc::default(),
         reconnected: Arc::default(),
     };
-    std::thread::Builder::new()
-        .name("tracecast-nats".into())
-        .spawn(move || runtime.block_on(run(settings, cmds, link, from)))?;
+    // Off the loop's pinned core, like every helper thread: sharing it cost fan-out a
+    // third of its rate (docs/PERFORMANCE.md, cluster mode).
+    crate::affinity::spawn_helper("tracecast-nats", move || {
+        runtime.block_on(run(settings, cmds, link, from))
+    })?;
     Ok(Handle { tx, rx, shared })
 }
 
