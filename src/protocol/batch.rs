@@ -207,6 +207,11 @@ impl<'e> DeltaWriter<'e> {
     /// The fast path: `json` has exactly the previous (simple) event's keys in the same
     /// order. Writes the delta and fills `self.cur`; false (with `out` and `cur` to be
     /// discarded) as soon as the keys differ.
+    ///
+    /// One comparison finds where `json` stops repeating the previous event; every member
+    /// that ends (delimiter included) before that point is unchanged, and the member the
+    /// difference falls in has a new value if its key and colon still matched. Only that
+    /// value is scanned, then the comparison resumes after it.
     fn diff_same_keys(&mut self, out: &mut Vec<u8>, pj: &'e [u8], json: &'e [u8]) -> bool {
         let mut p = skip_ws(json, 0);
         if json.get(p) != Some(&b'{') || self.prev.is_empty() {
@@ -215,69 +220,86 @@ impl<'e> DeltaWriter<'e> {
         p = skip_ws(json, p + 1);
         out.push(b'{');
         let mut wrote = false;
-        // The run of changed members being gathered: `json[run.0..run.1]`.
-        let mut run: Option<(usize, usize)> = None;
+        // The run of changed members being gathered: `json[run.0..run.1]`, and the index
+        // of its last member.
+        let mut run: Option<(usize, usize, usize)> = None;
         let n = self.prev.len();
-        for (j, f) in self.prev.iter().enumerate() {
-            let member = pj.get(f.start..f.end).unwrap_or_default();
-            let rest = json.get(p..).unwrap_or_default();
-            let (end, changed) = if rest.starts_with(member) {
-                (p + member.len(), false)
-            } else {
-                let key = f.key.token();
-                if !rest.starts_with(key) {
-                    return false;
-                }
-                let colon = skip_ws(json, p + key.len());
-                if json.get(colon) != Some(&b':') {
-                    return false;
-                }
-                let v = skip_ws(json, colon + 1);
-                let Some(end) = value_end(json, v) else {
-                    return false;
-                };
-                self.cur.push(Field {
-                    key: f.key,
-                    start: p,
-                    end,
-                    value_at: v - p,
-                    live: true,
-                });
-                (end, true)
+        let mut j = 0;
+        // Where the last member seen ends in `json`.
+        let mut last_end = p;
+        while j < n {
+            let Some(f) = self.prev.get(j).copied() else {
+                return false;
             };
-            // After the member: a comma, or the closing brace after the last one.
-            let after = skip_ws(json, end);
-            let last = j + 1 == n;
-            match json.get(after) {
-                Some(b',') if !last => {}
-                Some(b'}') if last => {
-                    if skip_ws(json, after + 1) != json.len() {
-                        return false;
-                    }
+            let same = common_prefix(pj.get(f.start..).unwrap_or_default(), json.get(p..).unwrap_or_default());
+            // Members j.. that lie wholly inside the repeated bytes are unchanged.
+            let mut k = j;
+            while let Some(g) = self.prev.get(k) {
+                if g.end - f.start >= same {
+                    break;
                 }
-                _ => return false,
-            }
-            if changed {
-                run = Some(match run {
-                    Some((s, _)) => (s, end),
-                    None => (p, end),
+                self.cur.push(Field {
+                    start: g.start - f.start + p,
+                    end: g.end - f.start + p,
+                    ..*g
                 });
-            } else {
-                if let Some((s, e)) = run.take() {
+                k += 1;
+            }
+            if k > j {
+                if let Some((s, e, _)) = run.take() {
                     push_run(out, &mut wrote, json, s, e);
                 }
-                self.cur.push(Field {
-                    start: p,
-                    end,
-                    ..*f
-                });
+                if let Some(c) = self.cur.last() {
+                    last_end = c.end;
+                }
             }
-            p = skip_ws(json, after + 1);
+            let Some(g) = self.prev.get(k).copied() else {
+                break;
+            };
+            // Member k changed: its key, colon and the spaces around must be the same.
+            let at = g.start - f.start + p;
+            if g.start - f.start + g.value_at > same {
+                return false;
+            }
+            let v = at + g.value_at;
+            let Some(end) = value_end(json, v) else {
+                return false;
+            };
+            self.cur.push(Field {
+                start: at,
+                end,
+                ..g
+            });
+            run = Some(match run {
+                Some((s, _, last)) if last + 1 == k => (s, end, k),
+                Some((s, e, _)) => {
+                    push_run(out, &mut wrote, json, s, e);
+                    (at, end, k)
+                }
+                None => (at, end, k),
+            });
+            last_end = end;
+            let after = skip_ws(json, end);
+            if k + 1 == n {
+                j = n;
+                p = after;
+            } else {
+                if json.get(after) != Some(&b',') {
+                    return false;
+                }
+                j = k + 1;
+                p = skip_ws(json, after + 1);
+            }
         }
-        if let Some((s, e)) = run {
+        let close = skip_ws(json, last_end);
+        if json.get(close) != Some(&b'}') || skip_ws(json, close + 1) != json.len() {
+            return false;
+        }
+        if let Some((s, e, _)) = run {
             push_run(out, &mut wrote, json, s, e);
         }
         out.push(b'}');
+        let _ = p;
         true
     }
 
@@ -330,6 +352,29 @@ impl<'e> DeltaWriter<'e> {
         }
         out.push(b'}');
     }
+}
+
+/// How many leading bytes `a` and `b` share, eight at a time.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let (a, b) = (a.get(..n).unwrap_or_default(), b.get(..n).unwrap_or_default());
+    let mut at = 0;
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        let x = u64::from_le_bytes(<[u8; 8]>::try_from(x).unwrap_or_default());
+        let y = u64::from_le_bytes(<[u8; 8]>::try_from(y).unwrap_or_default());
+        let d = x ^ y;
+        if d != 0 {
+            return at + (d.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    at + a
+        .get(at..)
+        .unwrap_or_default()
+        .iter()
+        .zip(b.get(at..).unwrap_or_default())
+        .take_while(|(x, y)| x == y)
+        .count()
 }
 
 /// Copies the changed members `json[start..end]` (commas between them included).
@@ -552,6 +597,25 @@ pub(crate) mod tests {
             serde_json::json!({"seq": 5, "$removed": ["e", "f"]})
         );
         assert_eq!(frame["events"][5], serde_json::json!({"seq": 6}));
+    }
+
+    #[test]
+    fn every_pair_of_same_key_events_round_trips() {
+        // Values that are prefixes of each other, containers, whitespace around members:
+        // every ordered pair of these events must rebuild (the fast path's ground).
+        let a = ["1", "12", r#""x""#, r#""x,y""#, "{\"q\":[1]}", "[]", "null"];
+        let mut jsons = Vec::new();
+        for x in a {
+            for y in a {
+                jsons.push(format!(r#"{{"seq":1,"a":{x},"b":{y}}}"#));
+                jsons.push(format!(r#"{{"seq":1, "a":{x} ,"b": {y} }}"#));
+            }
+        }
+        for x in &jsons {
+            for y in &jsons {
+                round_trip(&[x, y, x]);
+            }
+        }
     }
 
     #[test]
