@@ -41,11 +41,10 @@ struct Session {
     last_ts: Option<i64>,
 }
 
-/// One encoded batch: the shared text and what it carries (for drop notices).
+/// One encoded batch, shared by every receiver.
 #[derive(Clone)]
 struct Frame {
     text: Utf8Bytes,
-    count: u64,
 }
 
 struct State {
@@ -186,7 +185,6 @@ fn publish(state: &Shared, events: &[&RawValue], request_id: Option<&RawValue>) 
             // No receivers is not an error: nobody is subscribed.
             let _ = s.tx.send(Frame {
                 text: Utf8Bytes::from(frame),
-                count: chunk.len() as u64,
             });
         }
     }
@@ -305,7 +303,7 @@ async fn connection(state: Shared, stream: TcpStream) {
                     }
                     Err(broadcast::error::RecvError::Lagged(lost)) => {
                         let note = format!(
-                            "{{\"type\":\"events_dropped\",\"sessionId\":{},\"count\":{lost},\"frames\":{lost}}}",
+                            "{{\"type\":\"events_dropped\",\"sessionId\":{},\"frames\":{lost}}}",
                             serde_json::to_string(sid.as_str()).unwrap_or_default()
                         );
                         if sink.send(text(note)).await.is_err() {
