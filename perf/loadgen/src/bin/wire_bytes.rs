@@ -12,8 +12,8 @@
 //! loop turn gathers; 50 is the server's default batch size, 1 a quiet stream).
 //!
 //! Usage: wire-bytes [--agents 12] [--sessions 4] [--events 20000] [--batch 1,10,50]
+//! [--level 6] (the deflate level, `[compression] level` in the server's config)
 
-use bytes::Bytes;
 use std::fmt::Write as _;
 use tracecast::event::Event;
 use tracecast::hub::encode::BatchEncoder;
@@ -146,6 +146,7 @@ fn main() {
     let agents: usize = arg(&args, "--agents", "12").parse().expect("--agents N");
     let sessions: usize = arg(&args, "--sessions", "4").parse().expect("--sessions N");
     let total: usize = arg(&args, "--events", "20000").parse().expect("--events N");
+    let level: u8 = arg(&args, "--level", "6").parse().expect("--level 0..=9");
     let batches: Vec<usize> = arg(&args, "--batch", "1,10,50")
         .split(',')
         .map(|b| b.parse().expect("--batch N,N"))
@@ -183,7 +184,7 @@ fn main() {
                     session: p.session,
                     agent: p.agent,
                     kind: p.kind,
-                    json: Bytes::from(json),
+                    json: json.into(),
                 });
             }
             buffers.recycle(values);
@@ -209,7 +210,7 @@ fn main() {
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "{n_events} events, {agents} agents in {sessions} sessions, mean stored event {mean_event:.0} B; bytes per delivered event (frame headers included), reduction against json"
+        "{n_events} events, {agents} agents in {sessions} sessions, mean stored event {mean_event:.0} B, deflate level {level}; bytes per delivered event (frame headers included), reduction against json"
     );
     let _ = write!(report, "| mode |");
     for b in &batches {
@@ -222,7 +223,7 @@ fn main() {
         let _ = write!(report, "| {name} |");
         for (bi, &b) in batches.iter().enumerate() {
             // The server's defaults: level 6, frames under 1 KiB sent uncompressed.
-            let mut enc = BatchEncoder::new(6, 1024);
+            let mut enc = BatchEncoder::new(level, 1024);
             let mut bytes = 0usize;
             for events in &stored {
                 for frame in events.chunks(b.max(1)) {
