@@ -117,5 +117,24 @@ fn fanout(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fanout);
+/// The hasher of the session tables: 10,000 session ids like clients send, looked up
+/// with std's SipHash and with `tracecast::hash` (foldhash, OS-seeded).
+fn session_lookup(c: &mut Criterion) {
+    let ids: Vec<Arc<str>> = (0..10_000)
+        .map(|i| format!("swarm-{i:05}-7f3a9c2e").into())
+        .collect();
+    let sip: std::collections::HashMap<Arc<str>, u32> = ids.iter().cloned().zip(0..).collect();
+    let fold: tracecast::hash::Map<Arc<str>, u32> = ids.iter().cloned().zip(0..).collect();
+    let mut g = c.benchmark_group("session_lookup");
+    g.throughput(Throughput::Elements(ids.len() as u64));
+    g.bench_function("siphash_10k", |b| {
+        b.iter(|| ids.iter().filter_map(|id| sip.get(&**id)).sum::<u32>())
+    });
+    g.bench_function("foldhash_10k", |b| {
+        b.iter(|| ids.iter().filter_map(|id| fold.get(&**id)).sum::<u32>())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, fanout, session_lookup);
 criterion_main!(benches);

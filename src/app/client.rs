@@ -13,7 +13,7 @@ use crate::hub::Audience;
 use crate::limits::RateLimiter;
 use crate::ws::WireFormat;
 use bytes::Bytes;
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -132,7 +132,7 @@ pub struct Client {
     /// `None` until authenticated (only when auth is enabled).
     pub principal: Option<Principal>,
     /// Subscribed sessions: a set, so subscribing stays O(1) however many there are.
-    pub subs: HashSet<Arc<str>>,
+    pub subs: crate::hash::Set<Arc<str>>,
     pub agents: Option<Arc<[Box<str>]>>,
     pub limiter: RateLimiter,
     /// Payload-time of the outstanding ping, if any.
@@ -162,7 +162,7 @@ impl Client {
             deflate,
             delta,
             principal,
-            subs: HashSet::new(),
+            subs: crate::hash::Set::default(),
             agents: None,
             limiter,
             ping_out: None,

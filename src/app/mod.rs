@@ -42,7 +42,6 @@ use crate::store::Store;
 use bytes::Bytes;
 use commit::{Acks, Sequencer};
 use queue::EventSpan;
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use timer::{Timer, Timers};
@@ -91,7 +90,7 @@ pub struct App {
     /// The first ingest of this turn, for the publish→deliver histogram.
     ingested_at: Option<Instant>,
     batch_deadline: Option<Instant>,
-    sessions: HashSet<Arc<str>>,
+    sessions: crate::hash::Set<Arc<str>>,
 }
 
 /// One client message (or timer, or job step) being handled: the application, the
@@ -132,7 +131,7 @@ impl App {
             job_conns: Vec::new(),
             ingested_at: None,
             batch_deadline: None,
-            sessions: HashSet::new(),
+            sessions: crate::hash::Set::default(),
             config,
         }
     }

@@ -152,7 +152,10 @@ fn trace_batch_carries_the_events(pair: &[Event; 2]) {
         assert_eq!(frame["compression"], "none");
         assert_eq!(
             frame["events"],
-            Value::Array(vec![Value::Object(first.clone()), Value::Object(second.clone())])
+            Value::Array(vec![
+                Value::Object(first.clone()),
+                Value::Object(second.clone())
+            ])
         );
         return;
     }

@@ -231,7 +231,10 @@ impl<'e> DeltaWriter<'e> {
             let Some(f) = self.prev.get(j).copied() else {
                 return false;
             };
-            let same = common_prefix(pj.get(f.start..).unwrap_or_default(), json.get(p..).unwrap_or_default());
+            let same = common_prefix(
+                pj.get(f.start..).unwrap_or_default(),
+                json.get(p..).unwrap_or_default(),
+            );
             // Members j.. that lie wholly inside the repeated bytes are unchanged.
             let mut k = j;
             while let Some(g) = self.prev.get(k) {
@@ -309,9 +312,7 @@ impl<'e> DeltaWriter<'e> {
         let find = |fields: &[Field<'_>], i: usize, key: &JsonStr<'_>| -> Option<usize> {
             match fields.get(i) {
                 Some(f) if f.live && same_key(&f.key, key) => Some(i),
-                _ => fields
-                    .iter()
-                    .position(|f| f.live && same_key(&f.key, key)),
+                _ => fields.iter().position(|f| f.live && same_key(&f.key, key)),
             }
         };
         out.push(b'{');
@@ -357,7 +358,10 @@ impl<'e> DeltaWriter<'e> {
 /// How many leading bytes `a` and `b` share, eight at a time.
 fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     let n = a.len().min(b.len());
-    let (a, b) = (a.get(..n).unwrap_or_default(), b.get(..n).unwrap_or_default());
+    let (a, b) = (
+        a.get(..n).unwrap_or_default(),
+        b.get(..n).unwrap_or_default(),
+    );
     let mut at = 0;
     for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
         let x = u64::from_le_bytes(<[u8; 8]>::try_from(x).unwrap_or_default());

@@ -41,7 +41,7 @@ use crate::event::{Event, EventRef};
 use crate::timetravel::Checkpoints;
 use segments::{write_hwm, Segment};
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -127,7 +127,7 @@ pub struct LogStore {
     next_seq: u64,
     reserved: u64,
     durable: u64,
-    sessions: HashMap<Arc<str>, Box<Session>>,
+    sessions: crate::hash::Map<Arc<str>, Box<Session>>,
     /// Creation order of `sessions`, for pages of the session list.
     order: SessionOrder,
     /// Sessions retention forgot lately, for `sinceSeq` resumes.
@@ -138,7 +138,7 @@ pub struct LogStore {
     /// A batch was refused for `max_sessions` since the count last went down: warn once
     /// per such episode, not once per refused batch.
     at_session_limit: bool,
-    kinds: HashSet<Arc<str>>,
+    kinds: crate::hash::Set<Arc<str>>,
     policy: FsyncPolicy,
     segment_bytes: u64,
     retention_bytes: u64,

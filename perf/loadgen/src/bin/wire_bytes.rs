@@ -12,7 +12,7 @@
 //! loop turn gathers; 50 is the server's default batch size, 1 a quiet stream).
 //!
 //! Usage: wire-bytes [--agents 12] [--sessions 4] [--events 20000] [--batch 1,10,50]
-//! [--level 6] (the deflate level, `[compression] level` in the server's config)
+//! [--level 6] (the deflate level, `compression_level` in the server config)
 
 use std::fmt::Write as _;
 use tracecast::event::Event;
@@ -38,23 +38,39 @@ impl Rng {
     }
 }
 
-const TOOLS: &[&str] = &["web.search", "code.exec", "fs.read", "fs.write", "http.get", "sql.query"];
+const TOOLS: &[&str] = &[
+    "web.search",
+    "code.exec",
+    "fs.read",
+    "fs.write",
+    "http.get",
+    "sql.query",
+];
 const WORDS: &[&str] = &[
-    "the", "result", "of", "query", "returned", "rows", "page", "summary", "next", "step",
-    "plan", "agent", "fetch", "parse", "document", "error", "retry", "context", "tokens", "answer",
+    "the", "result", "of", "query", "returned", "rows", "page", "summary", "next", "step", "plan",
+    "agent", "fetch", "parse", "document", "error", "retry", "context", "tokens", "answer",
 ];
 const STATES: &[&str] = &["idle", "planning", "executing", "waiting", "reviewing"];
 const MODELS: &[&str] = &["planner-v2", "coder-v3", "critic-v1"];
 
 fn sentence(r: &mut Rng, words: usize) -> String {
-    (0..words).map(|_| r.pick(WORDS)).collect::<Vec<_>>().join(" ")
+    (0..words)
+        .map(|_| r.pick(WORDS))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// One agent's next event (as a producer writes it) in session `s`.
 fn producer_event(r: &mut Rng, agent: usize, session: usize, step: u64, now: i64) -> String {
     let kinds = [
-        "TASK_START", "TASK_COMPLETE", "TASK_FAIL", "MESSAGE_SEND", "MESSAGE_RECEIVE",
-        "STATE_CHANGE", "COORDINATION_EVENT", "PERFORMANCE_METRIC",
+        "TASK_START",
+        "TASK_COMPLETE",
+        "TASK_FAIL",
+        "MESSAGE_SEND",
+        "MESSAGE_RECEIVE",
+        "STATE_CHANGE",
+        "COORDINATION_EVENT",
+        "PERFORMANCE_METRIC",
     ];
     let kind = match step {
         0 => "AGENT_SPAWN",
@@ -192,20 +208,48 @@ fn main() {
         stored.push(out);
     }
     let n_events: usize = stored.iter().map(Vec::len).sum();
-    let mean_event = stored
-        .iter()
-        .flatten()
-        .map(|e| e.json.len())
-        .sum::<usize>() as f64
-        / n_events as f64;
+    let mean_event =
+        stored.iter().flatten().map(|e| e.json.len()).sum::<usize>() as f64 / n_events as f64;
 
     let modes: [(&str, Audience); 6] = [
         ("json", Audience::plain()),
-        ("json+delta", Audience { delta: true, ..Audience::plain() }),
-        ("json+deflate", Audience { deflate: true, ..Audience::plain() }),
-        ("json+delta+deflate", Audience { delta: true, deflate: true, ..Audience::plain() }),
-        ("bin", Audience { binary: true, ..Audience::plain() }),
-        ("bin+deflate", Audience { binary: true, deflate: true, ..Audience::plain() }),
+        (
+            "json+delta",
+            Audience {
+                delta: true,
+                ..Audience::plain()
+            },
+        ),
+        (
+            "json+deflate",
+            Audience {
+                deflate: true,
+                ..Audience::plain()
+            },
+        ),
+        (
+            "json+delta+deflate",
+            Audience {
+                delta: true,
+                deflate: true,
+                ..Audience::plain()
+            },
+        ),
+        (
+            "bin",
+            Audience {
+                binary: true,
+                ..Audience::plain()
+            },
+        ),
+        (
+            "bin+deflate",
+            Audience {
+                binary: true,
+                deflate: true,
+                ..Audience::plain()
+            },
+        ),
     ];
     let mut report = String::new();
     let _ = writeln!(
