@@ -58,15 +58,17 @@ struct State {
 impl State {
     fn session(&mut self, id: &str) -> &mut Session {
         let channel = self.channel;
-        self.sessions.entry(id.to_owned()).or_insert_with(|| Session {
-            id_json: serde_json::to_string(id).unwrap_or_default(),
-            tx: broadcast::channel(channel).0,
-            recent: VecDeque::with_capacity(RECENT),
-            event_count: 0,
-            last_seq: 0,
-            first_ts: None,
-            last_ts: None,
-        })
+        self.sessions
+            .entry(id.to_owned())
+            .or_insert_with(|| Session {
+                id_json: serde_json::to_string(id).unwrap_or_default(),
+                tx: broadcast::channel(channel).0,
+                recent: VecDeque::with_capacity(RECENT),
+                event_count: 0,
+                last_seq: 0,
+                first_ts: None,
+                last_ts: None,
+            })
     }
 }
 
@@ -106,7 +108,9 @@ fn text(s: String) -> Message {
 }
 
 fn error(code: &str, message: &str, request_id: Option<&RawValue>) -> Message {
-    let rid = request_id.map(|r| format!(",\"requestId\":{}", r.get())).unwrap_or_default();
+    let rid = request_id
+        .map(|r| format!(",\"requestId\":{}", r.get()))
+        .unwrap_or_default();
     text(format!(
         "{{\"type\":\"error\",\"error\":{{\"code\":\"{code}\",\"message\":{}}}{rid},\"timestamp\":{}}}",
         serde_json::to_string(message).unwrap_or_default(),
@@ -125,7 +129,13 @@ fn publish(state: &Shared, events: &[&RawValue], request_id: Option<&RawValue>) 
         let raw = e.get();
         let head: EventHead = match serde_json::from_str(raw) {
             Ok(h) if raw.starts_with('{') => h,
-            _ => return error("invalid_message", &format!("event {i}: must be an object"), request_id),
+            _ => {
+                return error(
+                    "invalid_message",
+                    &format!("event {i}: must be an object"),
+                    request_id,
+                )
+            }
         };
         let bad = match (&head.kind, &head.session_id) {
             (Some(k), _) if k.is_empty() || k.len() > 64 => Some("type"),
@@ -188,7 +198,9 @@ fn publish(state: &Shared, events: &[&RawValue], request_id: Option<&RawValue>) 
             });
         }
     }
-    let rid = request_id.map(|r| format!(",\"requestId\":{}", r.get())).unwrap_or_default();
+    let rid = request_id
+        .map(|r| format!(",\"requestId\":{}", r.get()))
+        .unwrap_or_default();
     text(format!(
         "{{\"type\":\"publish_ack\",\"count\":{},\"firstSeq\":{first_seq},\"lastSeq\":{last_seq}{rid}}}",
         events.len()
@@ -284,7 +296,9 @@ async fn connection(state: Shared, stream: TcpStream) {
                 }
             }
             Ev::Frame(i, first) => {
-                let Some((sid, rx)) = subs.get_mut(i) else { continue };
+                let Some((sid, rx)) = subs.get_mut(i) else {
+                    continue;
+                };
                 match first {
                     Ok(f) => {
                         // Everything ready now goes out with one flush.
@@ -377,7 +391,12 @@ fn main() {
         .or_else(|| std::env::var("PORT").ok())
         .and_then(|p| p.parse().ok())
         .unwrap_or(8091);
-    let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
     let state: Shared = Rc::new(RefCell::new(State {
         seq: 0,
         next_client: 0,
