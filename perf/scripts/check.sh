@@ -3,8 +3,8 @@
 #
 # Usage: perf/scripts/check.sh [REV]        (REV: any git revision, default main)
 #
-# Builds REV (exported with `git archive` into a temporary directory, compiled into the
-# persistent target/check-prev so a second run only rebuilds what changed) and this
+# Builds REV (exported with `git archive` into target/check-prev/src and compiled into
+# target/check-prev, both kept, so a second run only rebuilds what changed) and this
 # working tree, then runs, alternating previous/current in every round:
 #   ingest   the server alone, 4 publishers flat out, 50-event frames, durable log
 #   fixed    1,000 subscribers, 1 M deliveries/s: server CPU % and p99 latency
@@ -47,9 +47,13 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-echo "== exporting $REV ($(git rev-parse --short "$REV")) into $WORK/prev" >&2
-mkdir -p "$WORK/prev"
-git archive "$REV" | tar -x -C "$WORK/prev"
+# A fixed path, and git archive stamps files with the commit time: checking the same
+# revision again rebuilds nothing.
+PREV_SRC="$PREV_TARGET/src"
+echo "== exporting $REV ($(git rev-parse --short "$REV")) into $PREV_SRC" >&2
+rm -rf "$PREV_SRC"
+mkdir -p "$PREV_SRC"
+git archive "$REV" | tar -x -C "$PREV_SRC"
 
 # Prints the bench executables a `cargo bench --no-run` built, one "name path" a line.
 bench_bins() { # manifest target-dir
@@ -58,15 +62,21 @@ bench_bins() { # manifest target-dir
              | "\(.target.name) \(.executable)"'
 }
 
+# The first run seeds the previous build's directory with a copy of this tree's release
+# dependencies: most revisions share them, and cargo reuses what still matches.
+if [ ! -d "$PREV_TARGET/release" ] && [ -d "$TARGET/release" ]; then
+  echo "== seeding $PREV_TARGET/release from $TARGET/release" >&2
+  cp -a "$TARGET/release" "$PREV_TARGET/release"
+fi
 echo "== building current and previous (release)" >&2
 cargo build --release --bin tracecast -p tracecast-loadgen >&2
-CARGO_TARGET_DIR="$PREV_TARGET" cargo build --release --bin tracecast --manifest-path "$WORK/prev/Cargo.toml" >&2
+CARGO_TARGET_DIR="$PREV_TARGET" cargo build --release --bin tracecast --manifest-path "$PREV_SRC/Cargo.toml" >&2
 BIN_new="$TARGET/release/tracecast"
 BIN_old="$PREV_TARGET/release/tracecast"
 LOADGEN="$TARGET/release/loadgen"
 case " $PARTS " in *" benches "*)
   bench_bins "$ROOT/Cargo.toml" "$TARGET" >"$WORK/benches.new"
-  bench_bins "$WORK/prev/Cargo.toml" "$PREV_TARGET" >"$WORK/benches.old" ;;
+  bench_bins "$PREV_SRC/Cargo.toml" "$PREV_TARGET" >"$WORK/benches.old" ;;
 esac
 
 printf 'bind = "127.0.0.1"\nmax_connections = 20000\n[log]\nlevel = "warn"\n[rate_limit]\nenabled = false\n' >"$WORK/server.toml"
