@@ -66,10 +66,12 @@ bench_bins() { # manifest target-dir
 # dependencies: most revisions share them, and cargo reuses what still matches.
 if [ ! -d "$PREV_TARGET/release" ] && [ -d "$TARGET/release" ]; then
   echo "== seeding $PREV_TARGET/release from $TARGET/release" >&2
-  cp -a "$TARGET/release" "$PREV_TARGET/release"
+  # Best effort: a build running meanwhile may remove a file under our feet.
+  cp -a "$TARGET/release" "$PREV_TARGET/release" 2>/dev/null || true
 fi
 echo "== building current and previous (release)" >&2
-cargo build --release --bin tracecast -p tracecast-loadgen >&2
+cargo build --release --bin tracecast >&2
+cargo build --release -p tracecast-loadgen --bin loadgen >&2
 CARGO_TARGET_DIR="$PREV_TARGET" cargo build --release --bin tracecast --manifest-path "$PREV_SRC/Cargo.toml" >&2
 BIN_new="$TARGET/release/tracecast"
 BIN_old="$PREV_TARGET/release/tracecast"
