@@ -143,8 +143,8 @@ jq -rs '
   def median: map(select(. != null)) | sort
     | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
       else (.[length / 2 - 1] + .[length / 2]) / 2 end;
-  def fig($name; $f): {name: $name, old: (map(select(.build == "old") | $f) | median),
-                                    new: (map(select(.build == "new") | $f) | median)};
+  def fig($name; f): {name: $name, old: (map(select(.build == "old") | f) | median),
+                                    new: (map(select(.build == "new") | f) | median)};
   ( (map(select(.part == "ingest")) | [fig("ingest events/s"; .published_per_sec),
                                        fig("ingest server CPU %"; .server_cpu_pct)]),
     (map(select(.part == "fixed")) | [fig("fixed server CPU %"; .server_cpu_pct),
