@@ -16,7 +16,6 @@
 //!
 //! Usage: tokio-ws-peer [PORT]   (BATCH_SIZE, CHANNEL_FRAMES in the environment)
 
-use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::value::RawValue;
