@@ -54,10 +54,6 @@ impl Write for Sink {
 
 fn fanout(c: &mut Criterion) {
     let session: Arc<str> = "s-1".into();
-    let mut hub = Hub::new(50);
-    for key in 0..SUBSCRIBERS {
-        hub.subscribe(&session, ConnId { key, gen: 1 }, Audience::plain());
-    }
     let cfg = BackpressureConfig::default();
     let mut queues: Vec<WriteQueue> = (0..SUBSCRIBERS).map(|_| WriteQueue::new(&cfg)).collect();
     let mut encoder = BatchEncoder::new(6, 1024);
@@ -66,26 +62,43 @@ fn fanout(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("fanout");
     g.throughput(Throughput::Elements(50 * u64::from(SUBSCRIBERS)));
-    g.bench_function("batch50_to_1000_queues", |b| {
-        b.iter(|| {
-            hub.publish(&batch);
-            hub.flush(
-                |aud, s, evs| encoder.encode(aud, s, evs, 1_732_550_000_000),
-                |conn, frame: &Bytes, info| {
-                    let span = EventSpan {
-                        session: info.session.clone(),
-                        first_seq: info.first_seq,
-                        last_seq: info.last_seq,
-                        count: info.count,
-                    };
-                    queues[conn.key as usize].push_events(frame.clone(), span);
-                },
-            );
-            for q in &mut queues {
-                black_box(q.flush(&mut sink).ok());
-            }
-        })
-    });
+    // The same with every subscriber on permessage-deflate: the frame is compressed once
+    // per batch, so the extra cost per delivery is the compression divided by 1,000.
+    for (name, audience) in [
+        ("batch50_to_1000_queues", Audience::plain()),
+        (
+            "batch50_to_1000_queues_deflate",
+            Audience {
+                deflate: true,
+                ..Audience::plain()
+            },
+        ),
+    ] {
+        let mut hub = Hub::new(50);
+        for key in 0..SUBSCRIBERS {
+            hub.subscribe(&session, ConnId { key, gen: 1 }, audience.clone());
+        }
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                hub.publish(&batch);
+                hub.flush(
+                    |aud, s, evs| encoder.encode(aud, s, evs, 1_732_550_000_000),
+                    |conn, frame: &Bytes, info| {
+                        let span = EventSpan {
+                            session: info.session.clone(),
+                            first_seq: info.first_seq,
+                            last_seq: info.last_seq,
+                            count: info.count,
+                        };
+                        queues[conn.key as usize].push_events(frame.clone(), span);
+                    },
+                );
+                for q in &mut queues {
+                    black_box(q.flush(&mut sink).ok());
+                }
+            })
+        });
+    }
     g.finish();
 
     let refs: Vec<&Event> = batch.iter().map(|e| &**e).collect();
@@ -104,5 +117,24 @@ fn fanout(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fanout);
+/// The hasher of the session tables: 10,000 session ids like clients send, looked up
+/// with std's SipHash and with `tracecast::hash` (foldhash, OS-seeded).
+fn session_lookup(c: &mut Criterion) {
+    let ids: Vec<Arc<str>> = (0..10_000)
+        .map(|i| format!("swarm-{i:05}-7f3a9c2e").into())
+        .collect();
+    let sip: std::collections::HashMap<Arc<str>, u32> = ids.iter().cloned().zip(0..).collect();
+    let fold: tracecast::hash::Map<Arc<str>, u32> = ids.iter().cloned().zip(0..).collect();
+    let mut g = c.benchmark_group("session_lookup");
+    g.throughput(Throughput::Elements(ids.len() as u64));
+    g.bench_function("siphash_10k", |b| {
+        b.iter(|| ids.iter().filter_map(|id| sip.get(&**id)).sum::<u32>())
+    });
+    g.bench_function("foldhash_10k", |b| {
+        b.iter(|| ids.iter().filter_map(|id| fold.get(&**id)).sum::<u32>())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, fanout, session_lookup);
 criterion_main!(benches);

@@ -31,6 +31,7 @@ pub mod config;
 pub mod event;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hash;
 pub mod http;
 pub mod hub;
 pub mod ingest;

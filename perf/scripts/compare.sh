@@ -5,7 +5,8 @@
 # Usage: perf/scripts/compare.sh [fixed|flat|idle|start|all]   (default: fixed)
 #
 # Environment (all optional):
-#   SERVERS="tracecast node"   servers to run, in this order within each round
+#   SERVERS="tracecast node tokio"   servers to run, in this order within each round
+#                              (tokio: perf/peers/tokio-ws, tokio + tokio-tungstenite)
 #   ROUNDS=3                   rounds (each runs every server once)
 #   DURATION / WARMUP          measured / unmeasured seconds (per-scenario defaults below)
 #   MAX_OUTSTANDING=100000     flat: closed-loop bound on undelivered deliveries
@@ -14,6 +15,7 @@
 #   TRACECAST_CONFIG_EXTRA     TOML appended to the generated tracecast config (top-level
 #                              keys must come before the [rate_limit] table, so use tables)
 #   NODE_CMD                   default: node perf/peers/node-ws/server.js {PORT}
+#   TOKIO_CMD                  default: perf/peers/tokio-ws/target/release/tokio-ws-peer {PORT}
 #   PORT=18080                 port the servers listen on (one at a time)
 #   SERVER_CORE=0 LOADGEN_CORE=1   taskset pinning
 #   NICE=-10                   run server and loadgen at this nice level (root) so other
@@ -30,7 +32,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 SCENARIO="${1:-fixed}"
-SERVERS="${SERVERS:-tracecast node}"
+SERVERS="${SERVERS:-tracecast node tokio}"
 ROUNDS="${ROUNDS:-3}"
 PORT="${PORT:-18080}"
 SERVER_CORE="${SERVER_CORE:-0}"
@@ -81,6 +83,8 @@ DEFAULT_TRACECAST_CMD="$TARGET/release/tracecast serve --port {PORT} --ephemeral
 DEFAULT_NODE_CMD="node $ROOT/perf/peers/node-ws/server.js {PORT}"
 TRACECAST_CMD="${TRACECAST_CMD:-$DEFAULT_TRACECAST_CMD}"
 NODE_CMD="${NODE_CMD:-$DEFAULT_NODE_CMD}"
+DEFAULT_TOKIO_CMD="$ROOT/perf/peers/tokio-ws/target/release/tokio-ws-peer {PORT}"
+TOKIO_CMD="${TOKIO_CMD:-$DEFAULT_TOKIO_CMD}"
 
 if [ -z "${SKIP_BUILD:-}" ]; then
   echo "== building (release)" >&2
@@ -92,6 +96,10 @@ if [ -z "${SKIP_BUILD:-}" ]; then
   case " $SERVERS " in *" node "*)
     (cd perf/peers/node-ws && npm install --no-audit --no-fund --silent) >&2 ;;
   esac
+  case " $SERVERS " in *" tokio "*)
+    # Its own workspace and target directory: tokio never enters tracecast's build.
+    cargo build --release --manifest-path perf/peers/tokio-ws/Cargo.toml >&2 ;;
+  esac
 fi
 [ -x "$LOADGEN" ] || { echo "compare.sh: $LOADGEN missing (build it or unset SKIP_BUILD)" >&2; exit 2; }
 
@@ -100,6 +108,7 @@ server_cmd() {
   case "$1" in
     tracecast) tpl="$TRACECAST_CMD" ;;
     node) tpl="$NODE_CMD" ;;
+    tokio) tpl="$TOKIO_CMD" ;;
     *) echo "compare.sh: unknown server $1" >&2; return 2 ;;
   esac
   tpl="${tpl//\{PORT\}/$PORT}"
@@ -111,7 +120,7 @@ start_server() {
   cmd="$(server_cmd "$name")"
   # exec keeps the pid we record the server's own, so /proc/PID is the server.
   # tracecast refuses unknown TRACECAST_* variables, so this script's own stay here.
-  env -u TRACECAST_CMD -u TRACECAST_CONFIG_EXTRA -u TRACECAST_TOKEN \
+  env -u TRACECAST_CMD -u TRACECAST_CONFIG_EXTRA -u TRACECAST_TOKEN -u TOKIO_CMD \
     bash -c "exec nice -n $NICE taskset -c $SERVER_CORE $cmd" >"$WORK/$name.log" 2>&1 &
   SERVER_PID=$!
   local deadline=$((SECONDS + 20))

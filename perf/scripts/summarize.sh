@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# summarize.sh RESULTS.jsonl — medians per scenario and server, and tracecast/node ratios.
+# summarize.sh RESULTS.jsonl — medians per scenario and server, and tracecast/<peer>
+# ratios for every other server in the file (node, tokio, …).
 #
-# Ratios are tracecast ÷ node: below 1 is better for tracecast on CPU, RSS and latency;
+# Ratios are tracecast ÷ peer: below 1 is better for tracecast on CPU, RSS and latency;
 # above 1 is better for tracecast on throughput.
 set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 RESULTS.jsonl" >&2; exit 2; }
@@ -33,20 +34,19 @@ jq -rs '
     | ($runs[0].scenario) as $sc
     | (reduce ($runs | group_by(.server))[] as $g ({}; .[$g[0].server] = ($g | row))) as $by
     | { scenario: $sc, servers: $by,
-        tracecast_over_node: (
-          if ($by.tracecast and $by.node) then
-            { server_cpu_pct: ratio($by.tracecast.server_cpu_pct; $by.node.server_cpu_pct),
-              cpu_ns_per_delivery: ratio($by.tracecast.cpu_ns_per_delivery; $by.node.cpu_ns_per_delivery),
-              deliveries_per_sec: ratio($by.tracecast.deliveries_per_sec; $by.node.deliveries_per_sec),
-              p99_us: ratio($by.tracecast.p99_us; $by.node.p99_us),
-              peak_rss_kb: ratio($by.tracecast.peak_rss_kb; $by.node.peak_rss_kb),
-              rss_end_kb: ratio($by.tracecast.rss_end_kb; $by.node.rss_end_kb) }
-          else null end) })
+        over: [ $by | keys[] | select(. != "tracecast") as $peer | select($by.tracecast)
+          | { peer: $peer, r: {
+              server_cpu_pct: ratio($by.tracecast.server_cpu_pct; $by[$peer].server_cpu_pct),
+              cpu_ns_per_delivery: ratio($by.tracecast.cpu_ns_per_delivery; $by[$peer].cpu_ns_per_delivery),
+              deliveries_per_sec: ratio($by.tracecast.deliveries_per_sec; $by[$peer].deliveries_per_sec),
+              p99_us: ratio($by.tracecast.p99_us; $by[$peer].p99_us),
+              peak_rss_kb: ratio($by.tracecast.peak_rss_kb; $by[$peer].peak_rss_kb),
+              rss_end_kb: ratio($by.tracecast.rss_end_kb; $by[$peer].rss_end_kb) } } ] })
   | . as $all
   | ($all[]
      | "== \(.scenario)",
        (.servers | to_entries[] | "  \(.key): \(.value | tostring)"),
-       (if .tracecast_over_node then "  tracecast/node: \(.tracecast_over_node | tostring)" else empty end)),
+       (.over[] | "  tracecast/\(.peer): \(.r | tostring)")),
     ( ($all | map({key: .scenario, value: .servers}) | from_entries) as $s
       | if ($s.idle and $s.start) then
           "== memory per idle connection (idle rss_end - start rss_end) / idle connections",

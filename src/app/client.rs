@@ -14,7 +14,7 @@ use crate::hub::{Audience, Watch};
 use crate::limits::RateLimiter;
 use crate::ws::WireFormat;
 use bytes::Bytes;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -145,22 +145,22 @@ pub struct Client {
     /// `None` until authenticated (only when auth is enabled).
     pub principal: Option<Principal>,
     /// Subscribed sessions: a set, so subscribing stays O(1) however many there are.
-    pub subs: HashSet<Arc<str>>,
+    pub subs: crate::hash::Set<Arc<str>>,
     pub agents: Option<Arc<[Box<str>]>>,
     /// `filter_events` without `sessionId`: the condition every subscription applies
     /// unless it has its own.
     pub filter_all: Option<Arc<Condition>>,
     /// A subscription's own condition (`subscribe_session.filter`, `filter_events`
     /// with `sessionId`).
-    pub filters: HashMap<Arc<str>, Arc<Condition>>,
+    pub filters: crate::hash::Map<Arc<str>, Arc<Condition>>,
     /// In the order they were set (the first set wins when one event hits several).
     pub breakpoints: Vec<Breakpoint>,
     /// Paused subscriptions: session → seq of the last event handled (the hit).
     /// O(1) per subscription however long it stays paused: the log keeps the rest.
-    pub paused: HashMap<Arc<str>, u64>,
+    pub paused: crate::hash::Map<Arc<str>, u64>,
     /// Subscriptions paused at the end of the log by a `step`: in the hub, waiting to
     /// deliver the next event and pause at it.
-    pub armed: HashSet<Arc<str>>,
+    pub armed: crate::hash::Set<Arc<str>>,
     /// The last pause note recorded (see `dispatch::breakpoints::on_hit`).
     pub last_hit_note: u64,
     pub limiter: RateLimiter,
@@ -191,13 +191,13 @@ impl Client {
             deflate,
             delta,
             principal,
-            subs: HashSet::new(),
+            subs: crate::hash::Set::default(),
             agents: None,
             filter_all: None,
-            filters: HashMap::new(),
+            filters: crate::hash::Map::default(),
             breakpoints: Vec::new(),
-            paused: HashMap::new(),
-            armed: HashSet::new(),
+            paused: crate::hash::Map::default(),
+            armed: crate::hash::Set::default(),
             last_hit_note: 0,
             limiter,
             ping_out: None,

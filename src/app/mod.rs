@@ -45,7 +45,6 @@ use crate::store::Store;
 use bytes::Bytes;
 use commit::{Acks, Sequencer};
 use queue::EventSpan;
-use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use timer::{Timer, Timers};
@@ -97,10 +96,10 @@ pub struct App {
     /// The first ingest of this turn, for the publish→deliver histogram.
     ingested_at: Option<Instant>,
     batch_deadline: Option<Instant>,
-    sessions: HashSet<Arc<str>>,
+    sessions: crate::hash::Set<Arc<str>>,
     /// Compiled conditions by canonical text, so equal conditions share one `Arc` (the
     /// hub tells them apart by pointer first).
-    conditions: HashMap<Box<str>, Weak<Condition>>,
+    conditions: crate::hash::Map<Box<str>, Weak<Condition>>,
     /// Pauses the hub recorded since the shell last took the outbox (see
     /// `dispatch::breakpoints`).
     pending_hits: Vec<(ConnId, dispatch::breakpoints::HitNote)>,
@@ -144,8 +143,8 @@ impl App {
             job_conns: Vec::new(),
             ingested_at: None,
             batch_deadline: None,
-            sessions: HashSet::new(),
-            conditions: HashMap::new(),
+            sessions: crate::hash::Set::default(),
+            conditions: crate::hash::Map::default(),
             pending_hits: Vec::new(),
             config,
         }

@@ -26,7 +26,6 @@ pub mod encode;
 use crate::condition::Condition;
 use crate::event::{Event, EventRef};
 use memo::Memo;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A connection's identity: slab key plus a generation, so a reused slot never receives
@@ -160,7 +159,7 @@ pub struct BatchInfo<'a> {
 /// Subscriptions and pending batches.
 #[derive(Debug, Default)]
 pub struct Hub {
-    routes: HashMap<Arc<str>, SessionRoute>,
+    routes: crate::hash::Map<Arc<str>, SessionRoute>,
     /// Sessions with pending events, in the order they first got one this turn.
     dirty: Vec<Arc<str>>,
     batch_size: usize,

@@ -17,7 +17,6 @@ use super::{
 use crate::config::StorageConfig;
 use crate::event::{Event, EventRef};
 use crate::timetravel::{Checkpoints, EventFacts, SessionState};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 impl Entry for EventRef {
@@ -58,7 +57,7 @@ pub struct MemoryStore {
     per_session: usize,
     checkpoint_every: u64,
     max_sessions: usize,
-    sessions: HashMap<Arc<str>, Box<Session>>,
+    sessions: crate::hash::Map<Arc<str>, Box<Session>>,
     order: SessionOrder,
 }
 
@@ -69,7 +68,7 @@ impl MemoryStore {
             per_session: config.memory_events_per_session.max(1),
             checkpoint_every: config.checkpoint_every,
             max_sessions: config.max_sessions.max(1),
-            sessions: HashMap::new(),
+            sessions: crate::hash::Map::default(),
             order: SessionOrder::default(),
         }
     }

@@ -10,7 +10,7 @@
 use super::{
     Deleted, DeletedRuns, Pending, SessionPage, SessionSummary, StoreError, MAX_SESSIONS_PAGE,
 };
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// The distinct agents of a session: the first inline, the rest in a set allocated when a
@@ -21,7 +21,7 @@ pub(crate) struct Agents {
     first: Option<Arc<str>>,
     // Boxed on purpose: 8 bytes in every session instead of a 48-byte empty set.
     #[allow(clippy::box_collection)]
-    more: Option<Box<HashSet<Arc<str>>>>,
+    more: Option<Box<crate::hash::Set<Arc<str>>>>,
 }
 
 impl Agents {
@@ -162,7 +162,7 @@ pub(crate) fn admit(
     if held.saturating_add(runs().count()) <= max {
         return Ok(());
     }
-    let mut new: HashSet<&str> = HashSet::new();
+    let mut new: crate::hash::Set<&str> = crate::hash::Set::default();
     for id in runs() {
         if !known(id) {
             new.insert(&**id);
@@ -182,7 +182,7 @@ const FORGOTTEN: usize = 4096;
 /// `events_dropped` instead of silence. Bounded: the oldest entry goes first.
 #[derive(Debug, Default)]
 pub(crate) struct Forgotten {
-    runs: HashMap<Arc<str>, (u64, u64, u64, u64)>,
+    runs: crate::hash::Map<Arc<str>, (u64, u64, u64, u64)>,
     /// Ids in the order they were forgotten, with the stamp of that entry (an id forgotten
     /// twice has a stale entry here that must not remove the newer one).
     order: VecDeque<(Arc<str>, u64)>,

@@ -44,7 +44,7 @@ use segments::{write_hwm, Segment};
 pub(crate) use sparse::Loc;
 use sparse::SparseIndex;
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -113,7 +113,7 @@ pub struct LogStore {
     next_seq: u64,
     reserved: u64,
     durable: u64,
-    sessions: HashMap<Arc<str>, Box<Session>>,
+    sessions: crate::hash::Map<Arc<str>, Box<Session>>,
     /// Creation order of `sessions`, for pages of the session list.
     order: SessionOrder,
     /// Sessions retention forgot lately, for `sinceSeq` resumes.
@@ -124,7 +124,7 @@ pub struct LogStore {
     /// A batch was refused for `max_sessions` since the count last went down: warn once
     /// per such episode, not once per refused batch.
     at_session_limit: bool,
-    kinds: HashSet<Arc<str>>,
+    kinds: crate::hash::Set<Arc<str>>,
     policy: FsyncPolicy,
     segment_bytes: u64,
     retention_bytes: u64,
@@ -149,7 +149,7 @@ pub struct LogStore {
     /// same range neither reads nor counts its way past the earlier ones again.
     time_cursor: Cell<Option<TimeCursor>>,
     /// Checkpoints saved by an earlier run (`saved.rs`), per session, checked on use.
-    saved: HashMap<Arc<str>, saved::Saved>,
+    saved: crate::hash::Map<Arc<str>, saved::Saved>,
     /// A lazy fold advanced since the checkpoints were last saved.
     tt_dirty: Cell<bool>,
 }

@@ -16,7 +16,7 @@
 use super::{Session, RECENT_BUDGET, RECENT_CACHE};
 use crate::event::{Event, EventRef};
 use std::cell::Cell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// What an event held in a cache is charged: its bytes, the `Event` and its `Arc`
@@ -136,14 +136,14 @@ impl RecentCache {
 
     /// Drops queue entries of sessions that no longer have a cache (after sessions were
     /// forgotten), so the queue stays as long as the caches are many.
-    pub(super) fn forget_stale(&mut self, sessions: &HashMap<Arc<str>, Box<Session>>) {
+    pub(super) fn forget_stale(&mut self, sessions: &crate::hash::Map<Arc<str>, Box<Session>>) {
         self.queue
             .retain(|id| sessions.get(id).is_some_and(|s| s.recent.is_some()));
     }
 
     /// Drops whole caches, oldest first with a second chance for used ones, until the
     /// total is within the budget.
-    pub(super) fn evict(&mut self, sessions: &mut HashMap<Arc<str>, Box<Session>>) {
+    pub(super) fn evict(&mut self, sessions: &mut crate::hash::Map<Arc<str>, Box<Session>>) {
         while self.bytes > self.budget {
             let Some(id) = self.queue.pop_front() else {
                 break;

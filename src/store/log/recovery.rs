@@ -12,7 +12,7 @@ use crate::store::fail_points::FailPoints;
 use crate::store::health::HealthTracker;
 use crate::store::record::{self, DecodeError, EntryRef};
 use crate::store::sync::{SyncMsg, SyncThread};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -87,13 +87,13 @@ impl LogStore {
             next_seq: 1,
             reserved: 0,
             durable: 0,
-            sessions: HashMap::new(),
+            sessions: crate::hash::Map::default(),
             order: Default::default(),
             forgotten: Default::default(),
             cache: Default::default(),
             max_sessions: config.max_sessions.max(1),
             at_session_limit: false,
-            kinds: HashSet::new(),
+            kinds: crate::hash::Set::default(),
             policy: config.fsync,
             segment_bytes: config.segment_bytes.clamp(4096, MAX_SEGMENT_BYTES),
             retention_bytes: config.retention_bytes,
@@ -117,7 +117,7 @@ impl LogStore {
             faults,
             cursor: Default::default(),
             time_cursor: Default::default(),
-            saved: HashMap::new(),
+            saved: crate::hash::Map::default(),
             tt_dirty: Default::default(),
         };
         let mut report = RecoveryReport::default();

@@ -27,7 +27,6 @@
 //! of the last event the snapshot folded, `max_ts` the largest timestamp among its events.
 
 use crate::timetravel::{AgentState, SessionState, TaskState};
-use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -85,8 +84,8 @@ impl Saved {
 
 /// Reads the section heads of the saved file; the states stay on disk until used.
 /// A missing file is no checkpoints; a damaged one is as much of it as checks out.
-pub(super) fn load(dir: &Path) -> HashMap<Arc<str>, Saved> {
-    let mut out = HashMap::new();
+pub(super) fn load(dir: &Path) -> crate::hash::Map<Arc<str>, Saved> {
+    let mut out = crate::hash::Map::default();
     let path = dir.join(FILE);
     let Ok(file) = File::open(&path) else {
         return out;
