@@ -68,3 +68,42 @@ fn invalid_text_is_failed_before_the_rest_of_its_frame_arrives() {
         .expect("first part of the frame");
     assert_eq!(raw.close_code(), Some(1007));
 }
+
+#[test]
+fn a_client_that_narrows_the_server_window_gets_deflate_and_uncompressed_messages() {
+    // Autobahn 13.3/13.5: the client offers server_max_window_bits=8. Shared frames are
+    // compressed once with a 15-bit window, so the server accepts the offer, takes the
+    // client's compressed messages, and sends its own uncompressed (RSV1 clear), which
+    // RFC 7692 allows message by message. A full offer gets compressed frames back.
+    let s = TestServer::start("[debug]\necho_path = \"/echo\"\n[storage]\npersist = false\n");
+    let text = "a message long enough to be compressed when the window allows it. ".repeat(40);
+    let compressed = tracecast::ws::compress(text.as_bytes(), 6);
+    for (offer, want_b0) in [
+        (
+            "permessage-deflate; server_max_window_bits=8; client_max_window_bits=8",
+            0x81,
+        ),
+        ("permessage-deflate", 0xC1),
+    ] {
+        let (code, head, raw) =
+            raw_upgrade(&s.addr, "/echo", &[("Sec-WebSocket-Extensions", offer)]);
+        assert_eq!(code, 101, "{offer}");
+        assert!(head.contains("permessage-deflate"), "{offer}: {head}");
+        let mut raw = raw.expect("upgraded");
+        raw.frame(0xC1, &compressed, true); // FIN, RSV1, text
+        let (op, payload) = raw.next_frame().expect("the echo");
+        assert_eq!(op, 0x1, "{offer}");
+        assert_eq!(raw.last_b0, want_b0, "{offer}: RSV1 as the window allows");
+        if want_b0 == 0x81 {
+            assert!(head.contains("server_max_window_bits=8"), "{head}");
+            assert_eq!(payload, text.as_bytes());
+        } else {
+            let mut inflater = tracecast::ws::Inflater::new();
+            let mut out = Vec::new();
+            inflater
+                .decompress(&payload, 1 << 20, &mut out)
+                .expect("inflates");
+            assert_eq!(out, text.as_bytes());
+        }
+    }
+}

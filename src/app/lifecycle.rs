@@ -113,7 +113,7 @@ impl App {
         let upgrade = negotiate(req, &opts).map_err(|e| e.to_response())?;
         let client = Client::new(
             upgrade.format,
-            upgrade.deflate,
+            upgrade.compress,
             req.query_param("compression").is_some_and(|c| c == "delta"),
             principal,
             RateLimiter::new(&cfg.rate_limit, self.mono_ms()),

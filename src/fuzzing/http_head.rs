@@ -65,6 +65,7 @@ pub fn run(data: &[u8]) {
                     Ok(up) => {
                         assert!(up.response.starts_with(b"HTTP/1.1 101 "));
                         assert!(deflate || !up.deflate);
+                        assert!(up.deflate || !up.compress);
                     }
                     Err(e) => {
                         let _ = e.to_response().to_bytes();

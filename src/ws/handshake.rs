@@ -26,8 +26,14 @@ pub struct HandshakeOptions {
 pub struct Upgrade {
     /// The subscriber's wire format.
     pub format: WireFormat,
-    /// permessage-deflate is on (no context takeover either way).
+    /// permessage-deflate is on (no context takeover either way): the client may send
+    /// compressed messages.
     pub deflate: bool,
+    /// The server compresses what it sends. False when deflate is off, and when the
+    /// client limited the server's window below the 15 bits of the frames every
+    /// subscriber shares: then everything goes out uncompressed (RSV1 clear), which
+    /// RFC 7692 §6 allows message by message.
+    pub compress: bool,
     /// The complete `101 Switching Protocols` response to write.
     pub response: Vec<u8>,
 }
@@ -127,11 +133,12 @@ pub fn negotiate(req: &Request, opts: &HandshakeOptions) -> Result<Upgrade, Hand
         response = response.header("Sec-WebSocket-Protocol", format.subprotocol());
     }
     if let Some(ext) = &extension {
-        response = response.header("Sec-WebSocket-Extensions", ext);
+        response = response.header("Sec-WebSocket-Extensions", &ext.answer);
     }
     Ok(Upgrade {
         format,
         deflate: extension.is_some(),
+        compress: extension.as_ref().is_some_and(|e| e.compress),
         response: response.to_bytes(),
     })
 }
@@ -160,21 +167,42 @@ fn choose_format(req: &Request, allow_binary: bool) -> (WireFormat, bool) {
     }
 }
 
-/// The `Sec-WebSocket-Extensions` answer for the first acceptable permessage-deflate offer.
-fn negotiate_deflate(req: &Request) -> Option<String> {
-    req.headers_named("sec-websocket-extensions")
+/// An accepted permessage-deflate offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Deflate {
+    /// The `Sec-WebSocket-Extensions` answer.
+    answer: String,
+    /// The server may compress with its full window (see [`Upgrade::compress`]).
+    compress: bool,
+}
+
+/// The first acceptable permessage-deflate offer that lets the server compress, else the
+/// first acceptable one at all.
+fn negotiate_deflate(req: &Request) -> Option<Deflate> {
+    let mut fallback = None;
+    for offer in req
+        .headers_named("sec-websocket-extensions")
         .flat_map(|v| v.split(','))
-        .find_map(accept_offer)
+    {
+        match accept_offer(offer) {
+            Some(d) if d.compress => return Some(d),
+            Some(d) => {
+                fallback.get_or_insert(d);
+            }
+            None => {}
+        }
+    }
+    fallback
 }
 
 /// One offer (`permessage-deflate; p1; p2=v`), accepted if we can honour every parameter.
-fn accept_offer(offer: &str) -> Option<String> {
+fn accept_offer(offer: &str) -> Option<Deflate> {
     let mut parts = offer.split(';').map(str::trim);
     if !parts.next()?.eq_ignore_ascii_case("permessage-deflate") {
         return None;
     }
     let mut seen: Vec<String> = Vec::new();
-    let mut echo_server_window = false;
+    let mut server_window = None;
     for param in parts {
         let (name, value) = match param.split_once('=') {
             Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
@@ -187,10 +215,10 @@ fn accept_offer(offer: &str) -> Option<String> {
         }
         match (name.as_str(), value) {
             ("server_no_context_takeover" | "client_no_context_takeover", None) => {}
-            // Smaller server windows cannot share frames with other subscribers.
-            ("server_max_window_bits", Some(v)) if window_bits(v) == Some(15) => {
-                echo_server_window = true
-            }
+            // Shared frames are compressed once with a 15-bit window. A smaller server
+            // window is honoured by never compressing for this client (RFC 7692 §6 lets
+            // any message go uncompressed); it may still send compressed messages.
+            ("server_max_window_bits", Some(v)) => server_window = Some(window_bits(v)?),
             ("client_max_window_bits", None) => {}
             // Our inflater keeps a full window, so any client window is fine.
             ("client_max_window_bits", Some(v)) if window_bits(v).is_some() => {}
@@ -200,10 +228,13 @@ fn accept_offer(offer: &str) -> Option<String> {
     }
     let mut answer =
         String::from("permessage-deflate; server_no_context_takeover; client_no_context_takeover");
-    if echo_server_window {
-        answer.push_str("; server_max_window_bits=15");
+    if let Some(bits) = server_window {
+        answer.push_str(&format!("; server_max_window_bits={bits}"));
     }
-    Some(answer)
+    Some(Deflate {
+        answer,
+        compress: server_window.is_none_or(|b| b == 15),
+    })
 }
 
 /// A window-bits value: 8..=15 written as plain digits (no sign, no leading zero).
@@ -422,10 +453,17 @@ mod tests {
                 "permessage-deflate; server_max_window_bits=15",
                 Some(format!("{base}; server_max_window_bits=15")),
             ),
-            ("permessage-deflate; server_max_window_bits=10", None),
+            (
+                "permessage-deflate; server_max_window_bits=10",
+                Some(format!("{base}; server_max_window_bits=10")),
+            ),
             (
                 "permessage-deflate; server_max_window_bits=10, permessage-deflate",
                 Some(base.into()),
+            ),
+            (
+                "permessage-deflate; server_max_window_bits=8; client_max_window_bits=8",
+                Some(format!("{base}; server_max_window_bits=8")),
             ),
             ("permessage-deflate; server_max_window_bits", None),
             ("permessage-deflate; client_max_window_bits=16", None),
@@ -449,6 +487,11 @@ mod tests {
             )
             .unwrap();
             assert_eq!(u.deflate, want.is_some(), "{offer}");
+            // The server compresses unless the chosen offer narrowed its window.
+            let narrowed = want.as_ref().is_some_and(|w| {
+                w.contains("server_max_window_bits=") && !w.contains("server_max_window_bits=15")
+            });
+            assert_eq!(u.compress, u.deflate && !narrowed, "{offer}");
             let t = text(&u);
             match want {
                 Some(w) => assert!(
