@@ -412,16 +412,42 @@ fn the_otlp_port_serves_only_otlp() {
     assert_eq!(total, 2);
 }
 
-/// Where `.ci/run` put the Python venv with the OpenTelemetry SDK and OTLP exporter.
+/// A Python with the OpenTelemetry SDK and its OTLP/HTTP exporter: `OTLP_TEST_PYTHON`, or
+/// the venv under `target/otel-venv` (`.ci/run` makes it; so does this test, from PyPI, the
+/// first time it runs where python3 exists, so plain `cargo test` needs no set-up step).
 fn python() -> Option<String> {
     if let Ok(p) = std::env::var("OTLP_TEST_PYTHON") {
         return Some(p);
     }
-    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/target/otel-venv/bin/python");
-    if std::path::Path::new(venv).exists() {
-        return Some(venv.into());
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/target/otel-venv");
+    let venv = format!("{dir}/bin/python");
+    let ready = |py: &str| {
+        std::process::Command::new(py)
+            .args([
+                "-c",
+                "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http",
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if ready(&venv) {
+        return Some(venv);
     }
-    None
+    let run = |cmd: &mut std::process::Command| cmd.output().is_ok_and(|o| o.status.success());
+    if !std::path::Path::new(&venv).exists()
+        && !run(std::process::Command::new("python3").args(["-m", "venv", dir]))
+    {
+        return None;
+    }
+    let installed = run(std::process::Command::new(&venv).args([
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "opentelemetry-sdk",
+        "opentelemetry-exporter-otlp-proto-http",
+    ]));
+    (installed && ready(&venv)).then_some(venv)
 }
 
 /// A real agent instrumented with the OpenTelemetry Python SDK (GenAI attributes, nested
@@ -440,8 +466,8 @@ fn a_real_opentelemetry_sdk_agent() {
             return;
         }
         panic!(
-            "no Python with opentelemetry-sdk: run .ci/run (it creates target/otel-venv) \
-             or set OTLP_TEST_PYTHON"
+            "no Python with opentelemetry-sdk: creating target/otel-venv with python3 -m venv \
+             and pip failed; set OTLP_TEST_PYTHON to a Python that has the SDK"
         );
     };
     let s = TestServer::start("");
