@@ -160,10 +160,7 @@ fn eval<'a>(n: &'a Node, cx: &mut Cx<'a>) -> V<'a> {
 /// `undefined` (where JavaScript would throw on `undefined`/`null`, as `?.` reads).
 fn step<'a>(v: V<'a>, key: &str) -> V<'a> {
     match v {
-        V::Obj(o) => match scan::lookup(o, [key]) {
-            Some([found]) => of_value(found),
-            None => V::Undef,
-        },
+        V::Obj(o) => scan::lookup_one(o, key).map_or(V::Undef, of_value),
         V::Lit(s) if key == "length" => V::Num(s.encode_utf16().count() as f64),
         V::Json(s) if key == "length" => V::Num(utf16_len(s) as f64),
         V::Arr(a) if key == "length" => V::Num(array_items(a).count() as f64),
