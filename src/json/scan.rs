@@ -465,7 +465,7 @@ impl<'j> Value<'j> {
 
     /// Classifies `v`, which [`value_end`] already delimited (a member's value): its
     /// brackets are known to balance, so a container is not walked again.
-    fn exact(v: &'j [u8]) -> Option<Self> {
+    pub(crate) fn exact(v: &'j [u8]) -> Option<Self> {
         Some(match *v.first()? {
             b'"' => match JsonStr::at(v, 0)? {
                 (s, end) if end == v.len() => Value::Str(s),
@@ -616,6 +616,15 @@ pub fn lookup<'j, const N: usize>(object: &'j [u8], keys: [&str; N]) -> Option<[
 /// [`Members::finish`], in one loop without the iterator's state (the condition
 /// evaluator's every property read is this).
 pub fn lookup_one<'j>(object: &'j [u8], key: &str) -> Option<Value<'j>> {
+    match lookup_one_raw(object, key)? {
+        Some(raw) => Value::exact(raw),
+        None => Some(Value::Missing),
+    }
+}
+
+/// [`lookup_one`] before classifying: the bytes of `key`'s last value, `Some(None)` when
+/// it is absent, `None` when `object` is not one whole object.
+pub fn lookup_one_raw<'j>(object: &'j [u8], key: &str) -> Option<Option<&'j [u8]>> {
     let want = key.as_bytes();
     let mut at = skip_ws(object, 0);
     if object.get(at) != Some(&b'{') {
@@ -657,10 +666,7 @@ pub fn lookup_one<'j>(object: &'j [u8], key: &str) -> Option<Value<'j>> {
     if skip_ws(object, at) != object.len() {
         return None;
     }
-    match found {
-        Some(raw) => Value::exact(raw),
-        None => Some(Value::Missing),
-    }
+    Some(found)
 }
 
 /// The value at `path` in the object `json` (`["data", "metrics", "latency"]` for
@@ -1042,6 +1048,22 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn lookup_one_reads_as_lookup_on_any_bytes() {
+        let mut docs = DOCS.to_vec();
+        docs.push(r#"{"a":1,"t\u0079pe":"x","a":[2],"b":{"a":3},"type":"y"}"#);
+        docs.push(r#"{"a":1.,"b":2, "c" : tru , "d":"\u00"}"#);
+        torture(&docs, |b| {
+            for key in ["a", "b", "c", "d", "data", "type", "k", "zz", ""] {
+                let [want] = match lookup(b, [key]) {
+                    Some(v) => v.map(Some),
+                    None => [None],
+                };
+                assert_eq!(lookup_one(b, key), want, "{key:?} in {:?}", String::from_utf8_lossy(b));
+            }
+        });
     }
 
     #[test]
