@@ -75,7 +75,11 @@ fn shared_top_level_probes_change_no_verdict() {
     let mut events: Vec<&str> = cases.iter().filter_map(|c| c["event"].as_str()).collect();
     events.sort_unstable();
     events.dedup();
-    events.extend([r#"{"data":1,"data":{"status":"error","retries":3}}"#, "{\"data\":", "[1]"]);
+    events.extend([
+        r#"{"data":1,"data":{"status":"error","retries":3}}"#,
+        "{\"data\":",
+        "[1]",
+    ]);
     let mut checked = 0;
     for event in &events {
         let json = event.as_bytes();

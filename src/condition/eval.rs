@@ -104,18 +104,21 @@ fn top_read<'a>(json: &'a [u8], key: &str) -> (V<'a>, Option<(usize, usize)>) {
         return (V::Undef, None);
     };
     let start = (raw.as_ptr() as usize).wrapping_sub(json.as_ptr() as usize);
-    let range = Some((start, start.wrapping_add(raw.len())))
-        .filter(|&(s, e)| s <= e && e <= json.len());
+    let range =
+        Some((start, start.wrapping_add(raw.len()))).filter(|&(s, e)| s <= e && e <= json.len());
     (of_value(v), range)
 }
 
 pub fn truthy_of(n: &Node, json: &[u8]) -> bool {
-    truthy(eval(n, &mut Cx {
-        json,
-        top: None,
-        walked: None,
-        shared: None,
-    }))
+    truthy(eval(
+        n,
+        &mut Cx {
+            json,
+            top: None,
+            walked: None,
+            shared: None,
+        },
+    ))
 }
 
 /// [`truthy_of`], reading the top-level field through `probe` and leaving there the

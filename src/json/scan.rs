@@ -135,7 +135,10 @@ pub fn value_end(json: &[u8], at: usize) -> Option<usize> {
                 // Bytewise through a table (one load and test a byte): inside an event's
                 // objects a quote comes every few bytes, too often for a word-at-a-time
                 // search to pay off (measured).
-                while !json.get(i).is_some_and(|b| CLASS[usize::from(*b)] & STRUCTURAL != 0) {
+                while json
+                    .get(i)
+                    .is_none_or(|b| CLASS[usize::from(*b)] & STRUCTURAL == 0)
+                {
                     if i >= json.len() {
                         return None;
                     }
@@ -1061,7 +1064,12 @@ mod tests {
                     Some(v) => v.map(Some),
                     None => [None],
                 };
-                assert_eq!(lookup_one(b, key), want, "{key:?} in {:?}", String::from_utf8_lossy(b));
+                assert_eq!(
+                    lookup_one(b, key),
+                    want,
+                    "{key:?} in {:?}",
+                    String::from_utf8_lossy(b)
+                );
             }
         });
     }
