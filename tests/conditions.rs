@@ -57,3 +57,42 @@ fn evaluator_agrees_with_javascript_on_every_row() {
         failures.join("\n")
     );
 }
+
+/// Conditions evaluated one after another on the same event through one shared
+/// top-level probe (as the hub's memo does) give each its own verdict, whatever the
+/// previous condition read: every row against every row's event, in table order.
+#[test]
+fn shared_top_level_probes_change_no_verdict() {
+    use tracecast::condition::TopProbe;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conditions/cases.json");
+    let text = std::fs::read_to_string(path).expect("cases.json");
+    let doc: serde_json::Value = serde_json::from_str(&text).expect("cases.json is JSON");
+    let cases = doc["cases"].as_array().expect("cases");
+    let conds: Vec<Condition> = cases
+        .iter()
+        .filter_map(|c| Condition::compile(c["condition"].as_str()?).ok())
+        .collect();
+    let mut events: Vec<&str> = cases.iter().filter_map(|c| c["event"].as_str()).collect();
+    events.sort_unstable();
+    events.dedup();
+    events.extend([
+        r#"{"data":1,"data":{"status":"error","retries":3}}"#,
+        "{\"data\":",
+        "[1]",
+    ]);
+    let mut checked = 0;
+    for event in &events {
+        let json = event.as_bytes();
+        let mut probe = TopProbe::default();
+        for (i, c) in conds.iter().enumerate() {
+            assert_eq!(
+                c.matches_sharing(json, &mut probe),
+                c.matches(json),
+                "#{i} {} on {event}",
+                c.canonical()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 5_000, "{checked} pairs checked");
+}

@@ -51,17 +51,108 @@ fn of_lit(l: &Lit) -> V<'_> {
 
 /// One evaluation's context: the event, and the top-level field read last (a typical
 /// condition reads `data.…` more than once; the event's top level is walked once).
-struct Cx<'a> {
+struct Cx<'a, 'c> {
     json: &'a [u8],
     top: Option<(&'a str, V<'a>)>,
+    /// Set when this evaluation walked the top level itself: the key and the value's
+    /// offsets, for [`truthy_sharing`] to leave in the probe.
+    walked: Option<(&'a str, Option<(usize, usize)>)>,
+    /// The top-level field another condition read on this event (see [`TopProbe`]).
+    shared: Option<&'c TopProbe>,
+}
+
+/// The last top-level field read on one event, kept by the caller between the
+/// conditions it evaluates on that event (the hub's memo: ten filters reading `data.…`
+/// walk the event's top level once, not ten times). A probe is tied to the bytes it was
+/// filled from and ignored for any others.
+#[derive(Debug, Default)]
+pub struct TopProbe {
+    /// Address and length of the event bytes it was filled from (`usize::MAX`: empty).
+    event: (usize, usize),
+    key: String,
+    /// Offsets of the field's value in the event, `None` when reading it gives
+    /// `undefined` (absent, or the event or the value malformed).
+    value: Option<(usize, usize)>,
+}
+
+impl TopProbe {
+    /// Forgets what it held.
+    pub fn clear(&mut self) {
+        self.event = (usize::MAX, 0);
+    }
+
+    fn holds<'a>(&self, json: &'a [u8], key: &str) -> Option<V<'a>> {
+        if self.event != (json.as_ptr() as usize, json.len()) || self.key != key {
+            return None;
+        }
+        Some(match self.value {
+            Some((start, end)) => json
+                .get(start..end)
+                .and_then(Value::exact)
+                .map_or(V::Undef, of_value),
+            None => V::Undef,
+        })
+    }
+}
+
+/// A top-level read: the value, and its offsets in `json` when it is not `undefined`.
+fn top_read<'a>(json: &'a [u8], key: &str) -> (V<'a>, Option<(usize, usize)>) {
+    let Some(Some(raw)) = scan::lookup_one_raw(json, key) else {
+        return (V::Undef, None);
+    };
+    let Some(v) = Value::exact(raw) else {
+        return (V::Undef, None);
+    };
+    let start = (raw.as_ptr() as usize).wrapping_sub(json.as_ptr() as usize);
+    let range =
+        Some((start, start.wrapping_add(raw.len()))).filter(|&(s, e)| s <= e && e <= json.len());
+    (of_value(v), range)
 }
 
 pub fn truthy_of(n: &Node, json: &[u8]) -> bool {
-    truthy(eval(n, &mut Cx { json, top: None }))
+    truthy(eval(
+        n,
+        &mut Cx {
+            json,
+            top: None,
+            walked: None,
+            shared: None,
+        },
+    ))
+}
+
+/// [`truthy_of`], reading the top-level field through `probe` and leaving there the
+/// one this condition read last.
+pub fn truthy_sharing(n: &Node, json: &[u8], probe: &mut TopProbe) -> bool {
+    let mut cx = Cx {
+        json,
+        top: None,
+        walked: None,
+        shared: Some(probe),
+    };
+    let yes = truthy(eval(n, &mut cx));
+    let Cx { walked, .. } = cx;
+    if let Some((key, range)) = walked {
+        {
+            probe.event = (json.as_ptr() as usize, json.len());
+            probe.key.clear();
+            probe.key.push_str(key);
+            probe.value = range;
+        }
+    }
+    yes
 }
 
 pub fn value_text(n: &Node, json: &[u8]) -> String {
-    match eval(n, &mut Cx { json, top: None }) {
+    match eval(
+        n,
+        &mut Cx {
+            json,
+            top: None,
+            walked: None,
+            shared: None,
+        },
+    ) {
         V::Undef => "undefined".into(),
         V::Null => "null".into(),
         V::Bool(b) => b.to_string(),
@@ -89,7 +180,7 @@ fn truthy(v: V<'_>) -> bool {
     }
 }
 
-fn eval<'a>(n: &'a Node, cx: &mut Cx<'a>) -> V<'a> {
+fn eval<'a>(n: &'a Node, cx: &mut Cx<'a, '_>) -> V<'a> {
     match n {
         Node::Lit(l) => of_lit(l),
         Node::Path(segs) => {
@@ -99,7 +190,15 @@ fn eval<'a>(n: &'a Node, cx: &mut Cx<'a>) -> V<'a> {
             let mut v = match cx.top {
                 Some((k, v)) if k == &**first => v,
                 _ => {
-                    let v = step(V::Obj(cx.json), first);
+                    let v = match cx.shared.and_then(|p| p.holds(cx.json, first)) {
+                        Some(v) => v,
+                        None if cx.shared.is_some() => {
+                            let (v, range) = top_read(cx.json, first);
+                            cx.walked = Some((first, range));
+                            v
+                        }
+                        None => step(V::Obj(cx.json), first),
+                    };
                     cx.top = Some((first, v));
                     v
                 }
@@ -160,10 +259,7 @@ fn eval<'a>(n: &'a Node, cx: &mut Cx<'a>) -> V<'a> {
 /// `undefined` (where JavaScript would throw on `undefined`/`null`, as `?.` reads).
 fn step<'a>(v: V<'a>, key: &str) -> V<'a> {
     match v {
-        V::Obj(o) => match scan::lookup(o, [key]) {
-            Some([found]) => of_value(found),
-            None => V::Undef,
-        },
+        V::Obj(o) => scan::lookup_one(o, key).map_or(V::Undef, of_value),
         V::Lit(s) if key == "length" => V::Num(s.encode_utf16().count() as f64),
         V::Json(s) if key == "length" => V::Num(utf16_len(s) as f64),
         V::Arr(a) if key == "length" => V::Num(array_items(a).count() as f64),

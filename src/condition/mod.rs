@@ -28,6 +28,7 @@ mod lex;
 mod parse;
 
 pub use canon::js_number_string;
+pub use eval::TopProbe;
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -174,6 +175,12 @@ impl Condition {
     /// the condition's value). Bytes that are not an object pass nothing but constants.
     pub fn matches(&self, json: &[u8]) -> bool {
         eval::truthy_of(&self.root, json)
+    }
+
+    /// [`Condition::matches`], sharing the top-level field read with the other
+    /// conditions evaluated on the same event through `probe` (same verdict).
+    pub fn matches_sharing(&self, json: &[u8], probe: &mut TopProbe) -> bool {
+        eval::truthy_sharing(&self.root, json, probe)
     }
 
     /// The JSON text of the condition's value on `json` (for tests and the differential

@@ -6,8 +6,11 @@
 //! Conditions are told apart by pointer first, then by canonical text, so equal
 //! conditions compiled separately still share a slot. The buffers are kept between
 //! batches: routing allocates nothing once they have grown.
+//!
+//! The conditions also share, per event, the top-level field read last ([`TopProbe`]):
+//! ten filters on `data.…` walk an event's top level once between them.
 
-use crate::condition::Condition;
+use crate::condition::{Condition, TopProbe};
 use std::sync::Arc;
 
 /// Verdict not computed yet.
@@ -21,6 +24,8 @@ pub struct Memo {
     /// `conditions.len() × events` verdicts, row per condition.
     verdicts: Vec<u8>,
     events: usize,
+    /// One probe per event of the chunk (grown, never shrunk).
+    probes: Vec<TopProbe>,
     /// Conditions evaluated (the count a test checks "once per event" with).
     pub evaluations: u64,
 }
@@ -31,6 +36,12 @@ impl Memo {
         self.conditions.clear();
         self.verdicts.clear();
         self.events = events;
+        if self.probes.len() < events {
+            self.probes.resize_with(events, TopProbe::default);
+        }
+        for p in self.probes.iter_mut().take(events) {
+            p.clear();
+        }
     }
 
     /// The slot of `cond` in this chunk, added on first use.
@@ -56,7 +67,11 @@ impl Memo {
             Some(NO) => false,
             _ => {
                 self.evaluations += 1;
-                let yes = self.conditions.get(slot).is_some_and(|c| c.matches(json));
+                let yes = match (self.conditions.get(slot), self.probes.get_mut(i)) {
+                    (Some(c), Some(p)) => c.matches_sharing(json, p),
+                    (Some(c), None) => c.matches(json),
+                    (None, _) => false,
+                };
                 if let Some(v) = self.verdicts.get_mut(at) {
                     *v = if yes { YES } else { NO };
                 }

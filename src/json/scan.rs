@@ -124,6 +124,7 @@ pub fn string_end(json: &[u8], at: usize) -> Option<usize> {
 /// `at` is at the first byte of a value; returns the offset just past the value.
 /// Containers are matched by depth (strings inside skipped whole), scalars end at the
 /// next delimiter; [`Value::of`] checks a value's own grammar.
+#[inline]
 pub fn value_end(json: &[u8], at: usize) -> Option<usize> {
     match *json.get(at)? {
         b'"' => string_end(json, at),
@@ -131,12 +132,18 @@ pub fn value_end(json: &[u8], at: usize) -> Option<usize> {
             let mut depth = 0usize;
             let mut i = at;
             loop {
-                // Bytewise: inside an event's objects a quote comes every few bytes,
-                // too often for a word-at-a-time search to pay off (measured).
-                i += json
-                    .get(i..)?
-                    .iter()
-                    .position(|b| matches!(b, b'"' | b'{' | b'[' | b'}' | b']'))?;
+                // Bytewise through a table (one load and test a byte): inside an event's
+                // objects a quote comes every few bytes, too often for a word-at-a-time
+                // search to pay off (measured).
+                while json
+                    .get(i)
+                    .is_none_or(|b| CLASS[usize::from(*b)] & STRUCTURAL == 0)
+                {
+                    if i >= json.len() {
+                        return None;
+                    }
+                    i += 1;
+                }
                 match *json.get(i)? {
                     b'"' => {
                         i = string_end(json, i)?;
@@ -155,15 +162,38 @@ pub fn value_end(json: &[u8], at: usize) -> Option<usize> {
         }
         b',' | b':' | b'}' | b']' => None,
         _ => {
-            let rest = json.get(at..)?;
-            let n = rest
-                .iter()
-                .position(|b| matches!(b, b',' | b'}' | b']') || is_ws(*b))
-                .unwrap_or(rest.len());
-            (n > 0).then_some(at + n)
+            let mut i = at;
+            while json
+                .get(i)
+                .is_some_and(|b| CLASS[usize::from(*b)] & SCALAR_END == 0)
+            {
+                i += 1;
+            }
+            (i > at).then_some(i)
         }
     }
 }
+
+/// [`CLASS`] bit: a byte [`value_end`] stops at inside a container.
+const STRUCTURAL: u8 = 1;
+/// [`CLASS`] bit: a byte that ends a scalar (a delimiter or whitespace).
+const SCALAR_END: u8 = 2;
+
+/// Byte classes for the scanning loops above, so each byte costs one table load.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'"' as usize] = STRUCTURAL;
+    t[b'{' as usize] = STRUCTURAL;
+    t[b'[' as usize] = STRUCTURAL;
+    t[b'}' as usize] = STRUCTURAL | SCALAR_END;
+    t[b']' as usize] = STRUCTURAL | SCALAR_END;
+    t[b',' as usize] = SCALAR_END;
+    t[b' ' as usize] = SCALAR_END;
+    t[b'\t' as usize] = SCALAR_END;
+    t[b'\n' as usize] = SCALAR_END;
+    t[b'\r' as usize] = SCALAR_END;
+    t
+};
 
 /// A JSON string as it sits in the bytes: still quoted, still escaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -438,7 +468,7 @@ impl<'j> Value<'j> {
 
     /// Classifies `v`, which [`value_end`] already delimited (a member's value): its
     /// brackets are known to balance, so a container is not walked again.
-    fn exact(v: &'j [u8]) -> Option<Self> {
+    pub(crate) fn exact(v: &'j [u8]) -> Option<Self> {
         Some(match *v.first()? {
             b'"' => match JsonStr::at(v, 0)? {
                 (s, end) if end == v.len() => Value::Str(s),
@@ -581,6 +611,65 @@ pub fn lookup<'j, const N: usize>(object: &'j [u8], keys: [&str; N]) -> Option<[
         }
     }
     Some(out)
+}
+
+/// What `lookup(object, [key])` gives, `[v]` unwrapped: the value of `key`'s last
+/// occurrence, [`Value::Missing`], or `None` when `object` is not one whole object or the
+/// value found is malformed. The same grammar checks as [`members`] and
+/// [`Members::finish`], in one loop without the iterator's state (the condition
+/// evaluator's every property read is this).
+pub fn lookup_one<'j>(object: &'j [u8], key: &str) -> Option<Value<'j>> {
+    match lookup_one_raw(object, key)? {
+        Some(raw) => Value::exact(raw),
+        None => Some(Value::Missing),
+    }
+}
+
+/// [`lookup_one`] before classifying: the bytes of `key`'s last value, `Some(None)` when
+/// it is absent, `None` when `object` is not one whole object.
+pub fn lookup_one_raw<'j>(object: &'j [u8], key: &str) -> Option<Option<&'j [u8]>> {
+    let want = key.as_bytes();
+    let mut at = skip_ws(object, 0);
+    if object.get(at) != Some(&b'{') {
+        return None;
+    }
+    at = skip_ws(object, at + 1);
+    let mut found: Option<&'j [u8]> = None;
+    if object.get(at) == Some(&b'}') {
+        at += 1;
+    } else {
+        loop {
+            let (key_end, escaped) = string_token(object, at)?;
+            let token = object.get(at..key_end)?;
+            let hit = if escaped {
+                JsonStr { token, escaped }.eq_str(key)
+            } else {
+                token.len() == want.len() + 2 && token.get(1..token.len() - 1) == Some(want)
+            };
+            let mut p = skip_ws(object, key_end);
+            if object.get(p) != Some(&b':') {
+                return None;
+            }
+            p = skip_ws(object, p + 1);
+            let end = value_end(object, p)?;
+            if hit {
+                found = Some(object.get(p..end)?);
+            }
+            p = skip_ws(object, end);
+            match object.get(p) {
+                Some(b',') => at = skip_ws(object, p + 1),
+                Some(b'}') => {
+                    at = p + 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    if skip_ws(object, at) != object.len() {
+        return None;
+    }
+    Some(found)
 }
 
 /// The value at `path` in the object `json` (`["data", "metrics", "latency"]` for
@@ -962,6 +1051,27 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn lookup_one_reads_as_lookup_on_any_bytes() {
+        let mut docs = DOCS.to_vec();
+        docs.push(r#"{"a":1,"t\u0079pe":"x","a":[2],"b":{"a":3},"type":"y"}"#);
+        docs.push(r#"{"a":1.,"b":2, "c" : tru , "d":"\u00"}"#);
+        torture(&docs, |b| {
+            for key in ["a", "b", "c", "d", "data", "type", "k", "zz", ""] {
+                let [want] = match lookup(b, [key]) {
+                    Some(v) => v.map(Some),
+                    None => [None],
+                };
+                assert_eq!(
+                    lookup_one(b, key),
+                    want,
+                    "{key:?} in {:?}",
+                    String::from_utf8_lossy(b)
+                );
+            }
+        });
     }
 
     #[test]
