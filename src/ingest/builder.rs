@@ -204,6 +204,22 @@ impl<'c> EventBuilder<'c> {
         self.member("performance", object)
     }
 
+    /// A member whose value is a JSON object that this process wrote itself with the
+    /// `json` layer's writer (a front end mapping a foreign format, such as OTLP): its
+    /// grammar and its one-line form hold by construction, so the parse and the
+    /// control-byte scan of [`EventBuilder::member`] are skipped (debug builds still run
+    /// them). The §2 rule for `key` still applies, and size limits are checked at finish
+    /// as for every event. Never for bytes a client sent.
+    pub fn written_object(&mut self, key: &str, object: &[u8]) -> Result<&mut Self, IngestError> {
+        debug_assert!(
+            matches!(Value::of(object), Some(Value::Object(_))) && !super::raw::has_control(object),
+            "written_object got bytes that are not one JSON object on one line"
+        );
+        let keep = self.check(key, FieldValue::Object)?;
+        self.push(keep, key, |out| out.extend_from_slice(object));
+        Ok(self)
+    }
+
     /// Any member, its value given as the bytes of one JSON value, kept verbatim (SPEC
     /// §2: "anything else"). A §2 field name gets that field's rule, so `seq` is
     /// refused here as from a producer.

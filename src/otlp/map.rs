@@ -341,7 +341,9 @@ fn map_span(
         if let Some(d) = duration {
             b.duration(d)?;
         }
-        b.data(&w.data)?.metadata(&w.metadata)?;
+        // Both objects were written just above by the json layer's writer.
+        b.written_object("data", &w.data)?
+            .written_object("metadata", &w.metadata)?;
         out.push(b.finish()?);
         Ok(())
     };
