@@ -61,7 +61,7 @@ fn write(n: &Node, min: u8, out: &mut String) {
             }
         }
         Node::Member(base, name) => {
-            write(base, 6, out);
+            write_receiver(base, out);
             out.push('.');
             out.push_str(name);
         }
@@ -104,7 +104,7 @@ fn write(n: &Node, min: u8, out: &mut String) {
             out.push(']');
         }
         Node::Call(m, recv, arg) => {
-            write(recv, 6, out);
+            write_receiver(recv, out);
             out.push_str(match m {
                 Method::Includes => ".includes(",
                 Method::StartsWith => ".startsWith(",
@@ -121,6 +121,18 @@ fn write(n: &Node, min: u8, out: &mut String) {
     }
     if paren {
         out.push(')');
+    }
+}
+
+/// What stands before `.name` or `.method(…)`. A number literal is parenthesized: its
+/// digits would take the dot (`3333.E7` is a number, `(3333).E7` a member of one).
+fn write_receiver(base: &Node, out: &mut String) {
+    if let Node::Lit(l @ Lit::Num(_)) = base {
+        out.push('(');
+        lit(l, out);
+        out.push(')');
+    } else {
+        write(base, 6, out);
     }
 }
 

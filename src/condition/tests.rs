@@ -126,3 +126,23 @@ fn bad_event_bytes_never_panic_and_match_only_constants() {
     }
     assert!(Condition::compile("true").unwrap().matches(b"garbage"));
 }
+
+/// Found by the `condition` fuzz target: a member or method of a number literal printed
+/// as `3333.E7` re-read as the number 3333e7. The canonical form parenthesizes the number,
+/// and reading it back gives the same condition.
+#[test]
+fn a_number_before_a_dot_keeps_its_meaning_in_canonical_form() {
+    for (src, want) in [
+        ("3333..E71033333333332333", "(3333).E71033333333332333"),
+        ("4..reerits", "(4).reerits"),
+        ("(5).length == 1", "(5).length == 1"),
+        ("(1.5).includes(\"a\")", "(1.5).includes(\"a\")"),
+        ("(-2).x", "(-2).x"),
+        ("Infinity.x", "(Infinity).x"),
+    ] {
+        let c = Condition::compile(src).unwrap_or_else(|e| panic!("{src}: {e}"));
+        assert_eq!(c.canonical(), want, "{src}");
+        let again = Condition::compile(c.canonical()).unwrap_or_else(|e| panic!("{want}: {e}"));
+        assert_eq!(again.canonical(), want, "{src}: canonical form is stable");
+    }
+}
