@@ -75,38 +75,31 @@ impl Server {
                 ws.client.messages_out += 1;
                 self.app.metrics.messages_sent += 1;
                 conn.out.queue_catch_up(d.frame, d.span.count);
-                note_io(
-                    &mut conn.out,
-                    d.conn,
-                    self.app.now,
-                    &mut self.dirty,
-                    &mut self.app.timers,
-                );
-                continue;
-            }
-            if conn.out.queue.would_congest(d.frame.len()) {
-                // Write what is queued before judging: only a client whose socket is
-                // also full is slow.
-                if let Err(e) = conn.flush(&mut self.app.metrics.bytes_sent) {
-                    tracing::debug!(conn = d.conn.key, error = %e, "write failed");
-                    conn.kill(&mut self.dying);
-                    continue;
-                }
-            }
-            match conn.out.queue.push_events(d.frame, d.span) {
-                Admit::Queued => {
-                    self.app.metrics.messages_sent += 1;
-                    if let Phase::Ws(ws) = &mut conn.phase {
-                        ws.client.messages_out += 1;
+            } else {
+                if conn.out.queue.would_congest(d.frame.len()) {
+                    // Write what is queued before judging: only a client whose socket is
+                    // also full is slow.
+                    if let Err(e) = conn.flush(&mut self.app.metrics.bytes_sent) {
+                        tracing::debug!(conn = d.conn.key, error = %e, "write failed");
+                        conn.kill(&mut self.dying);
+                        continue;
                     }
                 }
-                Admit::Dropped => {}
-                Admit::Disconnect => {
-                    conn.out.queue.discard_unsent();
-                    conn.out.close_with(close_frame(
-                        close_code::BACKPRESSURE,
-                        "client too slow; resume with sinceSeq",
-                    ));
+                match conn.out.queue.push_events(d.frame, d.span) {
+                    Admit::Queued => {
+                        self.app.metrics.messages_sent += 1;
+                        if let Phase::Ws(ws) = &mut conn.phase {
+                            ws.client.messages_out += 1;
+                        }
+                    }
+                    Admit::Dropped => {}
+                    Admit::Disconnect => {
+                        conn.out.queue.discard_unsent();
+                        conn.out.close_with(close_frame(
+                            close_code::BACKPRESSURE,
+                            "client too slow; resume with sinceSeq",
+                        ));
+                    }
                 }
             }
             // What the policy dropped here is tallied when the connection is flushed
